@@ -1,0 +1,28 @@
+"""Evaluation results kept as data: every entry of evaluations.yaml becomes one FINISHED run."""
+
+from pathlib import Path
+
+import pulumi
+import yaml
+
+from pulumi_mlflow_runs import Experiment, ExperimentRun
+
+spec = yaml.safe_load((Path(__file__).parent / "evaluations.yaml").read_text())
+experiment = Experiment("evaluations", name=f"{spec['experiment']}-{pulumi.get_stack()}")
+
+results = {}
+for entry in spec["evaluations"]:
+    run = ExperimentRun(
+        entry["name"],
+        experiment_id=experiment.experiment_id,
+        run_name=entry["name"],
+        status="FINISHED",
+        params={"model": entry["model"], **entry.get("params", {})},
+        tags=entry.get("tags", {}),
+        metrics=[{"key": k, "value": v} for k, v in entry["metrics"].items()],
+        dataset_inputs=[{"dataset": entry["dataset"], "tags": {"mlflow.data.context": "eval"}}],
+    )
+    results[entry["name"]] = run.latest_metrics
+
+pulumi.export("experiment_id", experiment.experiment_id)
+pulumi.export("results", results)

@@ -1,0 +1,72 @@
+"""Declare MLflow experiment runs as Pulumi resources, on Databricks or an open-source tracking server."""
+
+from ._auth import Connection, StackConfig, resolve_connection
+from ._client import ENDPOINTS, MlflowApi
+from ._errors import (
+    ApiError,
+    BadGateway,
+    BadRequest,
+    ConfigurationError,
+    Conflict,
+    EndpointNotFound,
+    GatewayTimeout,
+    InputError,
+    InternalError,
+    InvalidParameterValue,
+    MalformedRequest,
+    MlflowRunsError,
+    NotFound,
+    PermissionDenied,
+    RequestLimitExceeded,
+    RequestTimeout,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    ServiceUnavailable,
+    TooManyRequests,
+    TransportError,
+    Unauthenticated,
+)
+from ._retries import Clock, RetryPolicy, SystemClock, retry_call
+from ._transport import Transport, TransportPool
+from .experiment import Experiment, ExperimentProvider
+from .experiment_run import ExperimentRun, ExperimentRunProvider
+
+__all__ = [
+    "ENDPOINTS",
+    "ApiError",
+    "BadGateway",
+    "BadRequest",
+    "Clock",
+    "ConfigurationError",
+    "Conflict",
+    "Connection",
+    "EndpointNotFound",
+    "Experiment",
+    "ExperimentProvider",
+    "ExperimentRun",
+    "ExperimentRunProvider",
+    "GatewayTimeout",
+    "InputError",
+    "InternalError",
+    "InvalidParameterValue",
+    "MalformedRequest",
+    "MlflowApi",
+    "MlflowRunsError",
+    "NotFound",
+    "PermissionDenied",
+    "RequestLimitExceeded",
+    "RequestTimeout",
+    "ResourceAlreadyExists",
+    "ResourceDoesNotExist",
+    "RetryPolicy",
+    "ServiceUnavailable",
+    "StackConfig",
+    "SystemClock",
+    "TooManyRequests",
+    "Transport",
+    "TransportError",
+    "TransportPool",
+    "Unauthenticated",
+    "resolve_connection",
+    "retry_call",
+]

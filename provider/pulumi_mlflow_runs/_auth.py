@@ -1,0 +1,264 @@
+"""Where to send requests and with which credential: the spec's "Connection, first match wins".
+
+Credentials are held only inside ``httpx.Auth`` objects built at resolution time in the provider host;
+they never sit on a picklable object, in a repr, or in a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._errors import ConfigurationError
+
+ALLOW_HTTP_ENV = "PULUMI_MLFLOW_RUNS_ALLOW_HTTP"
+"""Set to ``1`` to accept plain ``http://`` for a host that is not loopback."""
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+_DATABRICKS_SUFFIXES = (".cloud.databricks.com", ".azuredatabricks.net", ".gcp.databricks.com")
+
+HOW_TO_CONNECT = (
+    "set one of: the resource input 'host' or 'deployment_name'; stack config 'databricks:host' "
+    "(with secret 'databricks:token'); env MLFLOW_TRACKING_URI (http(s)://… with optional "
+    "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or 'databricks' / "
+    "'databricks://PROFILE'); env DATABRICKS_HOST with DATABRICKS_TOKEN; or a ~/.databrickscfg profile "
+    "(DATABRICKS_CONFIG_PROFILE)"
+)
+
+
+class SecretStr:
+    """A string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a credential must not be pickled")
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token.get()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+class BasicAuth(httpx.Auth):
+    def __init__(self, username: str, password: SecretStr) -> None:
+        self._inner = httpx.BasicAuth(username, password.get())
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield from self._inner.auth_flow(request)
+
+    def __repr__(self) -> str:
+        return "BasicAuth(***)"
+
+
+class DatabricksSdkAuth(httpx.Auth):
+    """Databricks unified auth (profiles, OAuth, Azure, GCP...) delegated to databricks-sdk."""
+
+    def __init__(self, sdk_config: Any) -> None:
+        self._cfg = sdk_config
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        for key, value in self._cfg.authenticate().items():
+            request.headers[key] = value
+        yield request
+
+    def __repr__(self) -> str:
+        return "DatabricksSdkAuth(***)"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What ``configure`` read from the stack: the keys the Pulumi Databricks provider uses."""
+
+    host: str | None = None
+    token: SecretStr | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Connection:
+    base_url: str
+    source: str
+    """Which setting chose this server; shown in errors instead of any credential."""
+    databricks: bool
+    auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
+
+
+def validate_deployment_name(name: str) -> str | None:
+    """Return the problem with ``name``, or None."""
+    if not _DNS_LABEL.match(name):
+        return "must be a DNS label: 1-63 letters, digits or '-', not starting or ending with '-'"
+    return None
+
+
+def validate_host(url: str, *, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the problem with a host URL, or None."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not hostname:
+        return "must be an absolute http(s) URL such as https://example.cloud.databricks.com"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry user info (user:password@); give credentials through a token setting"
+    if parts.query or parts.fragment:
+        return "must not have a query string or a fragment"
+    if parts.scheme == "http" and not _is_loopback(hostname):
+        allowed = (env if env is not None else os.environ).get(ALLOW_HTTP_ENV, "") in ("1", "true", "yes")
+        if not allowed:
+            return f"uses plain http to a host that is not loopback; use https, or set {ALLOW_HTTP_ENV}=1 to allow it"
+    return None
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_databricks(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host.endswith(_DATABRICKS_SUFFIXES)
+
+
+def _checked_url(url: str, source: str, env: Mapping[str, str]) -> str:
+    problem = validate_host(url, env=env)
+    if problem:
+        raise ConfigurationError(f"{source} {problem}")
+    return url.rstrip("/")
+
+
+def _sdk_auth(
+    host: str | None, profile: str | None, source: str, env: Mapping[str, str]
+) -> tuple[str, httpx.Auth]:
+    try:
+        from databricks.sdk.core import Config
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{source} needs Databricks unified auth: install 'pulumi-mlflow-runs[databricks]' "
+            "(databricks-sdk), or give a token"
+        ) from exc
+    try:
+        cfg = Config(host=host, profile=profile, config_file=env.get("DATABRICKS_CONFIG_FILE"))
+        cfg.authenticate()
+    except Exception as exc:  # noqa: BLE001 - any SDK failure means "not authenticated"
+        # The SDK's messages name settings, not values; keep only the class to be safe.
+        raise ConfigurationError(
+            f"{source}: Databricks authentication failed ({type(exc).__name__}); {HOW_TO_CONNECT}"
+        ) from None
+    if not cfg.host:
+        raise ConfigurationError(f"{source}: the Databricks profile names no host")
+    return str(cfg.host).rstrip("/"), DatabricksSdkAuth(cfg)
+
+
+def _token_from(env: Mapping[str, str], stack: StackConfig) -> httpx.Auth | None:
+    """Credentials for an explicitly chosen host, in the spec's order of sources."""
+    if stack.token is not None:
+        return BearerAuth(stack.token)
+    if env.get("MLFLOW_TRACKING_TOKEN"):
+        return BearerAuth(SecretStr(env["MLFLOW_TRACKING_TOKEN"]))
+    if env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
+        return BasicAuth(env["MLFLOW_TRACKING_USERNAME"], SecretStr(env["MLFLOW_TRACKING_PASSWORD"]))
+    if env.get("DATABRICKS_TOKEN"):
+        return BearerAuth(SecretStr(env["DATABRICKS_TOKEN"]))
+    return None
+
+
+def resolve_connection(
+    *,
+    host: str | None,
+    deployment_name: str | None,
+    stack: StackConfig,
+    env: Mapping[str, str] | None = None,
+) -> Connection:
+    """Pick the server and credential, first match wins (see the spec's Connection section)."""
+    env = os.environ if env is None else env
+    # 1. the resource's own host or deployment_name
+    if host or deployment_name:
+        if host:
+            source = "resource input 'host'"
+            url = _checked_url(host, source, env)
+        else:
+            assert deployment_name is not None
+            source = "resource input 'deployment_name'"
+            problem = validate_deployment_name(deployment_name)
+            if problem:
+                raise ConfigurationError(f"{source} {problem}")
+            url = f"https://{deployment_name}.cloud.databricks.com"
+        return _with_credentials(url, source, stack, env)
+    # 2. stack config databricks:host / databricks:token
+    if stack.host:
+        source = "stack config 'databricks:host'"
+        return _with_credentials(_checked_url(stack.host, source, env), source, stack, env)
+    # 3. MLFLOW_TRACKING_URI
+    uri = env.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        source = "env MLFLOW_TRACKING_URI"
+        if uri == "databricks" or uri.startswith("databricks://"):
+            profile = uri.partition("://")[2] or env.get("DATABRICKS_CONFIG_PROFILE") or None
+            if env.get("DATABRICKS_HOST") and env.get("DATABRICKS_TOKEN") and not profile:
+                url = _checked_url(env["DATABRICKS_HOST"], "env DATABRICKS_HOST", env)
+                return Connection(url, source, True, BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])))
+            url, auth = _sdk_auth(None, profile, source, env)
+            return Connection(_checked_url(url, source, env), source, True, auth)
+        if not uri.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
+                "file and database URIs cannot be used by a provider"
+            )
+        url = _checked_url(uri, source, env)
+        tracking_auth: httpx.Auth | None = None
+        if env.get("MLFLOW_TRACKING_TOKEN"):
+            tracking_auth = BearerAuth(SecretStr(env["MLFLOW_TRACKING_TOKEN"]))
+        elif env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
+            tracking_auth = BasicAuth(env["MLFLOW_TRACKING_USERNAME"], SecretStr(env["MLFLOW_TRACKING_PASSWORD"]))
+        return Connection(url, source, _is_databricks(url), tracking_auth)
+    # 4. DATABRICKS_HOST / DATABRICKS_TOKEN, or a profile
+    if env.get("DATABRICKS_HOST") and env.get("DATABRICKS_TOKEN"):
+        source = "env DATABRICKS_HOST"
+        url = _checked_url(env["DATABRICKS_HOST"], source, env)
+        return Connection(url, source, True, BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])))
+    profile = env.get("DATABRICKS_CONFIG_PROFILE")
+    cfg_file = env.get("DATABRICKS_CONFIG_FILE") or os.path.expanduser("~/.databrickscfg")
+    if env.get("DATABRICKS_HOST") or profile or os.path.exists(cfg_file):
+        source = f"Databricks profile '{profile or 'DEFAULT'}'"
+        url, sdk_auth = _sdk_auth(env.get("DATABRICKS_HOST"), profile, source, env)
+        return Connection(_checked_url(url, source, env), source, True, sdk_auth)
+    raise ConfigurationError(f"no MLflow tracking server is configured: {HOW_TO_CONNECT}")
+
+
+def _with_credentials(url: str, source: str, stack: StackConfig, env: Mapping[str, str]) -> Connection:
+    databricks = _is_databricks(url)
+    auth = _token_from(env, stack)
+    if auth is None and databricks:
+        _, auth = _sdk_auth(url, env.get("DATABRICKS_CONFIG_PROFILE"), source, env)
+    return Connection(url, source, databricks, auth)

@@ -1,0 +1,163 @@
+"""Typed MLflow REST client: one method per endpoint, every path in one table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+
+from . import _models as m
+from ._transport import Transport
+
+
+class _Endpoint(NamedTuple):
+    method: str
+    path: str
+    idempotent: bool
+    """False where repeating the request could write twice (new run, appended metric points)."""
+
+
+_RUNS = "/api/2.0/mlflow/runs"
+_EXPERIMENTS = "/api/2.0/mlflow/experiments"
+_BULK = "/api/2.0/mlflow/databricks/runs"
+
+ENDPOINTS: dict[str, _Endpoint] = {
+    "runs.get": _Endpoint("GET", f"{_RUNS}/get", True),
+    "runs.create": _Endpoint("POST", f"{_RUNS}/create", False),
+    "runs.update": _Endpoint("POST", f"{_RUNS}/update", True),
+    "runs.delete": _Endpoint("POST", f"{_RUNS}/delete", True),
+    "runs.restore": _Endpoint("POST", f"{_RUNS}/restore", True),
+    "runs.log_batch": _Endpoint("POST", f"{_RUNS}/log-batch", False),
+    "runs.log_metric": _Endpoint("POST", f"{_RUNS}/log-metric", False),
+    "runs.log_param": _Endpoint("POST", f"{_RUNS}/log-parameter", True),
+    "runs.set_tag": _Endpoint("POST", f"{_RUNS}/set-tag", True),
+    "runs.delete_tag": _Endpoint("POST", f"{_RUNS}/delete-tag", True),
+    "runs.log_inputs": _Endpoint("POST", f"{_RUNS}/log-inputs", True),
+    "runs.log_outputs": _Endpoint("POST", f"{_RUNS}/outputs", True),
+    "runs.log_model": _Endpoint("POST", f"{_RUNS}/log-model", True),
+    "runs.search": _Endpoint("POST", f"{_RUNS}/search", True),
+    "runs.delete_bulk": _Endpoint("POST", f"{_BULK}/delete-runs", True),
+    "runs.restore_bulk": _Endpoint("POST", f"{_BULK}/restore-runs", True),
+    "experiments.create": _Endpoint("POST", f"{_EXPERIMENTS}/create", False),
+    "experiments.get": _Endpoint("GET", f"{_EXPERIMENTS}/get", True),
+    "experiments.get_by_name": _Endpoint("GET", f"{_EXPERIMENTS}/get-by-name", True),
+    "experiments.update": _Endpoint("POST", f"{_EXPERIMENTS}/update", True),
+    "experiments.delete": _Endpoint("POST", f"{_EXPERIMENTS}/delete", True),
+    "experiments.restore": _Endpoint("POST", f"{_EXPERIMENTS}/restore", True),
+    "experiments.set_tag": _Endpoint("POST", f"{_EXPERIMENTS}/set-experiment-tag", True),
+    "experiments.delete_tag": _Endpoint("POST", f"{_EXPERIMENTS}/delete-experiment-tag", True),
+}
+
+
+def _body(req: BaseModel) -> dict[str, Any]:
+    return req.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class MlflowApi:
+    """The runs and experiments APIs of one server."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def _call(self, name: str, req: BaseModel | None = None, **query: Any) -> dict[str, Any]:
+        ep = ENDPOINTS[name]
+        if ep.method == "GET":
+            return self.transport.call("GET", ep.path, params=query, idempotent=True)
+        return self.transport.call(
+            ep.method, ep.path, body=_body(req) if req is not None else {}, idempotent=ep.idempotent
+        )
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> m.Run:
+        return m.GetRunResponse.model_validate(self._call("runs.get", run_id=run_id)).run
+
+    def create_run(self, req: m.CreateRun) -> m.Run:
+        return m.GetRunResponse.model_validate(self._call("runs.create", req)).run
+
+    def update_run(self, req: m.UpdateRun) -> None:
+        self._call("runs.update", req)
+
+    def delete_run(self, run_id: str) -> None:
+        self._call("runs.delete", m.RunRef(run_id=run_id))
+
+    def restore_run(self, run_id: str) -> None:
+        self._call("runs.restore", m.RunRef(run_id=run_id))
+
+    def log_batch(self, req: m.LogBatch) -> None:
+        self._call("runs.log_batch", req)
+
+    def log_metric(self, req: m.LogMetric) -> None:
+        self._call("runs.log_metric", req)
+
+    def log_param(self, req: m.LogParam) -> None:
+        self._call("runs.log_param", req)
+
+    def set_tag(self, req: m.SetTag) -> None:
+        self._call("runs.set_tag", req)
+
+    def delete_tag(self, req: m.DeleteTag) -> None:
+        self._call("runs.delete_tag", req)
+
+    def log_inputs(self, req: m.LogInputs) -> None:
+        self._call("runs.log_inputs", req)
+
+    def log_outputs(self, req: m.LogOutputs) -> None:
+        self._call("runs.log_outputs", req)
+
+    def log_model(self, req: m.LogModel) -> None:
+        self._call("runs.log_model", req)
+
+    def search_runs_page(self, req: m.SearchRuns) -> m.SearchRunsResponse:
+        return m.SearchRunsResponse.model_validate(self._call("runs.search", req))
+
+    def search_runs(self, req: m.SearchRuns) -> Iterator[m.Run]:
+        """Every matching run, following page tokens until ``max_results`` runs (if set) are seen."""
+        limit = req.max_results
+        seen = 0
+        page = req.model_copy()
+        while True:
+            if limit is not None:
+                page.max_results = min(limit - seen, 1000)
+            resp = self.search_runs_page(page)
+            for run in resp.runs:
+                yield run
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if not resp.next_page_token:
+                return
+            page.page_token = resp.next_page_token
+
+    def delete_runs_bulk(self, req: m.DeleteRuns) -> int:
+        return m.DeleteRunsResponse.model_validate(self._call("runs.delete_bulk", req)).runs_deleted
+
+    def restore_runs_bulk(self, req: m.RestoreRuns) -> int:
+        return m.RestoreRunsResponse.model_validate(self._call("runs.restore_bulk", req)).runs_restored
+
+    # ---- experiments -------------------------------------------------------------------------------
+    def create_experiment(self, req: m.CreateExperiment) -> str:
+        return str(self._call("experiments.create", req)["experiment_id"])
+
+    def get_experiment(self, experiment_id: str) -> m.Experiment:
+        data = self._call("experiments.get", experiment_id=experiment_id)
+        return m.GetExperimentResponse.model_validate(data).experiment
+
+    def get_experiment_by_name(self, name: str) -> m.Experiment:
+        data = self._call("experiments.get_by_name", experiment_name=name)
+        return m.GetExperimentResponse.model_validate(data).experiment
+
+    def update_experiment(self, req: m.UpdateExperiment) -> None:
+        self._call("experiments.update", req)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._call("experiments.delete", m.ExperimentRef(experiment_id=experiment_id))
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._call("experiments.restore", m.ExperimentRef(experiment_id=experiment_id))
+
+    def set_experiment_tag(self, req: m.SetExperimentTag) -> None:
+        self._call("experiments.set_tag", req)
+
+    def delete_experiment_tag(self, req: m.DeleteExperimentTag) -> None:
+        self._call("experiments.delete_tag", req)

@@ -1,0 +1,92 @@
+"""What both dynamic providers share: configuration, connection resolution, clean errors.
+
+A provider object is pickled into every resource's state (``__provider``), so it carries nothing
+until ``configure`` runs in the provider host: no client, no lock, no credential.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import pulumi.dynamic as dyn
+
+from ._auth import Connection, SecretStr, StackConfig, resolve_connection
+from ._client import MlflowApi
+from ._errors import MlflowRunsError
+from ._transport import TransportPool
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Runtime:
+    """Host-side state: stack settings, one transport pool, resolved connections."""
+
+    def __init__(self, stack: StackConfig) -> None:
+        self.stack = stack
+        self.pool = TransportPool()
+        self._lock = threading.Lock()
+        self._connections: dict[tuple[str | None, str | None], Connection] = {}
+
+    def api(self, host: str | None, deployment_name: str | None) -> MlflowApi:
+        key = (host, deployment_name)
+        with self._lock:
+            conn = self._connections.get(key)
+            if conn is None:
+                conn = resolve_connection(host=host, deployment_name=deployment_name, stack=self.stack)
+                self._connections[key] = conn
+        return MlflowApi(self.pool.get(conn))
+
+
+def user_facing(method: F) -> F:
+    """Re-raise our own errors from the provider method itself.
+
+    The dynamic host prints the whole traceback of a failed call; cutting it here leaves the user one
+    line that names the property or endpoint instead of a stack of our internals.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except MlflowRunsError as exc:
+            raise exc.with_traceback(None) from None
+
+    return cast(F, wrapper)
+
+
+class BaseProvider(dyn.ResourceProvider):
+    """Configuration and connection handling for the providers of this package."""
+
+    serialize_as_secret_always = False
+    """The pickle holds no secret (see ``__getstate__``), so it need not be encrypted in state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runtime: _Runtime | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # runtime state never travels; the host rebuilds it in configure()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._runtime = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def configure(self, req: dyn.ConfigureRequest) -> None:
+        host = req.config.get("databricks:host")
+        token = req.config.get("databricks:token")
+        self._runtime = _Runtime(
+            StackConfig(
+                host=str(host) if host else None,
+                token=SecretStr(str(token)) if token else None,
+            )
+        )
+
+    def api_for(self, props: dict[str, Any]) -> MlflowApi:
+        if self._runtime is None:  # used without a host (tests, scripts): no stack config
+            self._runtime = _Runtime(StackConfig())
+        return self._runtime.api(props.get("host"), props.get("deployment_name"))

@@ -1,0 +1,80 @@
+"""The one retry helper: exponential backoff with jitter, Retry-After honoured, bounded by a deadline.
+
+The clock is injected so tests can run a whole retry schedule without sleeping.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying, and how fast to back off."""
+
+    deadline: float = 120.0
+    """Seconds from the first attempt after which no new attempt starts."""
+    initial_backoff: float = 0.5
+    max_backoff: float = 20.0
+    multiplier: float = 2.0
+    jitter: float = 0.5
+    """Fraction of each backoff that is randomised, so that parallel workers do not retry in step."""
+
+
+def retry_call(
+    fn: Callable[[], T],
+    *,
+    should_retry: Callable[[Exception], tuple[bool, float | None]],
+    policy: RetryPolicy,
+    clock: Clock,
+    rng: random.Random | None = None,
+) -> T:
+    """Call ``fn`` until it succeeds, ``should_retry`` says stop, or the deadline would be passed.
+
+    ``should_retry`` returns ``(retry?, retry_after_seconds_or_None)``. The last error is re-raised
+    unchanged (so callers keep catching by type) with a note that says how many attempts were made.
+    """
+    rand = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    start = clock.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except Exception as exc:
+            retry, retry_after = should_retry(exc)
+            if not retry:
+                raise
+            backoff = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** (attempt - 1))
+            backoff *= 1.0 - policy.jitter * rand.random()
+            wait = max(backoff, retry_after) if retry_after is not None else backoff
+            remaining = policy.deadline - (clock.monotonic() - start)
+            if wait > remaining:
+                exc.add_note(
+                    f"gave up after {attempt} attempt(s): the next wait ({wait:.1f}s) would pass the "
+                    f"retry deadline ({policy.deadline:.0f}s)"
+                )
+                raise
+            clock.sleep(wait)

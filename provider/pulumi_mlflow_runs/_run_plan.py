@@ -1,0 +1,294 @@
+"""What a change means and which requests make it so: the diff rules and the request plan, pure.
+
+``diff_run`` compares the old *outputs* with the new checked inputs, as the engine passes them.
+``plan_writes`` turns "from this state to these inputs" into the fewest requests the limits allow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _models as m
+from ._run_spec import (
+    DESCRIPTION_TAG,
+    INPUT_KEYS,
+    MAX_BATCH_VALUE_CHARS,
+    REPLACE_KEYS,
+    is_unknown,
+)
+
+# log-batch request limits (the seed page)
+BATCH_MAX_ITEMS = 1000
+BATCH_MAX_METRICS = 1000
+BATCH_MAX_PARAMS = 100
+BATCH_MAX_TAGS = 100
+BATCH_MAX_BYTES = 1_000_000
+"""1 MB, with the envelope and a margin kept out of it."""
+_BATCH_ENVELOPE_BYTES = 200
+
+
+# ---- diff ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    replaces: tuple[str, ...] = ()
+    updates: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.replaces or self.updates)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value in ({}, [])
+
+
+def point_matches(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A declared metric point equals a logged one; a point declared without timestamp takes any."""
+    for key in ("key", "value", "step", "dataset_name", "dataset_digest", "model_id"):
+        if old.get(key) != new.get(key):
+            return False
+    return new.get("timestamp") is None or old.get("timestamp") == new.get("timestamp")
+
+
+def _extends(old: Sequence[Any], new: Sequence[Any], same: Any) -> bool | None:
+    """True: ``new`` appends to ``old``; False: equal; None: an old item was removed or altered."""
+    if len(new) < len(old) or not all(same(o, n) for o, n in zip(old, new, strict=False)):
+        return None
+    return len(new) > len(old)
+
+
+def _list_change(key: str, old: Any, new: Any) -> str | None:
+    """'update', 'replace' or None for the append-only lists."""
+    old_l, new_l = list(old or []), list(new or [])
+    grows = _extends(old_l, new_l, point_matches if key == "metrics" else (lambda a, b: a == b))
+    if grows is None:
+        return "replace"
+    return "update" if grows else None
+
+
+def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
+    replaces: list[str] = []
+    updates: list[str] = []
+    if olds.get("lifecycle_stage") == "deleted":
+        updates.append("lifecycle_stage")
+    for key in INPUT_KEYS:
+        old, new = olds.get(key), news.get(key)
+        if is_unknown(new):
+            (replaces if key in REPLACE_KEYS else updates).append(key)
+            continue
+        if _blank(old) and _blank(new):
+            continue
+        if key == "start_time" and new is None:
+            continue  # "the server's clock": any start time the run has satisfies it
+        verdict: str | None
+        if key in REPLACE_KEYS:
+            verdict = "replace" if old != new else None
+        elif key == "params":
+            old_p, new_p = dict(old or {}), dict(new or {})
+            if any(k not in new_p or new_p[k] != v for k, v in old_p.items()):
+                verdict = "replace"  # MLflow params are write-once
+            else:
+                verdict = "update" if set(new_p) - set(old_p) else None
+        elif key in ("metrics", "dataset_inputs", "model_inputs", "model_outputs"):
+            verdict = _list_change(key, old, new)
+        else:
+            verdict = "update" if old != new else None
+        if verdict == "replace":
+            replaces.append(key)
+        elif verdict == "update":
+            updates.append(key)
+    return RunDiff(tuple(replaces), tuple(updates))
+
+
+# ---- request plan --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Writes:
+    """The requests that take a run from one state to another, in the order they are sent."""
+
+    run_id: str
+    restore: bool = False
+    batches: list[m.LogBatch] = field(default_factory=list)
+    long_params: list[m.LogParam] = field(default_factory=list)
+    long_tags: list[m.SetTag] = field(default_factory=list)
+    deleted_tags: list[m.DeleteTag] = field(default_factory=list)
+    inputs: m.LogInputs | None = None
+    outputs: m.LogOutputs | None = None
+    update: m.UpdateRun | None = None
+
+    def describe(self) -> list[str]:
+        """A readable list of the changes, for error messages after a partial update."""
+        out = []
+        if self.restore:
+            out.append("restored the run")
+        if self.batches:
+            counts = [sum(len(getattr(b, f) or []) for b in self.batches) for f in ("params", "tags", "metrics")]
+            out.append(f"logged {counts[0]} param(s), {counts[1]} tag(s), {counts[2]} metric point(s)")
+        out += [f"logged param {p.key!r}" for p in self.long_params]
+        out += [f"set tag {t.key!r}" for t in self.long_tags]
+        out += [f"deleted tag {t.key!r}" for t in self.deleted_tags]
+        if self.inputs:
+            out.append(f"logged {len(self.inputs.datasets or []) + len(self.inputs.models or [])} input(s)")
+        if self.outputs:
+            out.append(f"logged {len(self.outputs.models)} model output(s)")
+        if self.update:
+            out.append(
+                "updated "
+                + ", ".join(k for k in ("run_name", "status", "end_time") if getattr(self.update, k) is not None)
+            )
+        return out
+
+
+def assign_timestamps(points: Iterable[Mapping[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+    """Give every point without a timestamp ``now_ms``; the result is what state records."""
+    return [dict(p) if p.get("timestamp") is not None else {**p, "timestamp": now_ms} for p in points]
+
+
+def _item_size(item: m.Metric | m.Param | m.RunTag) -> int:
+    return len(json.dumps(item.model_dump(mode="json", exclude_none=True), separators=(",", ":"))) + 1
+
+
+def chunk_log_batch(
+    run_id: str, metrics: Sequence[m.Metric], params: Sequence[m.Param], tags: Sequence[m.RunTag]
+) -> list[m.LogBatch]:
+    """The fewest log-batch requests within every limit: per-kind counts, total items, bytes.
+
+    Params and tags go first (a run's params are usually read before its curves), each request filled
+    to its per-kind limit and topped up with metric points.
+    """
+    batches: list[m.LogBatch] = []
+    queues: dict[str, list[Any]] = {"params": list(params), "tags": list(tags), "metrics": list(metrics)}
+    caps = {"params": BATCH_MAX_PARAMS, "tags": BATCH_MAX_TAGS, "metrics": BATCH_MAX_METRICS}
+    while any(queues.values()):
+        taken: dict[str, list[Any]] = {"params": [], "tags": [], "metrics": []}
+        size, count = _BATCH_ENVELOPE_BYTES + len(run_id), 0
+        for kind in ("params", "tags", "metrics"):
+            queue = queues[kind]
+            while queue and len(taken[kind]) < caps[kind] and count < BATCH_MAX_ITEMS:
+                item_size = _item_size(queue[0])
+                if size + item_size > BATCH_MAX_BYTES and count:
+                    break
+                taken[kind].append(queue.pop(0))
+                size += item_size
+                count += 1
+        batches.append(
+            m.LogBatch(
+                run_id=run_id,
+                metrics=taken["metrics"] or None,
+                params=taken["params"] or None,
+                tags=taken["tags"] or None,
+            )
+        )
+    return batches
+
+
+def _metric_model(point: Mapping[str, Any]) -> m.Metric:
+    return m.Metric.model_validate({k: v for k, v in point.items() if v is not None})
+
+
+def _dataset_input(item: Mapping[str, Any]) -> m.DatasetInput:
+    return m.DatasetInput(
+        dataset=m.Dataset.model_validate(item["dataset"]),
+        tags=[m.InputTag(key=k, value=v) for k, v in (item.get("tags") or {}).items()],
+    )
+
+
+def _appended(old: Any, new: Any) -> list[Any]:
+    return list(new or [])[len(old or []) :]
+
+
+def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> Writes:
+    """The requests from ``old`` (outputs in state, ``{}`` for a new run) to ``new`` (checked inputs
+    whose metric points already carry timestamps). Called only for changes ``diff_run`` calls updates.
+    """
+    w = Writes(run_id, restore=old.get("lifecycle_stage") == "deleted")
+    old_params, new_params = dict(old.get("params") or {}), dict(new.get("params") or {})
+    params = {k: v for k, v in new_params.items() if k not in old_params}
+    old_tags, new_tags = dict(old.get("tags") or {}), dict(new.get("tags") or {})
+    if new.get("description") is not None:
+        new_tags[DESCRIPTION_TAG] = new["description"]
+    if old.get("description") is not None:
+        old_tags[DESCRIPTION_TAG] = old["description"]
+    tags = {k: v for k, v in new_tags.items() if old_tags.get(k) != v}
+    w.deleted_tags = [m.DeleteTag(run_id=run_id, key=k) for k in old_tags if k not in new_tags]
+
+    batch_params = [m.Param(key=k, value=v) for k, v in params.items() if len(v) <= MAX_BATCH_VALUE_CHARS]
+    w.long_params = [
+        m.LogParam(run_id=run_id, key=k, value=v) for k, v in params.items() if len(v) > MAX_BATCH_VALUE_CHARS
+    ]
+    batch_tags = [m.RunTag(key=k, value=v) for k, v in tags.items() if len(v) <= MAX_BATCH_VALUE_CHARS]
+    w.long_tags = [m.SetTag(run_id=run_id, key=k, value=v) for k, v in tags.items() if len(v) > MAX_BATCH_VALUE_CHARS]
+    metrics = [_metric_model(p) for p in _appended(old.get("metrics"), new.get("metrics"))]
+    w.batches = chunk_log_batch(run_id, metrics, batch_params, batch_tags)
+
+    datasets = [_dataset_input(d) for d in _appended(old.get("dataset_inputs"), new.get("dataset_inputs"))]
+    models = [m.ModelInput(model_id=x["model_id"]) for x in _appended(old.get("model_inputs"), new.get("model_inputs"))]
+    if datasets or models:
+        w.inputs = m.LogInputs(run_id=run_id, datasets=datasets or None, models=models or None)
+    outputs = [
+        m.ModelOutput(model_id=x["model_id"], step=x["step"])
+        for x in _appended(old.get("model_outputs"), new.get("model_outputs"))
+    ]
+    if outputs:
+        w.outputs = m.LogOutputs(run_id=run_id, models=outputs)
+
+    changed = {
+        k: new.get(k) for k in ("run_name", "status", "end_time") if new.get(k) is not None and new.get(k) != old.get(k)
+    }
+    if changed:
+        w.update = m.UpdateRun(run_id=run_id, **changed)
+    return w
+
+
+# ---- outputs -------------------------------------------------------------------------------------------
+
+
+def run_view(run: m.Run) -> dict[str, Any]:
+    """The GetRun view that the ``run`` output shows (non-finite values as MLflow's strings)."""
+    return run.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def latest_metrics(run: m.Run) -> dict[str, Any]:
+    return {metric.key: m.encode_float(metric.value) for metric in run.data.metrics}
+
+
+def outputs_for(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
+    """State of a resource: its normalized inputs (every input key, None where absent) plus the server's view."""
+    outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS}
+    outs.update(
+        run_id=run.info.run_id,
+        artifact_uri=run.info.artifact_uri,
+        lifecycle_stage=run.info.lifecycle_stage,
+        user_id=run.info.user_id,
+        run=run_view(run),
+        latest_metrics=latest_metrics(run),
+    )
+    return outs
+
+
+def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
+    """Outputs after a refresh: managed values as the server now has them, so drift shows in a diff.
+
+    Tags the program never declared are not adopted; metric points and inputs stay as logged (MLflow
+    never changes or removes them short of deleting the run).
+    """
+    outs = dict(state)
+    server_tags = {t.key: t.value for t in run.data.tags}
+    server_params = {p.key: p.value for p in run.data.params}
+    if state.get("tags") is not None:
+        outs["tags"] = {k: server_tags[k] for k in state["tags"] if k in server_tags}
+    if state.get("params") is not None:
+        outs["params"] = {k: server_params[k] for k in state["params"] if k in server_params}
+    if state.get("description") is not None:
+        outs["description"] = server_tags.get(DESCRIPTION_TAG)
+    for key in ("run_name", "status", "end_time"):
+        if state.get(key) is not None:
+            outs[key] = getattr(run.info, key)
+    outs["experiment_id"] = run.info.experiment_id
+    return outputs_for(outs, run)

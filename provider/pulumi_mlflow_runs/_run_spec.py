@@ -1,0 +1,376 @@
+"""The ExperimentRun inputs: validation against the documented limits, and their normal form.
+
+Pure functions over plain dicts, independent of any Pulumi host. Normal form means: integers are ints
+(the engine sends every number as a float), metric values are floats or MLflow's non-finite strings,
+optional fields that are absent are omitted, and list items carry only their declared keys.
+Parts still unknown during a preview are passed through untouched: the engine checks again at ``up``.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
+
+from ._auth import validate_deployment_name, validate_host
+
+# ---- documented limits (the seed page) ----------------------------------------------------------------
+MAX_KEY_CHARS = 250
+MAX_BATCH_VALUE_CHARS = 250
+"""Longest param or tag value log-batch takes; longer ones go through log-parameter / set-tag."""
+MAX_PARAM_VALUE_BYTES = 500
+MAX_TAG_VALUE_BYTES = 64 * 1024
+MAX_INT64 = 2**63 - 1
+
+STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+DESCRIPTION_TAG = "mlflow.note.content"
+RUN_NAME_TAG = "mlflow.runName"
+NONFINITE = ("NaN", "Infinity", "-Infinity")
+
+INPUT_KEYS = (
+    "experiment_id",
+    "run_name",
+    "start_time",
+    "end_time",
+    "status",
+    "params",
+    "tags",
+    "description",
+    "metrics",
+    "dataset_inputs",
+    "model_inputs",
+    "model_outputs",
+    "deployment_name",
+    "host",
+)
+REPLACE_KEYS = ("experiment_id", "start_time", "deployment_name", "host")
+OUTPUT_KEYS = ("run_id", "artifact_uri", "lifecycle_stage", "user_id", "run", "latest_metrics")
+
+_METRIC_KEYS = {"key", "value", "step", "timestamp", "dataset_name", "dataset_digest", "model_id"}
+_DATASET_KEYS = {"name", "digest", "source_type", "source", "schema", "profile"}
+_NAME_CHARS = re.compile(r"^[/\w.\- :]*$")
+
+
+def is_unknown(value: Any) -> bool:
+    """True if ``value`` is, or contains, a preview-time unknown (the host's ``Unknown`` or the wire string)."""
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, str):
+        return value == UNKNOWN
+    if isinstance(value, Mapping):
+        return any(is_unknown(k) or is_unknown(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+class _Checker:
+    """Collects ``(property, reason)`` failures while normalizing."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, str]] = []
+
+    def fail(self, prop: str, reason: str) -> None:
+        self.failures.append((prop, reason))
+
+    def string(self, prop: str, value: Any, *, allow_empty: bool = True) -> str | None:
+        if not isinstance(value, str):
+            self.fail(prop, f"must be a string, got {_kind(value)}")
+            return None
+        if not allow_empty and not value:
+            self.fail(prop, "must not be empty")
+            return None
+        return value
+
+    def integer(self, prop: str, value: Any, *, minimum: int = 0) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(prop, f"must be a whole number, got {_kind(value)}")
+            return None
+        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+            self.fail(prop, f"must be a whole number, got {value!r}")
+            return None
+        number = int(value)
+        if number < minimum or number > MAX_INT64:
+            self.fail(prop, f"must be between {minimum} and {MAX_INT64} (a 64-bit integer), got {number}")
+            return None
+        return number
+
+    def name(self, prop: str, key: Any, what: str) -> str | None:
+        """MLflow's rules for metric, param and tag keys (checked so nothing fails halfway)."""
+        key_s = self.string(prop, key, allow_empty=False)
+        if key_s is None:
+            return None
+        if len(key_s) > MAX_KEY_CHARS:
+            self.fail(prop, f"{what} key is {len(key_s)} characters; the limit is {MAX_KEY_CHARS}")
+            return None
+        if not _NAME_CHARS.match(key_s):
+            self.fail(prop, f"{what} key {key_s!r} may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'")
+            return None
+        norm = posixpath.normpath(key_s)
+        if norm != key_s or norm == "." or norm.startswith(("..", "/")):
+            self.fail(
+                prop,
+                f"{what} key {key_s!r} must not look like a relative or absolute path (it would resolve to {norm!r})",
+            )
+            return None
+        return key_s
+
+    def connection(self, prop: str, value: Any) -> str | None:
+        """``host`` (an http(s) URL without user info, query or fragment) or ``deployment_name``."""
+        text = self.string(prop, value, allow_empty=False)
+        if text is None:
+            return None
+        problem = validate_host(text) if prop == "host" else validate_deployment_name(text)
+        if problem:
+            self.fail(prop, problem)
+            return None
+        return text
+
+    def mapping(self, prop: str, value: Any) -> Mapping[Any, Any] | None:
+        if not isinstance(value, Mapping):
+            self.fail(prop, f"must be a map of string to string, got {_kind(value)}")
+            return None
+        return value
+
+    def sequence(self, prop: str, value: Any) -> list[Any] | None:
+        if not isinstance(value, (list, tuple)):
+            self.fail(prop, f"must be a list, got {_kind(value)}")
+            return None
+        return list(value)
+
+    def one_server(self, given: Mapping[str, Any]) -> None:
+        if given.get("host") is not None and given.get("deployment_name") is not None:
+            self.fail("host", "give either host or deployment_name, not both")
+
+    def item_keys(self, prop: str, item: Any, allowed: set[str], required: tuple[str, ...]) -> bool:
+        if not isinstance(item, Mapping):
+            self.fail(prop, f"must be an object, got {_kind(item)}")
+            return False
+        ok = True
+        for key in sorted(set(item) - allowed):
+            self.fail(f"{prop}.{key}", f"is not a known field (known: {', '.join(sorted(allowed))})")
+            ok = False
+        for key in required:
+            if item.get(key) is None:
+                self.fail(f"{prop}.{key}", "is required")
+                ok = False
+        return ok
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+def _utf8_len(value: str) -> int:
+    return len(value.encode("utf-8"))
+
+
+def normalize_metric_value(value: Any) -> float | str | None:
+    """A metric value in normal form: a finite float, or one of MLflow's non-finite strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if math.isnan(number):
+            return "NaN"
+        if math.isinf(number):
+            return "Infinity" if number > 0 else "-Infinity"
+        return number
+    if isinstance(value, str) and value in NONFINITE:
+        return value
+    return None
+
+
+def _params(c: _Checker, raw: Any) -> dict[str, str] | None:
+    mapping = c.mapping("params", raw)
+    if mapping is None:
+        return None
+    out: dict[str, str] = {}
+    for key, value in mapping.items():
+        prop = f"params.{key}"
+        key_s = c.name(prop, key, "param")
+        if key_s is None:
+            continue
+        if not isinstance(value, str):
+            c.fail(prop, f"must be a string, got {_kind(value)} (MLflow params are strings)")
+            continue
+        if _utf8_len(value) > MAX_PARAM_VALUE_BYTES:
+            c.fail(prop, f"value is {_utf8_len(value)} bytes; the limit is {MAX_PARAM_VALUE_BYTES} bytes")
+            continue
+        out[key_s] = value
+    return out
+
+
+def _tags(c: _Checker, raw: Any, has_run_name: bool, has_description: bool) -> dict[str, str] | None:
+    mapping = c.mapping("tags", raw)
+    if mapping is None:
+        return None
+    out: dict[str, str] = {}
+    for key, value in mapping.items():
+        prop = f"tags.{key}"
+        key_s = c.name(prop, key, "tag")
+        if key_s is None:
+            continue
+        if key_s == RUN_NAME_TAG and has_run_name:
+            c.fail(prop, f"conflicts with run_name; set run_name instead of the {RUN_NAME_TAG} tag")
+            continue
+        if key_s == DESCRIPTION_TAG and has_description:
+            c.fail(prop, f"conflicts with description; set description instead of the {DESCRIPTION_TAG} tag")
+            continue
+        if not isinstance(value, str):
+            c.fail(prop, f"must be a string, got {_kind(value)}")
+            continue
+        if _utf8_len(value) > MAX_TAG_VALUE_BYTES:
+            c.fail(prop, f"value is {_utf8_len(value)} bytes; the limit is {MAX_TAG_VALUE_BYTES} bytes")
+            continue
+        out[key_s] = value
+    return out
+
+
+def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
+    items = c.sequence("metrics", raw)
+    if items is None:
+        return None
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        prop = f"metrics[{i}]"
+        if not c.item_keys(prop, item, _METRIC_KEYS, ("key", "value")):
+            continue
+        before = len(c.failures)
+        point: dict[str, Any] = {"key": c.name(f"{prop}.key", item["key"], "metric")}
+        value = normalize_metric_value(item["value"])
+        if value is None:
+            c.fail(f"{prop}.value", f"must be a number (or 'NaN', 'Infinity', '-Infinity'), got {_kind(item['value'])}")
+        point["value"] = value
+        step = item.get("step")
+        point["step"] = 0 if step is None else c.integer(f"{prop}.step", step, minimum=-(2**63))
+        if item.get("timestamp") is not None:
+            point["timestamp"] = c.integer(f"{prop}.timestamp", item["timestamp"])
+        for opt in ("dataset_name", "dataset_digest", "model_id"):
+            if item.get(opt) is not None:
+                point[opt] = c.string(f"{prop}.{opt}", item[opt])
+        if len(c.failures) == before:
+            out.append(point)
+    return out
+
+
+def _dataset_inputs(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
+    items = c.sequence("dataset_inputs", raw)
+    if items is None:
+        return None
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for i, item in enumerate(items):
+        prop = f"dataset_inputs[{i}]"
+        if not c.item_keys(prop, item, {"dataset", "tags"}, ("dataset",)):
+            continue
+        before = len(c.failures)
+        ds_raw = item["dataset"]
+        if not c.item_keys(f"{prop}.dataset", ds_raw, _DATASET_KEYS, ("name", "digest", "source_type", "source")):
+            continue
+        dataset = {
+            k: c.string(f"{prop}.dataset.{k}", ds_raw[k]) for k in sorted(_DATASET_KEYS) if ds_raw.get(k) is not None
+        }
+        tags: dict[str, str] = {}
+        tag_map = c.mapping(f"{prop}.tags", item.get("tags") or {})
+        for key, value in (tag_map or {}).items():
+            key_s = c.string(f"{prop}.tags", key, allow_empty=False)
+            value_s = c.string(f"{prop}.tags.{key}", value)
+            if key_s is not None and value_s is not None:
+                tags[key_s] = value_s
+        ident = (str(dataset.get("name")), str(dataset.get("digest")))
+        if ident in seen:
+            c.fail(prop, f"dataset name {ident[0]!r} with digest {ident[1]!r} is listed twice")
+        seen.add(ident)
+        if len(c.failures) == before:
+            out.append({"dataset": dataset, "tags": tags})
+    return out
+
+
+def _model_refs(c: _Checker, name: str, raw: Any, with_step: bool) -> list[dict[str, Any]] | None:
+    items = c.sequence(name, raw)
+    if items is None:
+        return None
+    out: list[dict[str, Any]] = []
+    fields = ("model_id", "step") if with_step else ("model_id",)
+    for i, item in enumerate(items):
+        prop = f"{name}[{i}]"
+        if not c.item_keys(prop, item, set(fields), fields):
+            continue
+        before = len(c.failures)
+        ref: dict[str, Any] = {"model_id": c.string(f"{prop}.model_id", item["model_id"], allow_empty=False)}
+        if with_step:
+            ref["step"] = c.integer(f"{prop}.step", item["step"])
+        if ref in out:
+            c.fail(prop, f"model {ref['model_id']!r} is listed twice")
+        if len(c.failures) == before:
+            out.append(ref)
+    return out
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate and normalize the inputs; return ``(inputs, failures)``.
+
+    ``inputs`` keeps every given key (normalized where known and valid, untouched where unknown or
+    invalid), so the engine can still show it; ``failures`` name the property, the problem and the limit.
+    """
+    c = _Checker()
+    out: dict[str, Any] = {}
+    for key in sorted(set(news) - set(INPUT_KEYS) - set(OUTPUT_KEYS) - {"__provider"}):
+        c.fail(key, f"is not an input of ExperimentRun (inputs: {', '.join(INPUT_KEYS)})")
+    given = {k: v for k, v in news.items() if k in INPUT_KEYS and v is not None}
+    for key, value in given.items():
+        out[key] = value
+        if is_unknown(value):
+            continue
+        normal: Any = None
+        if key == "experiment_id":
+            normal = c.string(key, value, allow_empty=False)
+        elif key in ("deployment_name", "host"):
+            normal = c.connection(key, value)
+        elif key in ("run_name", "description"):
+            normal = c.string(key, value)
+        elif key in ("start_time", "end_time"):
+            normal = c.integer(key, value)
+        elif key == "status":
+            normal = c.string(key, value)
+            if normal is not None and normal not in STATUSES:
+                c.fail(key, f"must be one of {', '.join(STATUSES)}, got {normal!r}")
+                normal = None
+        elif key == "params":
+            normal = _params(c, value)
+        elif key == "tags":
+            normal = _tags(c, value, "run_name" in given, "description" in given)
+        elif key == "metrics":
+            normal = _metrics(c, value)
+        elif key == "dataset_inputs":
+            normal = _dataset_inputs(c, value)
+        elif key in ("model_inputs", "model_outputs"):
+            normal = _model_refs(c, key, value, key == "model_outputs")
+        if normal is not None:
+            out[key] = normal
+    if "experiment_id" not in given:
+        c.fail("experiment_id", "is required")
+    start, end = out.get("start_time"), out.get("end_time")
+    if isinstance(start, int) and isinstance(end, int) and end < start:
+        c.fail("end_time", f"({end}) is before start_time ({start})")
+    c.one_server(given)
+    return out, c.failures

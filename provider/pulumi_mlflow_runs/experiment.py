@@ -1,0 +1,193 @@
+"""``Experiment``: an MLflow experiment, so that a program declaring runs is self-contained."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from . import _models as m
+from ._client import MlflowApi
+from ._errors import InputError, NotFound, ResourceAlreadyExists
+from ._provider_base import BaseProvider, user_facing
+from ._run_spec import _Checker, is_unknown
+
+MAX_EXPERIMENT_NAME_CHARS = 500
+EXPERIMENT_INPUTS = ("name", "artifact_location", "tags", "host", "deployment_name")
+EXPERIMENT_OUTPUTS = ("experiment_id", "lifecycle_stage")
+_REPLACE = ("artifact_location", "host", "deployment_name")
+
+
+def check_experiment(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    c = _Checker()
+    out: dict[str, Any] = {}
+    for key in sorted(set(news) - set(EXPERIMENT_INPUTS) - set(EXPERIMENT_OUTPUTS) - {"__provider"}):
+        c.fail(key, f"is not an input of Experiment (inputs: {', '.join(EXPERIMENT_INPUTS)})")
+    for key in EXPERIMENT_INPUTS:
+        value = news.get(key)
+        if value is None:
+            continue
+        out[key] = value
+        if is_unknown(value):
+            continue
+        if key == "tags":
+            mapping = c.mapping("tags", value)
+            tags = {}
+            for k, v in (mapping or {}).items():
+                k_s, v_s = c.name(f"tags.{k}", k, "tag"), c.string(f"tags.{k}", v)
+                if k_s is not None and v_s is not None:
+                    tags[k_s] = v_s
+            out[key] = tags
+        elif key in ("host", "deployment_name"):
+            c.connection(key, value)
+        elif (
+            c.string(key, value, allow_empty=False) is not None
+            and key == "name"
+            and (len(value) > MAX_EXPERIMENT_NAME_CHARS)
+        ):
+            c.fail(key, f"is {len(value)} characters; the limit is {MAX_EXPERIMENT_NAME_CHARS}")
+    if news.get("name") is None:
+        c.fail("name", "is required")
+    c.one_server(news)
+    return out, c.failures
+
+
+def diff_experiment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(replaces, updates)``."""
+    replaces: list[str] = []
+    updates: list[str] = []
+    if olds.get("lifecycle_stage") == "deleted":
+        updates.append("lifecycle_stage")
+    for key in EXPERIMENT_INPUTS:
+        old, new = olds.get(key), news.get(key)
+        if not is_unknown(new) and (old or None) == (new or None):
+            continue
+        (replaces if key in _REPLACE else updates).append(key)
+    return replaces, updates
+
+
+def _outputs(inputs: Mapping[str, Any], exp: m.Experiment) -> dict[str, Any]:
+    outs = {key: inputs.get(key) for key in EXPERIMENT_INPUTS}
+    outs.update(experiment_id=exp.experiment_id, lifecycle_stage=exp.lifecycle_stage)
+    return outs
+
+
+class ExperimentProvider(BaseProvider):
+    """The dynamic provider behind ``Experiment``."""
+
+    @user_facing
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        inputs, failures = check_experiment(news)
+        return dyn.CheckResult(inputs, [dyn.CheckFailure(p, r) for p, r in failures])
+
+    @user_facing
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        replaces, updates = diff_experiment(olds, news)
+        return dyn.DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+
+    @user_facing
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        inputs = self._checked(props)
+        api = self.api_for(inputs)
+        req = m.CreateExperiment(
+            name=inputs["name"],
+            artifact_location=inputs.get("artifact_location"),
+            tags=[m.ExperimentTag(key=k, value=v) for k, v in (inputs.get("tags") or {}).items()] or None,
+        )
+        try:
+            experiment_id = api.create_experiment(req)
+        except ResourceAlreadyExists:
+            raise InputError("name", _name_taken(api, inputs["name"])) from None
+        return dyn.CreateResult(experiment_id, _outputs(inputs, api.get_experiment(experiment_id)))
+
+    @user_facing
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        try:
+            exp = self.api_for(props).get_experiment(id_)
+        except NotFound:
+            return dyn.ReadResult("", {})
+        state = dict(props)
+        server_tags = {t.key: t.value for t in exp.tags}
+        if props.get("tags") is not None:
+            state["tags"] = {k: server_tags[k] for k in props["tags"] if k in server_tags}
+        state["name"] = exp.name
+        return dyn.ReadResult(id_, _outputs(state, exp))
+
+    @user_facing
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        inputs = self._checked(news)
+        api = self.api_for(inputs)
+        if olds.get("lifecycle_stage") == "deleted":
+            api.restore_experiment(id_)
+        if inputs["name"] != olds.get("name"):
+            api.update_experiment(m.UpdateExperiment(experiment_id=id_, new_name=inputs["name"]))
+        old_tags, new_tags = olds.get("tags") or {}, inputs.get("tags") or {}
+        for key, value in new_tags.items():
+            if old_tags.get(key) != value:
+                api.set_experiment_tag(m.SetExperimentTag(experiment_id=id_, key=key, value=value))
+        for key in old_tags:
+            if key not in new_tags:
+                api.delete_experiment_tag(m.DeleteExperimentTag(experiment_id=id_, key=key))
+        return dyn.UpdateResult(_outputs(inputs, api.get_experiment(id_)))
+
+    @user_facing
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFound):  # already gone is success
+            self.api_for(props).delete_experiment(id_)
+
+    @staticmethod
+    def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
+        inputs, failures = check_experiment(props)
+        if failures:
+            raise InputError(*failures[0])
+        return inputs
+
+
+def _name_taken(api: MlflowApi, name: str) -> str:
+    try:
+        existing = api.get_experiment_by_name(name)
+    except NotFound:
+        return f"an experiment named {name!r} already exists"
+    where = "in the trash (deleted)" if existing.lifecycle_stage == "deleted" else "and is active"
+    return (
+        f"an experiment named {name!r} already exists (id {existing.experiment_id}) {where}; "
+        "choose another name, or adopt it with the `import_` resource option"
+    )
+
+
+class Experiment(dyn.Resource, module="mlflow", name="Experiment"):
+    """An MLflow experiment. Renaming and tags are in-place updates; ``artifact_location`` replaces."""
+
+    experiment_id: pulumi.Output[str]
+    lifecycle_stage: pulumi.Output[str]
+    name: pulumi.Output[str]
+    artifact_location: pulumi.Output[str | None]
+    tags: pulumi.Output[dict[str, str] | None]
+    host: pulumi.Output[str | None]
+    deployment_name: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str],
+        artifact_location: pulumi.Input[str] | None = None,
+        tags: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        host: pulumi.Input[str] | None = None,
+        deployment_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declare an experiment; on Databricks ``name`` is a workspace path like ``/Users/me/exp``."""
+        props: dict[str, Any] = {
+            "name": name,
+            "artifact_location": artifact_location,
+            "tags": tags,
+            "host": host,
+            "deployment_name": deployment_name,
+            "experiment_id": None,
+            "lifecycle_stage": None,
+        }
+        super().__init__(ExperimentProvider(), resource_name, props, opts)

@@ -1,0 +1,287 @@
+"""``ExperimentRun``: an MLflow run declared as code. The lifecycle reads top to bottom.
+
+The rules (what is an update, what forces a replace, which requests a change needs) live in
+``_run_spec`` and ``_run_plan``; this module is the thin adapter between them, the REST client and the
+Pulumi dynamic provider host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from . import _models as m
+from ._client import MlflowApi
+from ._errors import InputError, MlflowRunsError, NotFound
+from ._provider_base import BaseProvider, user_facing
+from ._run_plan import (
+    Writes,
+    assign_timestamps,
+    diff_run,
+    outputs_for,
+    plan_writes,
+    refreshed_outputs,
+)
+from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs
+
+
+def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as the engine hands them to create/update (numbers as floats) back in normal form."""
+    inputs, failures = check_inputs(props)
+    if failures:
+        prop, reason = failures[0]
+        raise InputError(prop, reason)
+    return inputs
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _apply(api: MlflowApi, w: Writes) -> None:
+    if w.restore:
+        api.restore_run(w.run_id)
+    for batch in w.batches:
+        api.log_batch(batch)
+    for param in w.long_params:
+        api.log_param(param)
+    for tag in w.long_tags:
+        api.set_tag(tag)
+    for gone in w.deleted_tags:
+        with contextlib.suppress(NotFound):  # already gone: the goal is reached
+            api.delete_tag(gone)
+    if w.inputs:
+        api.log_inputs(w.inputs)
+    if w.outputs:
+        api.log_outputs(w.outputs)
+    if w.update:
+        api.update_run(w.update)
+
+
+class ExperimentRunProvider(BaseProvider):
+    """The dynamic provider behind ``ExperimentRun``. Constructible with no arguments."""
+
+    @user_facing
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        inputs, failures = check_inputs(news)
+        return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
+
+    @user_facing
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        d = diff_run(olds, news)
+        return dyn.DiffResult(changes=d.changes, replaces=list(d.replaces), delete_before_replace=False)
+
+    @user_facing
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        inputs = _checked(props)
+        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], _now_ms())
+        api = self.api_for(inputs)
+        run = self._create_run(api, inputs)
+        run_id = run.info.run_id
+        try:
+            _apply(api, plan_writes(run_id, {}, inputs))
+            run = api.get_run(run_id)
+        except BaseException as exc:
+            _rollback(api, run_id, exc)
+            raise
+        return dyn.CreateResult(run_id, outputs_for(inputs, run))
+
+    @user_facing
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        api = self.api_for(props)
+        try:
+            run = api.get_run(id_)
+        except NotFound:
+            return dyn.ReadResult("", {})  # gone for good: the engine drops it from state
+        return dyn.ReadResult(id_, refreshed_outputs(props, run))
+
+    @user_facing
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        inputs = _checked(news)
+        logged = list(olds.get("metrics") or [])
+        declared = inputs.get("metrics") or []
+        # Points already logged keep the timestamps they were logged with; new ones get "now".
+        inputs["metrics"] = logged[: len(declared)] + assign_timestamps(declared[len(logged) :], _now_ms())
+        api = self.api_for(inputs)
+        writes = plan_writes(id_, olds, inputs)
+        try:
+            _apply(api, writes)
+        except MlflowRunsError as exc:
+            exc.add_note(
+                "the update stopped partway; planned: "
+                + "; ".join(writes.describe())
+                + ". Run `pulumi up` again: it compares with the server and sends only what is missing."
+            )
+            raise
+        return dyn.UpdateResult(outputs_for(inputs, api.get_run(id_)))
+
+    @user_facing
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFound):  # already gone is success
+            self.api_for(props).delete_run(id_)
+
+    @staticmethod
+    def _create_run(api: MlflowApi, inputs: Mapping[str, Any]) -> m.Run:
+        req = m.CreateRun(
+            experiment_id=inputs["experiment_id"],
+            run_name=inputs.get("run_name"),
+            start_time=inputs.get("start_time"),
+        )
+        try:
+            return api.create_run(req)
+        except NotFound as exc:
+            raise InputError(
+                "experiment_id",
+                f"experiment {inputs['experiment_id']!r} does not exist on {api.transport.connection.base_url} "
+                f"({exc.error_code})",
+            ) from None
+
+
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:
+    """Delete the half-made run so a failed create leaves nothing behind."""
+    try:
+        api.delete_run(run_id)
+    except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
+        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); delete it by hand")
+    else:
+        exc.add_note(f"the half-created run {run_id} was deleted")
+
+
+# ---- the resource ---------------------------------------------------------------------------------------
+
+
+def _encode_metric_points(points: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """NaN and ±Infinity become MLflow's strings before they reach the engine: state is JSON."""
+    if points is None:
+        return None
+    out = []
+    for point in points:
+        value = point.get("value")
+        encoded = m.encode_float(value) if isinstance(value, float) and not math.isfinite(value) else value
+        out.append({**point, "value": encoded})
+    return out
+
+
+def _stringify_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Params are strings in MLflow; turn numbers into text here, where 32 is still 32 and not 32.0."""
+    if params is None:
+        return None
+    return {k: (str(v) if isinstance(v, (int, float, bool)) else v) for k, v in params.items()}
+
+
+class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
+    """An MLflow run: name, params, tags, metric points, dataset and model inputs, model outputs.
+
+    Changing ``experiment_id``, ``start_time``, ``host`` or ``deployment_name``, a written param, or an
+    already logged metric point / input / output replaces the run (MLflow cannot change those);
+    everything else, including appended points, is an in-place update.
+    """
+
+    run_id: pulumi.Output[str]
+    """The MLflow run id (also the resource id)."""
+    artifact_uri: pulumi.Output[str]
+    lifecycle_stage: pulumi.Output[str]
+    """``active``, or ``deleted`` when the run was deleted outside Pulumi (the next ``up`` restores it)."""
+    user_id: pulumi.Output[str]
+    run: pulumi.Output[dict[str, Any]]
+    """The GetRun view: ``info``, ``data`` (latest metric per key, params, all tags), ``inputs``."""
+    latest_metrics: pulumi.Output[dict[str, Any]]
+    """Latest value per metric key (MLflow's rule: latest timestamp, then the largest value)."""
+    experiment_id: pulumi.Output[str]
+    run_name: pulumi.Output[str | None]
+    start_time: pulumi.Output[int | None]
+    end_time: pulumi.Output[int | None]
+    status: pulumi.Output[str | None]
+    params: pulumi.Output[dict[str, str] | None]
+    tags: pulumi.Output[dict[str, str] | None]
+    description: pulumi.Output[str | None]
+    metrics: pulumi.Output[list[dict[str, Any]] | None]
+    dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
+    model_inputs: pulumi.Output[list[dict[str, Any]] | None]
+    model_outputs: pulumi.Output[list[dict[str, Any]] | None]
+    host: pulumi.Output[str | None]
+    deployment_name: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        experiment_id: pulumi.Input[str],
+        run_name: pulumi.Input[str] | None = None,
+        start_time: pulumi.Input[int] | None = None,
+        end_time: pulumi.Input[int] | None = None,
+        status: pulumi.Input[str] | None = None,
+        params: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        tags: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        description: pulumi.Input[str] | None = None,
+        metrics: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        dataset_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        model_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        host: pulumi.Input[str] | None = None,
+        deployment_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declare a run.
+
+        :param experiment_id: the experiment that holds the run (replace on change).
+        :param run_name: shown in the MLflow UI.
+        :param start_time: ms since the epoch; the server's clock when absent (replace on change).
+        :param end_time: ms since the epoch.
+        :param status: RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+        :param params: write-once strings; numbers are turned into text. A changed or removed key replaces.
+        :param tags: the tags this program manages; tags set by others are left alone.
+        :param description: the run's description (the ``mlflow.note.content`` tag).
+        :param metrics: points ``{key, value, step=0, timestamp?, dataset_name?, dataset_digest?, model_id?}``;
+            values may be NaN or ±Infinity. Appending points is an update that logs only the new ones.
+        :param dataset_inputs: ``{dataset: {name, digest, source_type, source, schema?, profile?}, tags}``.
+        :param model_inputs: ``{model_id}`` items.
+        :param model_outputs: ``{model_id, step}`` items.
+        :param host: base URL of a workspace or tracking server (overrides stack config and env).
+        :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
+        """
+        inputs: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "start_time": start_time,
+            "end_time": end_time,
+            "status": status,
+            "params": _plain(params, _stringify_params),
+            "tags": tags,
+            "description": description,
+            "metrics": _plain(metrics, _encode_metric_points),
+            "dataset_inputs": dataset_inputs,
+            "model_inputs": model_inputs,
+            "model_outputs": model_outputs,
+            "host": host,
+            "deployment_name": deployment_name,
+        }
+        props = {k: v for k, v in inputs.items() if v is not None}
+        props.update({key: None for key in OUTPUT_KEYS})
+        props.update({key: None for key in INPUT_KEYS if key not in props})
+        super().__init__(ExperimentRunProvider(), resource_name, props, opts)
+
+
+def _plain(value: Any, fn: Any) -> Any:
+    """Apply ``fn`` now to plain values, or once an Output resolves (keeping secrets and unknowns)."""
+    if value is None:
+        return None
+    if isinstance(value, pulumi.Output) or _holds_output(value):
+        return pulumi.Output.from_input(value).apply(fn)
+    return fn(value)
+
+
+def _holds_output(value: Any) -> bool:
+    if isinstance(value, (pulumi.Output,)) or hasattr(value, "__await__"):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_output(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_output(v) for v in value)
+    return False

@@ -1,0 +1,61 @@
+"""Shared fixtures: one real MLflow server per session, plus env/client/experiment helpers."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+_TESTS_DIR = Path(__file__).resolve().parent
+# `support.*` (tests/support) importable under any import mode; `pulumi_mlflow_runs` comes from the
+# installed package (`pip install -e .`), as it does for the provider host the engine starts.
+if str(_TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTS_DIR))
+
+from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+
+if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
+    from mlflow.tracking import MlflowClient
+
+_CREDENTIAL_VARS = (
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CONFIG_PROFILE",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point MLflow at the local server and hide any ambient credentials."""
+    for name in _CREDENTIAL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    return mlflow_server.url
+
+
+@pytest.fixture
+def mlflow_client(mlflow_server: MlflowServer) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_server.url)
+
+
+@pytest.fixture
+def experiment_id(mlflow_client: MlflowClient) -> str:
+    return mlflow_client.create_experiment(f"test-{uuid.uuid4().hex}")

@@ -1,0 +1,121 @@
+"""Start a real ``mlflow server`` (sqlite backend) on a free loopback port for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+_STARTUP_TIMEOUT = 60.0
+_STOP_GRACE = 10.0
+
+
+@dataclass
+class MlflowServer:
+    """A running server; ``stop()`` kills its whole process group (uvicorn spawns workers)."""
+
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "<no log>"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            _signal_group(self.process, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process, signal.SIGKILL)
+                self.process.wait()
+        # Stragglers (if any) share the group even after the leader has exited.
+        _signal_group(self.process, signal.SIGKILL)
+
+    def __enter__(self) -> MlflowServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)  # pgid == pid thanks to start_new_session=True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _launch(workdir: Path, port: int, attempt: int) -> MlflowServer:
+    log_path = workdir / f"mlflow-server-{attempt}.log"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--default-artifact-root", str(workdir / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=workdir, start_new_session=True,
+        )  # fmt: skip
+    return MlflowServer(port=port, log_path=log_path, process=process)
+
+
+def _wait_healthy(server: MlflowServer, timeout: float) -> bool:
+    """True when /health says 200; False if the process died; raises on timeout."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                return False
+            try:
+                if client.get(f"{server.url}/health").status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    server.stop()
+    raise RuntimeError(f"mlflow server not healthy after {timeout:.0f}s; log tail:\n{server.log_tail()}")
+
+
+def start_mlflow_server(
+    workdir: Path, *, timeout: float = _STARTUP_TIMEOUT, attempts: int = 3
+) -> MlflowServer:
+    """Start the server and block until healthy; retries on a lost free-port race."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "artifacts").mkdir(exist_ok=True)
+    for attempt in range(1, attempts + 1):
+        server = _launch(workdir, _free_port(), attempt)
+        if _wait_healthy(server, timeout):
+            return server
+        server.stop()
+        tail = server.log_tail()
+        if "address already in use" not in tail.lower() or attempt == attempts:
+            raise RuntimeError(f"mlflow server exited with {server.process.returncode}; log tail:\n{tail}")
+    raise AssertionError("unreachable")

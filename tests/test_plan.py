@@ -1,0 +1,148 @@
+"""The pure core: normalization, diff rules and the request plan, with no server and no host."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from pulumi_mlflow_runs import _models as m
+from pulumi_mlflow_runs._run_plan import chunk_log_batch, diff_run, plan_writes
+from pulumi_mlflow_runs._run_spec import UNKNOWN, check_inputs
+
+
+def _checked(**inputs):
+    out, failures = check_inputs({"experiment_id": "1", **inputs})
+    assert failures == []
+    return out
+
+
+def _points(n: int, keys: int = 1) -> list[dict]:
+    return [{"key": f"m{i % keys}", "value": float(i), "step": i, "timestamp": 1000 + i} for i in range(n)]
+
+
+def test_numbers_sent_as_floats_come_back_as_ints() -> None:
+    out = _checked(start_time=1.7e12, end_time=1.7e12 + 5, metrics=[{"key": "a", "value": 1, "step": 3.0}])
+    assert out["start_time"] == 1_700_000_000_000 and isinstance(out["start_time"], int)
+    assert out["metrics"] == [{"key": "a", "value": 1.0, "step": 3}]
+    assert isinstance(out["metrics"][0]["step"], int)
+
+
+def test_non_finite_values_normalize_to_mlflow_strings() -> None:
+    out = _checked(metrics=[{"key": "a", "value": math.nan}, {"key": "b", "value": -math.inf},
+                            {"key": "c", "value": "Infinity"}])
+    assert [p["value"] for p in out["metrics"]] == ["NaN", "-Infinity", "Infinity"]
+    json.dumps(out, allow_nan=False)  # state stays valid JSON
+
+
+def test_unknowns_pass_check_untouched() -> None:
+    out, failures = check_inputs({"experiment_id": UNKNOWN, "tags": {"a": UNKNOWN}, "metrics": UNKNOWN})
+    assert failures == []
+    assert out["experiment_id"] == UNKNOWN and out["tags"] == {"a": UNKNOWN}
+
+
+@pytest.mark.parametrize(
+    ("change", "replaces", "updates"),
+    [
+        ({}, (), ()),
+        ({"experiment_id": "2"}, ("experiment_id",), ()),
+        ({"start_time": 5}, ("start_time",), ()),
+        ({"host": "https://x.cloud.databricks.com"}, ("host",), ()),
+        ({"deployment_name": "dbc-1"}, ("deployment_name",), ()),
+        ({"run_name": "other"}, (), ("run_name",)),
+        ({"end_time": 99}, (), ("end_time",)),
+        ({"status": "FAILED"}, (), ("status",)),
+        ({"description": "new words"}, (), ("description",)),
+        ({"tags": {"a": "1", "b": "2"}}, (), ("tags",)),
+        ({"tags": {}}, (), ("tags",)),
+        ({"params": {"p": "1", "q": "2"}}, (), ("params",)),
+        ({"params": {"p": "changed"}}, ("params",), ()),
+        ({"params": {}}, ("params",), ()),
+        ({"metrics": _points(3)}, (), ("metrics",)),
+        ({"metrics": _points(1)}, ("metrics",), ()),
+        ({"metrics": [{**_points(2)[0], "value": 9.0}, _points(2)[1]]}, ("metrics",), ()),
+        ({"model_outputs": [{"model_id": "m-1", "step": 1}, {"model_id": "m-2", "step": 2}]}, (), ("model_outputs",)),
+        ({"model_outputs": [{"model_id": "m-2", "step": 2}]}, ("model_outputs",), ()),
+        ({"model_inputs": [{"model_id": "a"}, {"model_id": "b"}]}, (), ("model_inputs",)),
+        ({"model_inputs": []}, ("model_inputs",), ()),
+    ],
+)
+def test_diff_rules_follow_the_spec_table(change: dict, replaces: tuple, updates: tuple) -> None:
+    base = _checked(run_name="r", start_time=1, end_time=10, status="FINISHED", description="d",
+                    tags={"a": "1"}, params={"p": "1"}, metrics=_points(2),
+                    model_outputs=[{"model_id": "m-1", "step": 1}], model_inputs=[{"model_id": "a"}])
+    olds = {**base, "run_id": "r1", "lifecycle_stage": "active", "__provider": "x"}
+    news = _checked(**{**{k: v for k, v in base.items() if k != "experiment_id"}, **change})
+    d = diff_run(olds, {**news, "__provider": "y"})
+    assert (d.replaces, d.updates) == (replaces, updates)
+
+
+def test_points_without_timestamp_match_the_logged_ones() -> None:
+    declared = [{"key": "loss", "value": 1.0, "step": 0}]
+    logged = [{"key": "loss", "value": 1.0, "step": 0, "timestamp": 123}]
+    assert not diff_run({"experiment_id": "1", "metrics": logged}, _checked(metrics=declared)).changes
+
+
+def test_deleted_run_is_drift_to_heal() -> None:
+    news = _checked(tags={"a": "1"})
+    d = diff_run({**news, "lifecycle_stage": "deleted"}, news)
+    assert d.updates == ("lifecycle_stage",) and d.replaces == ()
+
+
+def test_unknown_values_in_preview() -> None:
+    olds = _checked(tags={"a": "1"}, run_name="r")
+    d = diff_run(olds, {**olds, "experiment_id": UNKNOWN, "tags": {"a": UNKNOWN}})
+    assert d.replaces == ("experiment_id",) and d.updates == ("tags",)
+
+
+def test_chunking_uses_the_fewest_requests_within_every_limit() -> None:
+    params = [m.Param(key=f"p{i}", value="v") for i in range(160)]
+    tags = [m.RunTag(key=f"t{i}", value="v") for i in range(130)]
+    metrics = [m.Metric(key=f"k{i % 20}", value=i, timestamp=1, step=i) for i in range(2500)]
+    batches = chunk_log_batch("r", metrics, params, tags)
+    assert len(batches) == 3  # ceil(2790 / 1000)
+    for b in batches:
+        n_m, n_p, n_t = len(b.metrics or []), len(b.params or []), len(b.tags or [])
+        assert n_m <= 1000 and n_p <= 100 and n_t <= 100 and n_m + n_p + n_t <= 1000
+    assert [p.key for b in batches for p in b.params or []] == [p.key for p in params]
+    assert [x.step for b in batches for x in b.metrics or []] == list(range(2500))
+
+
+def test_chunking_respects_the_byte_limit() -> None:
+    big = "é" * 250  # 500 bytes in UTF-8
+    tags = [m.RunTag(key=f"t{i:03d}" + "x" * 240, value=big) for i in range(1000)]
+    batches = chunk_log_batch("r", [], [], tags)
+    for b in batches:
+        assert len(b.model_dump_json(exclude_none=True).encode()) <= 1_000_000
+    assert sum(len(b.tags or []) for b in batches) == 1000
+
+
+def test_long_values_take_their_own_endpoints() -> None:
+    inputs = _checked(params={"short": "s", "long": "p" * 251}, tags={"big": "t" * 5000}, description="d" * 300)
+    w = plan_writes("r", {}, {**inputs, "metrics": []})
+    assert [p.key for p in w.long_params] == ["long"]
+    assert sorted(t.key for t in w.long_tags) == ["big", "mlflow.note.content"]
+    assert [p.key for b in w.batches for p in b.params or []] == ["short"]
+
+
+def test_update_plan_sends_only_what_changed() -> None:
+    old = {**_checked(params={"p": "1"}, tags={"a": "1", "gone": "x"}, metrics=_points(3), status="RUNNING"),
+           "lifecycle_stage": "active"}
+    new = _checked(params={"p": "1", "q": "2"}, tags={"a": "1", "b": "2"}, metrics=_points(5), status="FINISHED")
+    w = plan_writes("r", old, new)
+    assert not w.restore
+    assert len(w.batches) == 1
+    b = w.batches[0]
+    assert [p.key for p in b.params or []] == ["q"]
+    assert [t.key for t in b.tags or []] == ["b"]
+    assert [x.step for x in b.metrics or []] == [3, 4]
+    assert [t.key for t in w.deleted_tags] == ["gone"]
+    assert w.update == m.UpdateRun(run_id="r", status="FINISHED")
+
+
+def test_nothing_to_do_plans_nothing() -> None:
+    state = _checked(params={"p": "1"}, tags={"a": "1"}, metrics=_points(3), status="FINISHED")
+    w = plan_writes("r", state, state)
+    assert (w.batches, w.long_params, w.long_tags, w.deleted_tags, w.inputs, w.outputs, w.update) == (
+        [], [], [], [], None, None, None)

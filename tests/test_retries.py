@@ -1,0 +1,91 @@
+"""The retry helper, driven by a fake clock: no test here sleeps."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pulumi_mlflow_runs import RetryPolicy, ServiceUnavailable, TooManyRequests, retry_call
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _busy(retry_after: float | None = None) -> TooManyRequests:
+    return TooManyRequests(status=429, error_code="REQUEST_LIMIT_EXCEEDED", message="slow down",
+                           endpoint="POST /x", retry_after=retry_after)
+
+
+def _flaky(failures: list[Exception]):
+    calls = {"n": 0}
+
+    def fn() -> str:
+        calls["n"] += 1
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    return fn, calls
+
+
+def _always(exc: Exception):
+    return lambda e: (True, getattr(e, "retry_after", None))
+
+
+def test_backoff_grows_exponentially_without_jitter() -> None:
+    clock = FakeClock()
+    fn, calls = _flaky([_busy(), _busy(), _busy()])
+    policy = RetryPolicy(deadline=100, initial_backoff=1, multiplier=2, jitter=0)
+    assert retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock) == "ok"
+    assert calls["n"] == 4
+    assert clock.sleeps == [1, 2, 4]
+
+
+def test_retry_after_is_honoured_when_longer_than_backoff() -> None:
+    clock = FakeClock()
+    fn, _ = _flaky([_busy(retry_after=7.0)])
+    policy = RetryPolicy(deadline=100, initial_backoff=1, jitter=0)
+    retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock)
+    assert clock.sleeps == [7.0]
+
+
+def test_jitter_stays_within_its_fraction() -> None:
+    clock = FakeClock()
+    fn, _ = _flaky([_busy() for _ in range(5)])
+    policy = RetryPolicy(deadline=1000, initial_backoff=1, multiplier=2, jitter=0.5, max_backoff=100)
+    retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock, rng=random.Random(1))
+    for attempt, slept in enumerate(clock.sleeps):
+        full = 2**attempt
+        assert full * 0.5 <= slept <= full
+
+
+def test_deadline_stops_retrying_and_reraises_the_last_error_with_a_note() -> None:
+    clock = FakeClock()
+    fn, calls = _flaky([_busy(retry_after=30.0) for _ in range(10)])
+    policy = RetryPolicy(deadline=50, initial_backoff=1, jitter=0)
+    with pytest.raises(TooManyRequests) as info:
+        retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock)
+    assert calls["n"] == 2  # one wait of 30 s fits in 50 s, a second would not
+    assert clock.now <= 50
+    assert any("gave up after 2 attempt(s)" in note for note in info.value.__notes__)
+
+
+def test_not_retryable_raises_at_once() -> None:
+    clock = FakeClock()
+    err = ServiceUnavailable(status=503, error_code="HTTP_503", message="down", endpoint="POST /x")
+    fn, calls = _flaky([err])
+    with pytest.raises(ServiceUnavailable):
+        retry_call(fn, should_retry=lambda e: (False, None), policy=RetryPolicy(), clock=clock)
+    assert calls["n"] == 1
+    assert clock.sleeps == []
