@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-import pytest
-
 import pulumi_mlflow_runs as p
+import pytest
 from pulumi_mlflow_runs._errors import map_error
 
 

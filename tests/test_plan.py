@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from pulumi_mlflow_runs import _models as m
 from pulumi_mlflow_runs._run_plan import chunk_log_batch, diff_run, plan_writes
 from pulumi_mlflow_runs._run_spec import UNKNOWN, check_inputs
@@ -120,7 +119,7 @@ def test_chunking_respects_the_byte_limit() -> None:
 
 def test_long_values_take_their_own_endpoints() -> None:
     inputs = _checked(params={"short": "s", "long": "p" * 251}, tags={"big": "t" * 5000}, description="d" * 300)
-    w = plan_writes("r", {}, {**inputs, "metrics": []})
+    w = plan_writes("r", {}, {**inputs, "metrics": []}, 1)
     assert [p.key for p in w.long_params] == ["long"]
     assert sorted(t.key for t in w.long_tags) == ["big", "mlflow.note.content"]
     assert [p.key for b in w.batches for p in b.params or []] == ["short"]
@@ -130,7 +129,7 @@ def test_update_plan_sends_only_what_changed() -> None:
     old = {**_checked(params={"p": "1"}, tags={"a": "1", "gone": "x"}, metrics=_points(3), status="RUNNING"),
            "lifecycle_stage": "active"}
     new = _checked(params={"p": "1", "q": "2"}, tags={"a": "1", "b": "2"}, metrics=_points(5), status="FINISHED")
-    w = plan_writes("r", old, new)
+    w = plan_writes("r", old, new, 777)
     assert not w.restore
     assert len(w.batches) == 1
     b = w.batches[0]
@@ -138,11 +137,11 @@ def test_update_plan_sends_only_what_changed() -> None:
     assert [t.key for t in b.tags or []] == ["b"]
     assert [x.step for x in b.metrics or []] == [3, 4]
     assert [t.key for t in w.deleted_tags] == ["gone"]
-    assert w.update == m.UpdateRun(run_id="r", status="FINISHED")
+    assert w.update == m.UpdateRun(run_id="r", status="FINISHED", end_time=777)  # ends "now"
 
 
 def test_nothing_to_do_plans_nothing() -> None:
     state = _checked(params={"p": "1"}, tags={"a": "1"}, metrics=_points(3), status="FINISHED")
-    w = plan_writes("r", state, state)
+    w = plan_writes("r", state, state, 1)
     assert (w.batches, w.long_params, w.long_tags, w.deleted_tags, w.inputs, w.outputs, w.update) == (
         [], [], [], [], None, None, None)

@@ -157,9 +157,7 @@ def _checked_url(url: str, source: str, env: Mapping[str, str]) -> str:
     return url.rstrip("/")
 
 
-def _sdk_auth(
-    host: str | None, profile: str | None, source: str, env: Mapping[str, str]
-) -> tuple[str, httpx.Auth]:
+def _sdk_auth(host: str | None, profile: str | None, source: str, env: Mapping[str, str]) -> tuple[str, httpx.Auth]:
     try:
         from databricks.sdk.core import Config
     except ImportError as exc:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import httpx
 import pulumi.dynamic as dyn
 
 from ._auth import Connection, SecretStr, StackConfig, resolve_connection
@@ -24,9 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Runtime:
     """Host-side state: stack settings, one transport pool, resolved connections."""
 
-    def __init__(self, stack: StackConfig) -> None:
+    def __init__(self, stack: StackConfig, http_transport: httpx.BaseTransport | None = None) -> None:
         self.stack = stack
-        self.pool = TransportPool()
+        self.pool = TransportPool(http_transport=http_transport)
         self._lock = threading.Lock()
         self._connections: dict[tuple[str | None, str | None], Connection] = {}
 

@@ -17,6 +17,7 @@ from ._run_spec import (
     INPUT_KEYS,
     MAX_BATCH_VALUE_CHARS,
     REPLACE_KEYS,
+    TERMINAL_STATUSES,
     is_unknown,
 )
 
@@ -203,9 +204,12 @@ def _appended(old: Any, new: Any) -> list[Any]:
     return list(new or [])[len(old or []) :]
 
 
-def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> Writes:
+def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now_ms: int) -> Writes:
     """The requests from ``old`` (outputs in state, ``{}`` for a new run) to ``new`` (checked inputs
     whose metric points already carry timestamps). Called only for changes ``diff_run`` calls updates.
+
+    A run that becomes FINISHED, FAILED or KILLED without a declared ``end_time`` ends ``now_ms``, as
+    MLflow's own client does; otherwise the server would keep it without an end.
     """
     w = Writes(run_id, restore=old.get("lifecycle_stage") == "deleted")
     old_params, new_params = dict(old.get("params") or {}), dict(new.get("params") or {})
@@ -241,6 +245,8 @@ def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> 
     changed = {
         k: new.get(k) for k in ("run_name", "status", "end_time") if new.get(k) is not None and new.get(k) != old.get(k)
     }
+    if changed.get("status") in TERMINAL_STATUSES and new.get("end_time") is None:
+        changed["end_time"] = now_ms
     if changed:
         w.update = m.UpdateRun(run_id=run_id, **changed)
     return w
@@ -270,6 +276,31 @@ def outputs_for(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
         latest_metrics=latest_metrics(run),
     )
     return outs
+
+
+def stored_mismatches(inputs: Mapping[str, Any], run: m.Run) -> list[tuple[str, str]]:
+    """Declared params and tags the server did not keep as sent (some servers cut long values)."""
+    found: list[tuple[str, str]] = []
+    server = {"params": {p.key: p.value for p in run.data.params}, "tags": {t.key: t.value for t in run.data.tags}}
+    declared = {"params": dict(inputs.get("params") or {}), "tags": dict(inputs.get("tags") or {})}
+    if inputs.get("description") is not None:
+        declared["tags"][DESCRIPTION_TAG] = inputs["description"]
+    for kind in ("params", "tags"):
+        for key, value in declared[kind].items():
+            kept = server[kind].get(key)
+            if kept != value:
+                prop = "description" if key == DESCRIPTION_TAG and kind == "tags" else f"{kind}.{key}"
+                if kept is not None and value.startswith(kept):
+                    found.append(
+                        (
+                            prop,
+                            f"the server kept only {len(kept)} of {len(value)} characters; "
+                            f"its limit is {len(kept)} characters",
+                        )
+                    )
+                else:
+                    found.append((prop, "the server did not store the declared value"))
+    return found
 
 
 def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ._run_plan import (
     outputs_for,
     plan_writes,
     refreshed_outputs,
+    stored_mismatches,
 )
 from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs
 
@@ -80,13 +81,15 @@ class ExperimentRunProvider(BaseProvider):
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         inputs = _checked(props)
-        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], _now_ms())
+        now = _now_ms()
+        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
         api = self.api_for(inputs)
-        run = self._create_run(api, inputs)
+        run = self._create_run(api, inputs, now)
         run_id = run.info.run_id
         try:
-            _apply(api, plan_writes(run_id, {}, inputs))
+            _apply(api, plan_writes(run_id, {}, inputs, now))
             run = api.get_run(run_id)
+            _raise_if_not_stored(inputs, run)
         except BaseException as exc:
             _rollback(api, run_id, exc)
             raise
@@ -107,11 +110,14 @@ class ExperimentRunProvider(BaseProvider):
         logged = list(olds.get("metrics") or [])
         declared = inputs.get("metrics") or []
         # Points already logged keep the timestamps they were logged with; new ones get "now".
-        inputs["metrics"] = logged[: len(declared)] + assign_timestamps(declared[len(logged) :], _now_ms())
+        now = _now_ms()
+        inputs["metrics"] = logged[: len(declared)] + assign_timestamps(declared[len(logged) :], now)
         api = self.api_for(inputs)
-        writes = plan_writes(id_, olds, inputs)
+        writes = plan_writes(id_, olds, inputs, now)
         try:
             _apply(api, writes)
+            run = api.get_run(id_)
+            _raise_if_not_stored(inputs, run)
         except MlflowRunsError as exc:
             exc.add_note(
                 "the update stopped partway; planned: "
@@ -119,7 +125,7 @@ class ExperimentRunProvider(BaseProvider):
                 + ". Run `pulumi up` again: it compares with the server and sends only what is missing."
             )
             raise
-        return dyn.UpdateResult(outputs_for(inputs, api.get_run(id_)))
+        return dyn.UpdateResult(outputs_for(inputs, run))
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -127,11 +133,13 @@ class ExperimentRunProvider(BaseProvider):
             self.api_for(props).delete_run(id_)
 
     @staticmethod
-    def _create_run(api: MlflowApi, inputs: Mapping[str, Any]) -> m.Run:
+    def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now_ms: int) -> m.Run:
+        # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
+        start = inputs.get("start_time")
         req = m.CreateRun(
             experiment_id=inputs["experiment_id"],
             run_name=inputs.get("run_name"),
-            start_time=inputs.get("start_time"),
+            start_time=now_ms if start is None else start,
         )
         try:
             return api.create_run(req)
@@ -141,6 +149,13 @@ class ExperimentRunProvider(BaseProvider):
                 f"experiment {inputs['experiment_id']!r} does not exist on {api.transport.connection.base_url} "
                 f"({exc.error_code})",
             ) from None
+
+
+def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
+    """Refuse to report success when the server silently cut a value: that would be lost data."""
+    mismatches = stored_mismatches(inputs, run)
+    if mismatches:
+        raise InputError(*mismatches[0])
 
 
 def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:

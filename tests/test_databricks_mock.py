@@ -1,0 +1,145 @@
+"""Databricks-only behaviour, which an open-source server cannot show: bulk endpoints, a workspace URL built
+from ``deployment_name``, bearer auth from stack config. A small stateful fake behind ``httpx.MockTransport``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from pulumi_mlflow_runs import EndpointNotFound, ExperimentRunProvider, MlflowApi, StackConfig, TransportPool
+from pulumi_mlflow_runs import _models as m
+from pulumi_mlflow_runs._auth import BearerAuth, Connection, SecretStr
+from pulumi_mlflow_runs._provider_base import _Runtime
+
+TOKEN = "dapi" + "0123456789abcdef" * 2
+WORKSPACE = "https://dbc-1234.cloud.databricks.com"
+
+
+class FakeWorkspace:
+    """Just enough of a Databricks workspace's MLflow API to run a resource's lifecycle."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return httpx.Response(401, json={"error_code": "UNAUTHENTICATED", "message": "bad token"})
+        path = request.url.path.removeprefix("/api/2.0/mlflow/")
+        body = json.loads(request.content) if request.content else dict(request.url.params)
+        handler = getattr(self, path.replace("/", "_").replace("-", "_"), None)
+        if handler is None:
+            return httpx.Response(404, text="not here")
+        return handler(body)
+
+    def _run(self, run_id: str) -> dict[str, Any] | None:
+        return self.runs.get(run_id)
+
+    def runs_create(self, body: dict[str, Any]) -> httpx.Response:
+        run_id = uuid.uuid4().hex
+        self.runs[run_id] = {"info": {"run_id": run_id, "experiment_id": body["experiment_id"],
+                                      "status": "RUNNING", "lifecycle_stage": "active",
+                                      "start_time": body.get("start_time", 0), "artifact_uri": f"dbfs:/{run_id}"},
+                             "data": {"params": [], "tags": [], "metrics": []}}
+        return httpx.Response(200, json={"run": self.runs[run_id]})
+
+    def runs_log_batch(self, body: dict[str, Any]) -> httpx.Response:
+        run = self.runs[body["run_id"]]
+        for kind in ("params", "tags", "metrics"):
+            run["data"][kind] += body.get(kind, [])
+        return httpx.Response(200, json={})
+
+    def runs_update(self, body: dict[str, Any]) -> httpx.Response:
+        run = self.runs[body["run_id"]]
+        run["info"].update({k: v for k, v in body.items() if k != "run_id"})
+        return httpx.Response(200, json={"run_info": run["info"]})
+
+    def runs_get(self, body: dict[str, Any]) -> httpx.Response:
+        run = self._run(body["run_id"])
+        if run is None:
+            return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})
+        return httpx.Response(200, json={"run": run})
+
+    def runs_delete(self, body: dict[str, Any]) -> httpx.Response:
+        run = self._run(body["run_id"])
+        if run is None:
+            return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})
+        run["info"]["lifecycle_stage"] = "deleted"
+        return httpx.Response(200, json={})
+
+    def databricks_runs_delete_runs(self, body: dict[str, Any]) -> httpx.Response:
+        hits = [r for r in self.runs.values() if r["info"]["experiment_id"] == body["experiment_id"]
+                and r["info"]["start_time"] <= body["max_timestamp_millis"]
+                and r["info"]["lifecycle_stage"] == "active"][: body.get("max_runs", 10_000)]
+        for r in hits:
+            r["info"]["lifecycle_stage"] = "deleted"
+        return httpx.Response(200, json={"runs_deleted": len(hits)})
+
+    def databricks_runs_restore_runs(self, body: dict[str, Any]) -> httpx.Response:
+        hits = [r for r in self.runs.values() if r["info"]["experiment_id"] == body["experiment_id"]
+                and r["info"]["lifecycle_stage"] == "deleted"][: body.get("max_runs", 10_000)]
+        for r in hits:
+            r["info"]["lifecycle_stage"] = "active"
+        return httpx.Response(200, json={"runs_restored": len(hits)})
+
+
+@pytest.fixture
+def workspace() -> FakeWorkspace:
+    return FakeWorkspace()
+
+
+def _api(workspace: FakeWorkspace, token: str = TOKEN) -> MlflowApi:
+    pool = TransportPool(http_transport=httpx.MockTransport(workspace))
+    return MlflowApi(pool.get(Connection(WORKSPACE, "test", True, BearerAuth(SecretStr(token)))))
+
+
+def test_resource_on_a_workspace_named_by_deployment_name(workspace: FakeWorkspace) -> None:
+    provider = ExperimentRunProvider()
+    provider._runtime = _Runtime(StackConfig(token=SecretStr(TOKEN)), httpx.MockTransport(workspace))
+    checked = provider.check({}, {"experiment_id": "42", "deployment_name": "dbc-1234", "status": "FINISHED",
+                                  "params": {"p": "1"}, "metrics": [{"key": "m", "value": 1.0}]})
+    assert checked.failures == []
+    created = provider.create(checked.inputs)
+    assert {str(r.url.host) for r in workspace.requests} == {"dbc-1234.cloud.databricks.com"}
+    paths = [r.url.path.rsplit("/", 1)[-1] for r in workspace.requests]
+    assert paths == ["create", "log-batch", "update", "get"]  # the minimal sequence
+    assert workspace.runs[created.id]["info"]["status"] == "FINISHED"
+    provider.delete(created.id, created.outs or {})
+    assert workspace.runs[created.id]["info"]["lifecycle_stage"] == "deleted"
+
+
+def test_a_wrong_token_is_a_clear_error_without_the_token(workspace: FakeWorkspace) -> None:
+    wrong = "dapi" + "f" * 32
+    with pytest.raises(Exception) as info:
+        _api(workspace, wrong).get_run("x")
+    assert "HTTP 401 UNAUTHENTICATED" in str(info.value)
+    assert wrong not in str(info.value) and wrong not in repr(info.value)
+
+
+def test_bulk_delete_and_restore(workspace: FakeWorkspace) -> None:
+    api = _api(workspace)
+    for start in (10, 20, 30):
+        api.create_run(m.CreateRun(experiment_id="7", start_time=start))
+    assert api.delete_runs_bulk(m.DeleteRuns(experiment_id="7", max_timestamp_millis=20, max_runs=1)) == 1
+    assert api.delete_runs_bulk(m.DeleteRuns(experiment_id="7", max_timestamp_millis=20)) == 1
+    assert sum(r["info"]["lifecycle_stage"] == "deleted" for r in workspace.runs.values()) == 2
+    assert api.restore_runs_bulk(m.RestoreRuns(experiment_id="7", min_timestamp_millis=0)) == 2
+    sent = [json.loads(r.content) for r in workspace.requests if r.url.path.endswith("delete-runs")]
+    assert sent[0] == {"experiment_id": "7", "max_timestamp_millis": 20, "max_runs": 1}
+
+
+def test_bulk_endpoints_are_missing_on_open_source_servers(mlflow_server) -> None:
+    pool = TransportPool()
+    try:
+        api = MlflowApi(pool.get(Connection(mlflow_server.url, "test", False, None)))
+        with pytest.raises(EndpointNotFound) as info:
+            api.delete_runs_bulk(m.DeleteRuns(experiment_id="0", max_timestamp_millis=1))
+    finally:
+        pool.close()
+    assert "does not offer this endpoint" in str(info.value)
