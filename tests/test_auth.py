@@ -6,6 +6,7 @@ import pickle
 
 import httpx
 import pytest
+
 from pulumi_mlflow_runs import ConfigurationError, StackConfig, resolve_connection
 from pulumi_mlflow_runs._auth import SecretStr
 

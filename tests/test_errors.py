@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pickle
 
-import pulumi_mlflow_runs as p
 import pytest
+
+import pulumi_mlflow_runs as p
 from pulumi_mlflow_runs._errors import map_error
 
 

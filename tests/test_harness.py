@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
 from support.host import UNKNOWN, DynamicHost, HostError, is_secret, secret, unwrap, with_provider
 from support.trivial_provider import EchoProvider
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
     from support.mlflow_server import MlflowServer
 
 

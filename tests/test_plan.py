@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from pulumi_mlflow_runs import _models as m
 from pulumi_mlflow_runs._run_plan import chunk_log_batch, diff_run, plan_writes
 from pulumi_mlflow_runs._run_spec import UNKNOWN, check_inputs

@@ -16,9 +16,10 @@ from typing import Any
 import dill
 import pytest
 from mlflow.entities import ViewType
-from support.host import UNKNOWN, DynamicHost, HostError, secret, with_provider, without_provider
 
 from pulumi_mlflow_runs import ExperimentRunProvider
+
+from support.host import UNKNOWN, DynamicHost, HostError, secret, with_provider, without_provider
 
 TOKEN = "dapi" + "feedface" * 4
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from pulumi_mlflow_runs import RetryPolicy, ServiceUnavailable, TooManyRequests, retry_call
 
 
