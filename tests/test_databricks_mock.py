@@ -108,7 +108,7 @@ def test_resource_on_a_workspace_named_by_deployment_name(workspace: FakeWorkspa
     created = provider.create(checked.inputs)
     assert {str(r.url.host) for r in workspace.requests} == {"dbc-1234.cloud.databricks.com"}
     paths = [r.url.path.rsplit("/", 1)[-1] for r in workspace.requests]
-    assert paths == ["create", "log-batch", "update", "get"]  # the minimal sequence
+    assert paths == ["create", "update", "log-batch", "get"]  # the minimal sequence
     assert workspace.runs[created.id]["info"]["status"] == "FINISHED"
     provider.delete(created.id, created.outs or {})
     assert workspace.runs[created.id]["info"]["lifecycle_stage"] == "deleted"

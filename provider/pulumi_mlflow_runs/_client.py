@@ -34,9 +34,10 @@ ENDPOINTS: dict[str, _Endpoint] = {
     "runs.set_tag": _Endpoint("POST", f"{_RUNS}/set-tag", True),
     "runs.delete_tag": _Endpoint("POST", f"{_RUNS}/delete-tag", True),
     "runs.log_inputs": _Endpoint("POST", f"{_RUNS}/log-inputs", True),
-    "runs.log_outputs": _Endpoint("POST", f"{_RUNS}/outputs", True),
+    "runs.log_outputs": _Endpoint("POST", f"{_RUNS}/outputs", False),
     "runs.log_model": _Endpoint("POST", f"{_RUNS}/log-model", True),
     "runs.search": _Endpoint("POST", f"{_RUNS}/search", True),
+    "metrics.get_history": _Endpoint("GET", "/api/2.0/mlflow/metrics/get-history", True),
     "runs.delete_bulk": _Endpoint("POST", f"{_BULK}/delete-runs", True),
     "runs.restore_bulk": _Endpoint("POST", f"{_BULK}/restore-runs", True),
     "experiments.create": _Endpoint("POST", f"{_EXPERIMENTS}/create", False),
@@ -128,6 +129,20 @@ class MlflowApi:
             if not resp.next_page_token:
                 return
             page.page_token = resp.next_page_token
+
+    def get_metric_history(self, run_id: str, key: str) -> list[m.Metric]:
+        """Every point of one metric, across pages (used to find what an uncertain write did)."""
+        points: list[m.Metric] = []
+        token: str | None = None
+        while True:
+            query: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+            if token:
+                query["page_token"] = token
+            page = m.MetricHistoryResponse.model_validate(self._call("metrics.get_history", **query))
+            points += page.metrics
+            token = page.next_page_token
+            if not token:
+                return points
 
     def delete_runs_bulk(self, req: m.DeleteRuns) -> int:
         return m.DeleteRunsResponse.model_validate(self._call("runs.delete_bulk", req)).runs_deleted

@@ -271,6 +271,11 @@ class SearchRunsResponse(_Model):
     next_page_token: str | None = None
 
 
+class MetricHistoryResponse(_Model):
+    metrics: list[Metric] = Field(default_factory=list)
+    next_page_token: str | None = None
+
+
 class DeleteRunsResponse(_Model):
     runs_deleted: int = 0
 

@@ -7,6 +7,7 @@ until ``configure`` runs in the provider host: no client, no lock, no credential
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -16,8 +17,29 @@ import pulumi.dynamic as dyn
 
 from ._auth import Connection, SecretStr, StackConfig, resolve_connection
 from ._client import MlflowApi
-from ._errors import MlflowRunsError
+from ._errors import ConfigurationError, MlflowRunsError
+from ._retries import RetryPolicy
 from ._transport import TransportPool
+
+RETRY_DEADLINE_CONFIG = "mlflow-runs:retryDeadline"
+RETRY_DEADLINE_ENV = "PULUMI_MLFLOW_RUNS_RETRY_DEADLINE"
+
+
+def retry_policy(config_value: Any, env: dict[str, str] | None = None) -> RetryPolicy:
+    """The retry deadline from stack config, else env, else the default (seconds, > 0)."""
+    env = dict(os.environ) if env is None else env
+    source = RETRY_DEADLINE_CONFIG if config_value is not None else RETRY_DEADLINE_ENV
+    raw = config_value if config_value is not None else env.get(RETRY_DEADLINE_ENV)
+    if raw is None or raw == "":
+        return RetryPolicy()
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigurationError(f"{source} must be a number of seconds between 0 and 3600, got {raw!r}")
+    return RetryPolicy(deadline=seconds)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,9 +47,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Runtime:
     """Host-side state: stack settings, one transport pool, resolved connections."""
 
-    def __init__(self, stack: StackConfig, http_transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        stack: StackConfig,
+        policy: RetryPolicy | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.stack = stack
-        self.pool = TransportPool(http_transport=http_transport)
+        self.pool = TransportPool(policy=policy, http_transport=http_transport)
         self._lock = threading.Lock()
         self._connections: dict[tuple[str | None, str | None], Connection] = {}
 
@@ -77,17 +104,16 @@ class BaseProvider(dyn.ResourceProvider):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    @user_facing
     def configure(self, req: dyn.ConfigureRequest) -> None:
         host = req.config.get("databricks:host")
         token = req.config.get("databricks:token")
         self._runtime = _Runtime(
-            StackConfig(
-                host=str(host) if host else None,
-                token=SecretStr(str(token)) if token else None,
-            )
+            StackConfig(host=str(host) if host else None, token=SecretStr(str(token)) if token else None),
+            retry_policy(req.config.get(RETRY_DEADLINE_CONFIG)),
         )
 
     def api_for(self, props: dict[str, Any]) -> MlflowApi:
         if self._runtime is None:  # used without a host (tests, scripts): no stack config
-            self._runtime = _Runtime(StackConfig())
+            self._runtime = _Runtime(StackConfig(), retry_policy(None))
         return self._runtime.api(props.get("host"), props.get("deployment_name"))

@@ -123,28 +123,6 @@ class Writes:
     outputs: m.LogOutputs | None = None
     update: m.UpdateRun | None = None
 
-    def describe(self) -> list[str]:
-        """A readable list of the changes, for error messages after a partial update."""
-        out = []
-        if self.restore:
-            out.append("restored the run")
-        if self.batches:
-            counts = [sum(len(getattr(b, f) or []) for b in self.batches) for f in ("params", "tags", "metrics")]
-            out.append(f"logged {counts[0]} param(s), {counts[1]} tag(s), {counts[2]} metric point(s)")
-        out += [f"logged param {p.key!r}" for p in self.long_params]
-        out += [f"set tag {t.key!r}" for t in self.long_tags]
-        out += [f"deleted tag {t.key!r}" for t in self.deleted_tags]
-        if self.inputs:
-            out.append(f"logged {len(self.inputs.datasets or []) + len(self.inputs.models or [])} input(s)")
-        if self.outputs:
-            out.append(f"logged {len(self.outputs.models)} model output(s)")
-        if self.update:
-            out.append(
-                "updated "
-                + ", ".join(k for k in ("run_name", "status", "end_time") if getattr(self.update, k) is not None)
-            )
-        return out
-
 
 def assign_timestamps(points: Iterable[Mapping[str, Any]], now_ms: int) -> list[dict[str, Any]]:
     """Give every point without a timestamp ``now_ms``; the result is what state records."""

@@ -31,6 +31,8 @@ STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 DESCRIPTION_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
+RESERVED_TAGS = ("pulumi.creation_token",)
+"""Tags the provider itself sets (see ``_run_apply``)."""
 NONFINITE = ("NaN", "Infinity", "-Infinity")
 
 INPUT_KEYS = (
@@ -229,6 +231,9 @@ def _tags(c: _Checker, raw: Any, has_run_name: bool, has_description: bool) -> d
         key_s = c.name(prop, key, "tag")
         if key_s is None:
             continue
+        if key_s in RESERVED_TAGS:
+            c.fail(prop, "is set by the provider itself and cannot be declared")
+            continue
         if key_s == RUN_NAME_TAG and has_run_name:
             c.fail(prop, f"conflicts with run_name; set run_name instead of the {RUN_NAME_TAG} tag")
             continue
@@ -250,6 +255,7 @@ def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
     if items is None:
         return None
     out: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
     for i, item in enumerate(items):
         prop = f"metrics[{i}]"
         if not c.item_keys(prop, item, _METRIC_KEYS, ("key", "value")):
@@ -267,6 +273,14 @@ def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
         for opt in ("dataset_name", "dataset_digest", "model_id"):
             if item.get(opt) is not None:
                 point[opt] = c.string(f"{prop}.{opt}", item[opt])
+        ident = tuple(point.get(k) for k in ("key", "value", "step", "timestamp"))
+        if len(c.failures) == before and ident in seen:
+            c.fail(
+                prop,
+                f"repeats metrics[{seen[ident]}] (same key, value, step and timestamp); MLflow keeps "
+                "such a point once: give it another step or timestamp",
+            )
+        seen.setdefault(ident, i)
         if len(c.failures) == before:
             out.append(point)
     return out

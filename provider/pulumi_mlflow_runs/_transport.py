@@ -45,17 +45,18 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _should_retry(idempotent: bool) -> Any:
-    def decide(exc: Exception) -> tuple[bool, float | None]:
-        if isinstance(exc, TooManyRequests):
-            return True, exc.retry_after  # refused before any work was done
-        if isinstance(exc, TransportError):
-            return (idempotent or not exc.sent), None
-        if isinstance(exc, (ServiceUnavailable, BadGateway, GatewayTimeout)):
-            return idempotent, exc.retry_after
-        return False, None
+def _retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
+    if isinstance(exc, TooManyRequests):
+        return True, exc.retry_after
+    if isinstance(exc, TransportError):
+        return True, None
+    if isinstance(exc, (ServiceUnavailable, BadGateway, GatewayTimeout)):
+        return True, exc.retry_after
+    return False, None
 
-    return decide
+
+def _no_retry(exc: Exception) -> tuple[bool, float | None]:
+    return False, None
 
 
 class Transport:
@@ -83,11 +84,12 @@ class Transport:
         params: dict[str, Any] | None = None,
         idempotent: bool,
     ) -> dict[str, Any]:
-        """One API call, retried per the policy (non-idempotent calls only when surely not applied)."""
+        """One API call. Idempotent ones are retried here; the others are sent once, and the caller
+        (``_exactly_once``) decides what to send again after finding out what the server did."""
         content = json.dumps(body, allow_nan=False, separators=(",", ":")).encode() if body is not None else None
         return retry_call(
             lambda: self._send(method, path, content, params),
-            should_retry=_should_retry(idempotent),
+            should_retry=_retry_idempotent if idempotent else _no_retry,
             policy=self.policy,
             clock=self.clock,
         )

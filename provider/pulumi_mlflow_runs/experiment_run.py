@@ -20,8 +20,8 @@ from . import _models as m
 from ._client import MlflowApi
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, user_facing
+from ._run_apply import apply_writes, create_run
 from ._run_plan import (
-    Writes,
     assign_timestamps,
     diff_run,
     outputs_for,
@@ -43,26 +43,6 @@ def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _apply(api: MlflowApi, w: Writes) -> None:
-    if w.restore:
-        api.restore_run(w.run_id)
-    for batch in w.batches:
-        api.log_batch(batch)
-    for param in w.long_params:
-        api.log_param(param)
-    for tag in w.long_tags:
-        api.set_tag(tag)
-    for gone in w.deleted_tags:
-        with contextlib.suppress(NotFound):  # already gone: the goal is reached
-            api.delete_tag(gone)
-    if w.inputs:
-        api.log_inputs(w.inputs)
-    if w.outputs:
-        api.log_outputs(w.outputs)
-    if w.update:
-        api.update_run(w.update)
 
 
 class ExperimentRunProvider(BaseProvider):
@@ -87,7 +67,7 @@ class ExperimentRunProvider(BaseProvider):
         run = self._create_run(api, inputs, now)
         run_id = run.info.run_id
         try:
-            _apply(api, plan_writes(run_id, {}, inputs, now))
+            apply_writes(api, plan_writes(run_id, {}, inputs, now))
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except BaseException as exc:
@@ -113,16 +93,15 @@ class ExperimentRunProvider(BaseProvider):
         now = _now_ms()
         inputs["metrics"] = logged[: len(declared)] + assign_timestamps(declared[len(logged) :], now)
         api = self.api_for(inputs)
-        writes = plan_writes(id_, olds, inputs, now)
+        done: list[str] = []
         try:
-            _apply(api, writes)
+            apply_writes(api, plan_writes(id_, olds, inputs, now), done)
             run = api.get_run(id_)
             _raise_if_not_stored(inputs, run)
         except MlflowRunsError as exc:
             exc.add_note(
-                "the update stopped partway; planned: "
-                + "; ".join(writes.describe())
-                + ". Run `pulumi up` again: it compares with the server and sends only what is missing."
+                f"run {id_} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
+                "Run `pulumi up` again: it sends only what is still missing."
             )
             raise
         return dyn.UpdateResult(outputs_for(inputs, run))
@@ -142,7 +121,7 @@ class ExperimentRunProvider(BaseProvider):
             start_time=now_ms if start is None else start,
         )
         try:
-            return api.create_run(req)
+            return create_run(api, req)
         except NotFound as exc:
             raise InputError(
                 "experiment_id",
@@ -280,7 +259,49 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         props = {k: v for k, v in inputs.items() if v is not None}
         props.update({key: None for key in OUTPUT_KEYS})
         props.update({key: None for key in INPUT_KEYS if key not in props})
+        hidden = secret_outputs_for(inputs)
+        if hidden:
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=hidden))
         super().__init__(ExperimentRunProvider(), resource_name, props, opts)
+
+
+_ECHOED_IN = {
+    "tags": ("run",),
+    "description": ("run",),
+    "params": ("run",),
+    "run_name": ("run",),
+    "metrics": ("run", "latest_metrics"),
+    "dataset_inputs": ("run",),
+}
+
+
+def secret_outputs_for(inputs: Mapping[str, Any]) -> list[str]:
+    """Outputs to keep secret because an input that may be secret shows up in them.
+
+    The provider host never sees secrets (the engine strips them), so it cannot mark its outputs; the
+    ``run`` view repeats tags, params and metrics in plain text. Whether an Output is secret is only
+    known once it resolves, so any input holding an Output whose secrecy is not already known to be
+    false counts as secret: a program that wants ``run`` in the clear passes plain values.
+    """
+    names: list[str] = []
+    for key, echoes in _ECHOED_IN.items():
+        if _may_be_secret(inputs.get(key)):
+            names += [n for n in (key, *echoes) if n not in names]
+    return names
+
+
+def _may_be_secret(value: Any) -> bool:
+    if isinstance(value, pulumi.Output):
+        data = getattr(value, "_data", None)  # resolved already (Output.secret/from_input of plain data)?
+        try:
+            return not (data is not None and data.done() and data.result().is_secret is False)
+        except Exception:  # noqa: BLE001 - unknown internals: assume secret
+            return True
+    if isinstance(value, Mapping):
+        return any(_may_be_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_may_be_secret(v) for v in value)
+    return hasattr(value, "__await__")
 
 
 def _plain(value: Any, fn: Any) -> Any:

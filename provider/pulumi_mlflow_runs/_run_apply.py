@@ -1,0 +1,102 @@
+"""Carrying out a request plan on the server, each write exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from . import _models as m
+from ._client import MlflowApi
+from ._errors import NotFound
+from ._exactly_once import send_exactly_once
+from ._run_plan import Writes
+from ._run_spec import RESERVED_TAGS
+
+CREATION_TOKEN_TAG = RESERVED_TAGS[0]
+"""Set on every run at creation, so a create whose answer was lost can find the run it made."""
+
+
+def create_run(api: MlflowApi, req: m.CreateRun) -> m.Run:
+    """``runs/create`` once: after an uncertain outcome, look for the run by its creation token."""
+    token = uuid.uuid4().hex
+    req = req.model_copy(update={"tags": [*(req.tags or []), m.RunTag(key=CREATION_TOKEN_TAG, value=token)]})
+    made: list[m.Run] = []
+
+    def remaining(r: m.CreateRun) -> m.CreateRun | None:
+        search = m.SearchRuns(
+            experiment_ids=[r.experiment_id],
+            filter=f"tags.\"{CREATION_TOKEN_TAG}\" = '{token}'",
+            run_view_type="ALL",
+            max_results=1,
+        )
+        made.extend(api.search_runs(search))
+        return None if made else r
+
+    send_exactly_once(api.transport, req, lambda r: made.append(api.create_run(r)), remaining)
+    return made[-1]
+
+
+def _point_id(point: m.Metric) -> tuple[Any, ...]:
+    return (point.key, point.step, point.timestamp, m.encode_float(point.value))
+
+
+def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> None:
+    """Send the plan in order; metric points and model outputs never twice.
+
+    Log-batch goes last: if an earlier step fails for good, no metric point has been logged yet, so the
+    next ``up`` cannot log one twice (points declared without a timestamp get a new one each attempt).
+
+    ``done`` collects a description of each step as it completes, so a failure can say what was applied.
+    """
+    done = [] if done is None else done
+    if w.restore:
+        api.restore_run(w.run_id)
+        done.append("restored the run")
+    for param in w.long_params:
+        api.log_param(param)
+        done.append(f"logged param {param.key!r}")
+    for tag in w.long_tags:
+        api.set_tag(tag)
+        done.append(f"set tag {tag.key!r}")
+    for gone in w.deleted_tags:
+        with contextlib.suppress(NotFound):  # already gone: the goal is reached
+            api.delete_tag(gone)
+        done.append(f"deleted tag {gone.key!r}")
+    if w.inputs:
+        api.log_inputs(w.inputs)  # the server keeps one of each dataset and model input
+        done.append(f"logged {len(w.inputs.datasets or []) + len(w.inputs.models or [])} input(s)")
+    if w.outputs:
+        send_exactly_once(api.transport, w.outputs, api.log_outputs, lambda o: _unrecorded(api, o))
+        done.append(f"logged {len(w.outputs.models)} model output(s)")
+    if w.update:
+        api.update_run(w.update)
+        changed = [k for k in ("run_name", "status", "end_time") if getattr(w.update, k) is not None]
+        done.append("updated " + ", ".join(changed))
+    for batch in w.batches:
+        send_exactly_once(api.transport, batch, api.log_batch, lambda b: _unlogged(api, b))
+        done.append(
+            f"logged {len(batch.params or [])} param(s), {len(batch.tags or [])} tag(s), "
+            f"{len(batch.metrics or [])} metric point(s)"
+        )
+
+
+def _unlogged(api: MlflowApi, batch: m.LogBatch) -> m.LogBatch | None:
+    """What of ``batch`` the server does not hold yet (params and tags are safe to send again)."""
+    metrics = batch.metrics or []
+    if metrics:
+        logged: set[tuple[Any, ...]] = set()
+        for key in {p.key for p in metrics}:
+            logged.update(_point_id(p) for p in api.get_metric_history(batch.run_id, key))
+        metrics = [p for p in metrics if _point_id(p) not in logged]
+    rest = batch.model_copy(update={"metrics": metrics or None})
+    return rest if (rest.metrics or rest.params or rest.tags) else None
+
+
+def _unrecorded(api: MlflowApi, req: m.LogOutputs) -> m.LogOutputs | None:
+    have: Mapping[tuple[str, int], bool] = {
+        (o.model_id, o.step): True for o in api.get_run(req.run_id).outputs.model_outputs
+    }
+    missing = [o for o in req.models if (o.model_id, o.step) not in have]
+    return req.model_copy(update={"models": missing}) if missing else None

@@ -1,0 +1,317 @@
+"""Program functions: read MLflow runs from a Pulumi program, in the Pulumi Databricks provider's style.
+
+``search_runs`` / ``get_run`` take plain values and return typed results; ``search_runs_output`` /
+``get_run_output`` take and return ``pulumi.Output``. They call the REST API from the program's own
+process (not through the engine) and only read, so they run during ``pulumi preview`` as well as
+``pulumi up``. While an input of an ``*_output`` form is unknown (a preview of a resource not created
+yet), its result stays unknown and nothing is sent.
+
+The server is chosen by the provider's rules, first match wins: the ``host`` / ``deployment_name``
+arguments; stack config ``databricks:host`` / ``databricks:token`` (inside a program); env
+``MLFLOW_TRACKING_URI``; env ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` or a ``~/.databrickscfg`` profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from . import _models as m
+from ._auth import SecretStr, StackConfig, resolve_connection
+from ._client import MlflowApi
+from ._errors import InputError
+from ._transport import TransportPool
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MAX_SEARCH_RESULTS",
+    "VIEW_TYPES",
+    "RunResult",
+    "get_run",
+    "get_run_output",
+    "iter_search_runs",
+    "search_runs",
+    "search_runs_output",
+]
+
+VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+"""The seed's ``run_view_type`` values; servers silently ignore others, so they are refused here."""
+MAX_SEARCH_RESULTS = 50_000
+"""The seed's threshold for ``max_results``."""
+MAX_PAGE_SIZE = 1_000
+"""Runs asked for per runs/search request (the largest page every server accepts)."""
+
+
+# ---- the result ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run as a program reads it: the typed ``info``, and params, tags and latest metrics as dicts."""
+
+    run_id: str
+    info: m.RunInfo
+    """Run metadata: ``experiment_id``, ``run_name``, ``status``, ``start_time``, ``lifecycle_stage``, ..."""
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    """Every tag, including the server's (``mlflow.user``, ``mlflow.runName``, ...)."""
+    metrics: Mapping[str, float]
+    """Latest value per key (latest timestamp, then the largest value); may be NaN or ±Infinity."""
+    inputs: m.RunInputs
+    outputs: m.RunOutputs
+    run: m.Run = field(repr=False, compare=False)
+    """The whole response, for what the fields above leave out (a latest point's step and timestamp)."""
+
+    @classmethod
+    def from_run(cls, run: m.Run) -> RunResult:
+        return cls(
+            run_id=run.info.run_id,
+            info=run.info,
+            params={p.key: p.value for p in run.data.params},
+            tags={t.key: t.value for t in run.data.tags},
+            metrics=_latest_values(run.data.metrics),
+            inputs=run.inputs,
+            outputs=run.outputs,
+            run=run,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The GetRun view as JSON-safe data (NaN/±Infinity as MLflow's strings), for ``pulumi.export``.
+
+        The same shape as the ``run`` output of ``ExperimentRun``.
+        """
+        return self.run.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def _latest_values(points: Sequence[m.Metric]) -> dict[str, float]:
+    """Servers send one point per key already; keep MLflow's tie rule should one send more."""
+    best: dict[str, m.Metric] = {}
+    for point in points:
+        cur = best.get(point.key)
+        if cur is None or (point.timestamp, point.value) > (cur.timestamp, cur.value):
+            best[point.key] = point
+    return {key: point.value for key, point in best.items()}
+
+
+# ---- validation (before any request) --------------------------------------------------------------------
+
+
+def _strings(prop: str, value: Any, *, required: bool) -> list[str] | None:
+    """A list of non-empty strings; a bare string is one item (not a list of characters)."""
+    if value is None:
+        if required:
+            raise InputError(prop, "is required")
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise InputError(prop, f"must be a string or a list of strings, got {type(value).__name__}")
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise InputError(f"{prop}[{i}]", f"must be a non-empty string, got {item!r}")
+    if required and not items:
+        raise InputError(prop, "must name at least one experiment")
+    return list(items)
+
+
+def _count(prop: str, value: Any, limit: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)  # numbers that went through the engine arrive as floats
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(prop, f"must be a whole number, got {value!r}")
+    if not 1 <= value <= limit:
+        raise InputError(prop, f"must be between 1 and {limit}, got {value}")
+    return value
+
+
+def _search_request(
+    experiment_ids: Any, filter: Any, order_by: Any, max_results: Any, run_view_type: Any
+) -> m.SearchRuns:
+    ids = _strings("experiment_ids", experiment_ids, required=True)
+    assert ids is not None
+    if filter is not None and not isinstance(filter, str):
+        raise InputError("filter", f"must be a string, got {type(filter).__name__}")
+    if run_view_type not in VIEW_TYPES:
+        raise InputError("run_view_type", f"must be one of {', '.join(VIEW_TYPES)}, got {run_view_type!r}")
+    return m.SearchRuns(
+        experiment_ids=ids,
+        filter=filter or None,
+        order_by=_strings("order_by", order_by, required=False) or None,
+        max_results=_count("max_results", max_results, MAX_SEARCH_RESULTS),
+        run_view_type=run_view_type,
+    )
+
+
+def _run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not run_id:
+        raise InputError("run_id", f"must be a non-empty string, got {run_id!r}")
+    return run_id
+
+
+# ---- connection ----------------------------------------------------------------------------------------
+
+
+class _SharedPool:
+    """One connection pool per process, built on first use; functions may run on many threads at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: TransportPool | None = None
+
+    def get(self) -> TransportPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = TransportPool()
+                atexit.register(self._pool.close)
+            return self._pool
+
+
+_POOL = _SharedPool()
+
+
+def _stack_config() -> StackConfig:
+    """``databricks:host`` / ``databricks:token`` of the running program's stack; empty outside a program.
+
+    Read on every call, not cached: one process can run several stacks (Automation API inline programs).
+    """
+    try:
+        config = pulumi.Config("databricks")
+        host, token = config.get("host"), config.get("token")
+    except Exception:  # noqa: BLE001 - no program, no stack config: the env rules still apply
+        return StackConfig()
+    return StackConfig(host=host or None, token=SecretStr(token) if token else None)
+
+
+def _api(host: str | None, deployment_name: str | None) -> MlflowApi:
+    # Resolved per call (cheap for tokens); the pool underneath, with its connections, is shared.
+    connection = resolve_connection(host=host, deployment_name=deployment_name, stack=_stack_config())
+    return MlflowApi(_POOL.get().get(connection))
+
+
+# ---- plain functions -----------------------------------------------------------------------------------
+
+
+def iter_search_runs(api: MlflowApi, req: m.SearchRuns, *, page_size: int | None = None) -> Iterator[m.Run]:
+    """Every matching run, page by page, until ``req.max_results`` runs (if set) have been seen.
+
+    Like ``MlflowApi.search_runs``, with a choosable page size (smaller pages: smaller answers).
+    """
+    size = _count("page_size", page_size, MAX_PAGE_SIZE) or MAX_PAGE_SIZE
+    limit = req.max_results
+    seen = 0
+    page = req.model_copy()
+    while True:
+        page.max_results = size if limit is None else min(limit - seen, size)
+        resp = api.search_runs_page(page)
+        for run in resp.runs:
+            yield run
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+        if not resp.next_page_token or not resp.runs:
+            return
+        page.page_token = resp.next_page_token
+
+
+def search_runs(
+    experiment_ids: str | Sequence[str],
+    filter: str | None = None,
+    order_by: str | Sequence[str] | None = None,
+    max_results: int | None = None,
+    run_view_type: str = "ACTIVE_ONLY",
+    *,
+    page_size: int | None = None,
+    host: str | None = None,
+    deployment_name: str | None = None,
+    client: MlflowApi | None = None,
+) -> list[RunResult]:
+    """Runs of the experiments that match ``filter``, in ``order_by`` order, following page tokens.
+
+    :param experiment_ids: one experiment id or a list of them.
+    :param filter: MLflow's search syntax, e.g. ``metrics.rmse < 1 and params.model = 'x'``, ``tags.team = 'a'``,
+        ``attributes.run_name = 'r'``.
+    :param order_by: e.g. ``["metrics.rmse ASC", "attributes.start_time DESC"]``; the server's default is
+        start_time DESC, then run_id.
+    :param max_results: at most this many runs (1-50,000); all matching runs when absent.
+    :param run_view_type: ``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``.
+    :param page_size: runs per request (1-1,000, default 1,000).
+    :param host: base URL of the server (else stack config, then env).
+    :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
+    :param client: an ``MlflowApi`` to use instead of resolving a connection (scripts and tests).
+    :raises InputError: before any request, for a bad argument.
+    """
+    req = _search_request(experiment_ids, filter, order_by, max_results, run_view_type)
+    _count("page_size", page_size, MAX_PAGE_SIZE)
+    api = client or _api(host, deployment_name)
+    return [RunResult.from_run(run) for run in iter_search_runs(api, req, page_size=page_size)]
+
+
+def get_run(
+    run_id: str,
+    *,
+    host: str | None = None,
+    deployment_name: str | None = None,
+    client: MlflowApi | None = None,
+) -> RunResult:
+    """One run by id (runs/get); deleted runs are found too (see ``info.lifecycle_stage``).
+
+    :raises ResourceDoesNotExist: no run has that id.
+    """
+    rid = _run_id(run_id)
+    api = client or _api(host, deployment_name)
+    return RunResult.from_run(api.get_run(rid))
+
+
+# ---- Output forms ----------------------------------------------------------------------------------------
+
+
+def search_runs_output(
+    experiment_ids: pulumi.Input[str | Sequence[pulumi.Input[str]]],
+    filter: pulumi.Input[str | None] = None,
+    order_by: pulumi.Input[str | Sequence[pulumi.Input[str]] | None] = None,
+    max_results: pulumi.Input[int | None] = None,
+    run_view_type: pulumi.Input[str] = "ACTIVE_ONLY",
+    *,
+    page_size: int | None = None,
+    host: pulumi.Input[str | None] = None,
+    deployment_name: pulumi.Input[str | None] = None,
+) -> pulumi.Output[list[RunResult]]:
+    """``search_runs`` over Outputs: runs once every argument is known, in a worker thread."""
+    args = pulumi.Output.all(
+        experiment_ids=experiment_ids,
+        filter=filter,
+        order_by=order_by,
+        max_results=max_results,
+        run_view_type=run_view_type,
+        host=host,
+        deployment_name=deployment_name,
+    )
+
+    def run(a: Any) -> Any:
+        # to_thread copies the context, so the stack config (a contextvar) is seen in the worker too.
+        return asyncio.to_thread(search_runs, **a, page_size=page_size)
+
+    return args.apply(run)
+
+
+def get_run_output(
+    run_id: pulumi.Input[str],
+    *,
+    host: pulumi.Input[str | None] = None,
+    deployment_name: pulumi.Input[str | None] = None,
+) -> pulumi.Output[RunResult]:
+    """``get_run`` over Outputs: e.g. ``get_run_output(some_run.run_id)``; unknown while the id is."""
+    args = pulumi.Output.all(run_id=run_id, host=host, deployment_name=deployment_name)
+
+    def run(a: Any) -> Any:
+        return asyncio.to_thread(get_run, a["run_id"], host=a["host"], deployment_name=a["deployment_name"])
+
+    return args.apply(run)
