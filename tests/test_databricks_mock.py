@@ -101,7 +101,7 @@ def _api(workspace: FakeWorkspace, token: str = TOKEN) -> MlflowApi:
 
 def test_resource_on_a_workspace_named_by_deployment_name(workspace: FakeWorkspace) -> None:
     provider = ExperimentRunProvider()
-    provider._runtime = _Runtime(StackConfig(token=SecretStr(TOKEN)), httpx.MockTransport(workspace))
+    provider._runtime = _Runtime(StackConfig(token=SecretStr(TOKEN)), http_transport=httpx.MockTransport(workspace))
     checked = provider.check({}, {"experiment_id": "42", "deployment_name": "dbc-1234", "status": "FINISHED",
                                   "params": {"p": "1"}, "metrics": [{"key": "m", "value": 1.0}]})
     assert checked.failures == []

@@ -96,13 +96,12 @@ def _non_empty(text: str) -> str:
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    where = common.add_argument_group("connection (default: env MLFLOW_TRACKING_URI, then DATABRICKS_HOST/TOKEN)")
-    one = where.add_mutually_exclusive_group()
-    one.add_argument("--host", type=_non_empty, help="base URL of the tracking server or workspace")
+    one = common.add_mutually_exclusive_group()
+    one.add_argument("--host", type=_non_empty, help="base URL of the tracking server or workspace (default: from env)")
     one.add_argument(
         "--deployment-name", type=_non_empty, help="Databricks workspace https://<name>.cloud.databricks.com"
     )
-    where.add_argument(
+    common.add_argument(
         "--timeout",
         type=_seconds,
         default=120.0,
@@ -458,8 +457,10 @@ def main(
     :param http_transport: an httpx transport to send requests through (tests: ``httpx.MockTransport``).
     :param env: the environment for connection resolution (default ``os.environ``).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad usage, before any request
+    try:
+        args = build_parser().parse_args(argv)  # bad usage: 2, before any request
+    except SystemExit as exc:  # --help, --version and usage errors: a code, not an exception
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "command", None) is None:
         usage: argparse.ArgumentParser = args.usage_of
         usage.print_help(sys.stderr)
@@ -473,7 +474,7 @@ def main(
     except _Failure as exc:
         return _fail(exc.code, exc)
     except ConfigurationError as exc:
-        return _fail(EXIT_CONFIG, exc)
+        return _fail(EXIT_CONFIG, _as_cli_settings(_one_line(exc)))
     except InputError as exc:
         return _fail(EXIT_USAGE, exc)
     except EndpointNotFound as exc:
@@ -485,6 +486,16 @@ def main(
     finally:
         pool.close()
     return EXIT_OK
+
+
+def _as_cli_settings(message: str) -> str:
+    """The resolver names the resource's inputs; on the command line they are options."""
+    return (
+        message.replace("the resource input 'host' or 'deployment_name'", "--host or --deployment-name")
+        .replace("resource input 'host'", "--host")
+        .replace("resource input 'deployment_name'", "--deployment-name")
+        .replace("; stack config 'databricks:host' (with secret 'databricks:token')", "")
+    )
 
 
 def _fail(code: int, problem: BaseException | str) -> int:
