@@ -48,28 +48,62 @@ def _blank(value: Any) -> bool:
     return value is None or value in ({}, [])
 
 
-def point_matches(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """A declared metric point equals a logged one; a point declared without timestamp takes any."""
-    for key in ("key", "value", "step", "dataset_name", "dataset_digest", "model_id"):
-        if old.get(key) != new.get(key):
-            return False
-    return new.get("timestamp") is None or old.get("timestamp") == new.get("timestamp")
+_POINT_FIELDS = ("key", "value", "step", "dataset_name", "dataset_digest", "model_id")
 
 
-def _extends(old: Sequence[Any], new: Sequence[Any], same: Any) -> bool | None:
-    """True: ``new`` appends to ``old``; False: equal; None: an old item was removed or altered."""
-    if len(new) < len(old) or not all(same(o, n) for o, n in zip(old, new, strict=False)):
-        return None
-    return len(new) > len(old)
+def match_points(
+    old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any] | None], int]:
+    """Pair each declared point with a logged one: ``(logged point or None per new point, unpaired logged)``.
+
+    Order does not matter (MLflow orders points by step and time). A declared point without timestamp
+    pairs with a logged point that has any timestamp; one with a timestamp needs the same timestamp.
+    """
+    pool: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for point in old:
+        pool.setdefault(tuple(point.get(f) for f in _POINT_FIELDS), []).append(point)
+    paired: list[Mapping[str, Any] | None] = [None] * len(new)
+    # timestamped declarations first, so a timestamp-less one cannot take the point they need
+    for i in sorted(range(len(new)), key=lambda i: new[i].get("timestamp") is None):
+        candidates = pool.get(tuple(new[i].get(f) for f in _POINT_FIELDS), [])
+        wanted = new[i].get("timestamp")
+        for j, point in enumerate(candidates):
+            if wanted is None or point.get("timestamp") == wanted:
+                paired[i] = candidates.pop(j)
+                break
+    return paired, sum(len(left) for left in pool.values())
+
+
+def _key(item: Any) -> str:
+    """A comparable form of a list item; state from the engine carries 3 as 3.0."""
+    return json.dumps(_ints(item), sort_keys=True)
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_ints(v) for v in value]
+    return value
 
 
 def _list_change(key: str, old: Any, new: Any) -> str | None:
-    """'update', 'replace' or None for the append-only lists."""
+    """'update' when ``new`` only adds to ``old``, 'replace' when it drops or alters an item, else None."""
     old_l, new_l = list(old or []), list(new or [])
-    grows = _extends(old_l, new_l, point_matches if key == "metrics" else (lambda a, b: a == b))
-    if grows is None:
+    if key == "metrics":
+        paired, unpaired = match_points(old_l, new_l)
+        added = paired.count(None)
+    else:
+        old_keys, new_keys = {_key(x) for x in old_l}, {_key(x) for x in new_l}
+        unpaired, added = len(old_keys - new_keys), len(new_keys - old_keys)
+    if unpaired:
         return "replace"
-    return "update" if grows else None
+    return "update" if added else None
+
+
+_UNSET_MEANS_ANY = ("start_time", "end_time", "run_name", "status")
 
 
 def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
@@ -84,8 +118,8 @@ def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
             continue
         if _blank(old) and _blank(new):
             continue
-        if key == "start_time" and new is None:
-            continue  # "the server's clock": any start time the run has satisfies it
+        if key in _UNSET_MEANS_ANY and new is None:
+            continue  # MLflow cannot unset these: an undeclared one accepts whatever the run has
         verdict: str | None
         if key in REPLACE_KEYS:
             verdict = "replace" if old != new else None
@@ -206,7 +240,8 @@ def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now
     ]
     batch_tags = [m.RunTag(key=k, value=v) for k, v in tags.items() if len(v) <= MAX_BATCH_VALUE_CHARS]
     w.long_tags = [m.SetTag(run_id=run_id, key=k, value=v) for k, v in tags.items() if len(v) > MAX_BATCH_VALUE_CHARS]
-    metrics = [_metric_model(p) for p in _appended(old.get("metrics"), new.get("metrics"))]
+    paired, _ = match_points(list(old.get("metrics") or []), list(new.get("metrics") or []))
+    metrics = [_metric_model(p) for p, was in zip(new.get("metrics") or [], paired, strict=True) if was is None]
     w.batches = chunk_log_batch(run_id, metrics, batch_params, batch_tags)
 
     datasets = [_dataset_input(d) for d in _appended(old.get("dataset_inputs"), new.get("dataset_inputs"))]
@@ -279,6 +314,42 @@ def stored_mismatches(inputs: Mapping[str, Any], run: m.Run) -> list[tuple[str, 
                 else:
                     found.append((prop, "the server did not store the declared value"))
     return found
+
+
+def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dict[str, Any]:
+    """Inputs that describe an existing run, for ``import_`` and ``ExperimentRun.get``.
+
+    Tags the server or MLflow's clients set (``mlflow.*``, the provider's own) are not adopted, and
+    neither are start and end time: a program that leaves them out matches the run as it is.
+    """
+    tags = {t.key: t.value for t in run.data.tags}
+    points = [
+        {k: v for k, v in p.model_dump(mode="json", exclude={"run_id"}).items() if v is not None}
+        for key in sorted(history)
+        for p in sorted(history[key], key=lambda p: (p.step, p.timestamp))
+    ]
+    adopted: dict[str, Any] = {
+        "experiment_id": run.info.experiment_id,
+        "run_name": run.info.run_name or None,
+        "status": run.info.status,
+        "params": {p.key: p.value for p in run.data.params},
+        "tags": {k: v for k, v in tags.items() if not k.startswith(_SYSTEM_TAG_PREFIXES)},
+        "description": tags.get(DESCRIPTION_TAG),
+        "metrics": points,
+        "dataset_inputs": [
+            {
+                "dataset": d.dataset.model_dump(mode="json", exclude_none=True, by_alias=True),
+                "tags": {t.key: t.value for t in d.tags},
+            }
+            for d in run.inputs.dataset_inputs
+        ],
+        "model_inputs": [{"model_id": x.model_id} for x in run.inputs.model_inputs],
+        "model_outputs": [{"model_id": x.model_id, "step": x.step} for x in run.outputs.model_outputs],
+    }
+    return {k: v for k, v in adopted.items() if not _blank(v)}
+
+
+_SYSTEM_TAG_PREFIXES = ("mlflow.", "pulumi.")
 
 
 def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:

@@ -22,8 +22,10 @@ from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, user_facing
 from ._run_apply import apply_writes, create_run
 from ._run_plan import (
+    adopted_inputs,
     assign_timestamps,
     diff_run,
+    match_points,
     outputs_for,
     plan_writes,
     refreshed_outputs,
@@ -82,16 +84,23 @@ class ExperimentRunProvider(BaseProvider):
             run = api.get_run(id_)
         except NotFound:
             return dyn.ReadResult("", {})  # gone for good: the engine drops it from state
+        if "run_id" not in props:  # no state yet: `import_` or ExperimentRun.get adopts the run
+            history = {metric.key: api.get_metric_history(id_, metric.key) for metric in run.data.metrics}
+            adopted = adopted_inputs(run, history)
+            return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
         return dyn.ReadResult(id_, refreshed_outputs(props, run))
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         inputs = _checked(news)
-        logged = list(olds.get("metrics") or [])
         declared = inputs.get("metrics") or []
+        paired, _ = match_points(list(olds.get("metrics") or []), declared)
         # Points already logged keep the timestamps they were logged with; new ones get "now".
         now = _now_ms()
-        inputs["metrics"] = logged[: len(declared)] + assign_timestamps(declared[len(logged) :], now)
+        inputs["metrics"] = [
+            dict(was) if was is not None else assign_timestamps([point], now)[0]
+            for point, was in zip(declared, paired, strict=True)
+        ]
         api = self.api_for(inputs)
         done: list[str] = []
         try:
@@ -263,6 +272,17 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         if hidden:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=hidden))
         super().__init__(ExperimentRunProvider(), resource_name, props, opts)
+
+    @classmethod
+    def get(
+        cls, resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+    ) -> ExperimentRun:
+        """Read an existing run (by run id) into the program, without managing it."""
+        run = cls.__new__(cls)
+        props: dict[str, Any] = {key: None for key in (*INPUT_KEYS, *OUTPUT_KEYS)}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
+        dyn.Resource.__init__(run, ExperimentRunProvider(), resource_name, props, opts)
+        return run
 
 
 _ECHOED_IN = {
