@@ -10,9 +10,10 @@ import os
 
 import pytest
 from mlflow.entities import Metric, Param, RunTag
-from support.host import DynamicHost, with_provider
 
 from pulumi_mlflow_runs import ExperimentRunProvider
+
+from support.host import DynamicHost, with_provider
 
 
 @pytest.fixture(scope="module")

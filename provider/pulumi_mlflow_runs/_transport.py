@@ -21,6 +21,7 @@ from ._errors import (
     BadGateway,
     EndpointNotFound,
     GatewayTimeout,
+    InternalError,
     RequestTimeout,
     ServiceUnavailable,
     TooManyRequests,
@@ -50,7 +51,7 @@ def _retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
         return True, exc.retry_after
     if isinstance(exc, TransportError):
         return True, None
-    if isinstance(exc, (ServiceUnavailable, BadGateway, GatewayTimeout)):
+    if isinstance(exc, (InternalError, ServiceUnavailable, BadGateway, GatewayTimeout)):
         return True, exc.retry_after
     return False, None
 
