@@ -76,3 +76,15 @@ def test_bad_inputs(host) -> None:
     assert "http(s) URL" in failures["host"]
     assert "not an input of Experiment" in failures["color"]
     assert dict(host.check({}, _props()).failures)["name"] == "is required"
+
+
+def test_destroy_then_up_takes_the_name_back_without_its_old_runs(host, mlflow_client) -> None:
+    name = _name()
+    inputs = host.check({}, _props(name=name, tags={"owner": "ml"})).inputs
+    exp_id, outs = host.create(inputs)
+    old_run = mlflow_client.create_run(exp_id).info.run_id
+    host.delete(exp_id, outs)  # destroy: MLflow keeps the name taken while the experiment is in the trash
+    again_id, again = host.create(inputs)
+    assert again_id == exp_id and again["lifecycle_stage"] == "active"
+    assert mlflow_client.get_experiment(exp_id).tags["owner"] == "ml"
+    assert mlflow_client.get_run(old_run).info.lifecycle_stage == "deleted"  # the old run stays in the trash

@@ -8,7 +8,9 @@ import yaml
 from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 spec = yaml.safe_load((Path(__file__).parent / "evaluations.yaml").read_text())
-experiment = Experiment("evaluations", name=f"{spec['experiment']}-{pulumi.get_stack()}")
+# On Databricks an experiment name is a workspace path: `pulumi config set experimentName /Shared/evals`.
+experiment_name = pulumi.Config().get("experimentName") or f"{spec['experiment']}-{pulumi.get_stack()}"
+experiment = Experiment("evaluations", name=experiment_name)
 
 results = {}
 for entry in spec["evaluations"]:

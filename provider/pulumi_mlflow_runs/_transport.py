@@ -19,6 +19,7 @@ from ._auth import Connection
 from ._errors import (
     ApiError,
     BadGateway,
+    BadRequest,
     EndpointNotFound,
     GatewayTimeout,
     InternalError,
@@ -46,9 +47,15 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+_INSERT_RACE = ("UNIQUE constraint failed", "Duplicate entry", "duplicate key value")
+"""How SQL stores report two requests inserting the same row at once (MLflow checks, then inserts)."""
+
+
 def _retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(exc, TooManyRequests):
         return True, exc.retry_after
+    if isinstance(exc, BadRequest) and any(race in exc.message for race in _INSERT_RACE):
+        return True, None  # a concurrent twin inserted first; sending again finds the row and succeeds
     if isinstance(exc, TransportError):
         return True, None
     if isinstance(exc, (InternalError, ServiceUnavailable, BadGateway, GatewayTimeout)):

@@ -100,7 +100,7 @@ class ExperimentProvider(BaseProvider):
         try:
             experiment_id = api.create_experiment(req)
         except ResourceAlreadyExists:
-            raise InputError("name", _name_taken(api, inputs["name"])) from None
+            experiment_id = _reuse_trashed(api, inputs)
         return dyn.CreateResult(experiment_id, _outputs(inputs, api.get_experiment(experiment_id)))
 
     @user_facing
@@ -146,16 +146,39 @@ class ExperimentProvider(BaseProvider):
         return inputs
 
 
-def _name_taken(api: MlflowApi, name: str) -> str:
+def _reuse_trashed(api: MlflowApi, inputs: Mapping[str, Any]) -> str:
+    """Take back an experiment of the same name from the trash (as after ``destroy`` then ``up``).
+
+    MLflow keeps a deleted experiment's name taken until it is purged. Restoring it also restores every
+    run in it, so those runs go straight back to the trash: the program gets its experiment, and no
+    run of the old one comes back.
+    """
+    name = inputs["name"]
     try:
         existing = api.get_experiment_by_name(name)
     except NotFound:
-        return f"an experiment named {name!r} already exists"
-    where = "in the trash (deleted)" if existing.lifecycle_stage == "deleted" else "and is active"
-    return (
-        f"an experiment named {name!r} already exists (id {existing.experiment_id}) {where}; "
-        "choose another name, or adopt it with the `import_` resource option"
-    )
+        raise InputError("name", f"an experiment named {name!r} already exists") from None
+    if existing.lifecycle_stage != "deleted":
+        raise InputError(
+            "name",
+            f"an experiment named {name!r} already exists (id {existing.experiment_id}) and is active; "
+            "choose another name, or adopt it with the `import_` resource option",
+        )
+    wanted = inputs.get("artifact_location")
+    if wanted and wanted != existing.artifact_location:
+        raise InputError(
+            "artifact_location",
+            f"the experiment named {name!r} (id {existing.experiment_id}) is in the trash with artifact "
+            f"location {existing.artifact_location!r}; purge it (`mlflow gc`) or choose another name",
+        )
+    experiment_id = existing.experiment_id
+    api.restore_experiment(experiment_id)
+    revived = m.SearchRuns(experiment_ids=[experiment_id], run_view_type="ACTIVE_ONLY")
+    for run in list(api.search_runs(revived)):
+        api.delete_run(run.info.run_id)
+    for key, value in (inputs.get("tags") or {}).items():
+        api.set_experiment_tag(m.SetExperimentTag(experiment_id=experiment_id, key=key, value=value))
+    return experiment_id
 
 
 class Experiment(dyn.Resource, module="mlflow", name="Experiment"):
