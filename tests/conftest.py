@@ -16,6 +16,7 @@ _TESTS_DIR = Path(__file__).resolve().parent
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
+from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
 
 if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
@@ -29,6 +30,14 @@ _CREDENTIAL_VARS = (
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
 )
+
+
+@pytest.fixture(scope="module")
+def host(mlflow_server: MlflowServer) -> Iterator[DynamicHost]:
+    """A real provider host pointed at the test server through MLFLOW_TRACKING_URI, with no stack config."""
+    with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=mlflow_server.url)) as h:
+        h.configure({})
+        yield h
 
 
 @pytest.fixture(scope="session")

@@ -6,22 +6,11 @@ that declares what the run holds must show no change.
 
 from __future__ import annotations
 
-import os
-
-import pytest
 from mlflow.entities import Metric, Param, RunTag
 
 from pulumi_mlflow_runs import ExperimentRunProvider
 
-from support.host import DynamicHost, with_provider
-
-
-@pytest.fixture(scope="module")
-def host(mlflow_server):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    with DynamicHost(env={**env, "MLFLOW_TRACKING_URI": mlflow_server.url}) as h:
-        h.configure({})
-        yield h
+from support.host import with_provider
 
 
 def _existing_run(client, experiment_id: str) -> str:

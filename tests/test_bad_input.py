@@ -6,7 +6,6 @@ The first table runs through ``check`` (the engine's Check); the rest need a ser
 from __future__ import annotations
 
 import math
-import os
 import uuid
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from pulumi_mlflow_runs import ExperimentRunProvider
 from pulumi_mlflow_runs._run_spec import check_inputs
 
-from support.host import DynamicHost, HostError, with_provider
+from support.host import DynamicHost, HostError, isolated_env, with_provider
 
 OK = {"experiment_id": "1"}
 POINT = {"key": "loss", "value": 1.0}
@@ -84,13 +83,6 @@ def test_the_table_is_wide() -> None:
     assert len({(c[1], c[2]) for c in CASES}) >= 25
 
 
-@pytest.fixture(scope="module")
-def host(mlflow_server):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    with DynamicHost(env={**env, "MLFLOW_TRACKING_URI": mlflow_server.url}) as h:
-        h.configure({})
-        yield h
-
 
 def _create(host: DynamicHost, **inputs):
     checked = host.check({}, with_provider(inputs, ExperimentRunProvider()))
@@ -109,7 +101,7 @@ def test_a_deleted_experiment(host, mlflow_client) -> None:
 
 
 def test_no_credentials_anywhere(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     env.update(HOME=str(tmp_path), DATABRICKS_CONFIG_FILE=str(tmp_path / "none"))
     with DynamicHost(env=env) as h:
         h.configure({})
@@ -122,7 +114,7 @@ def test_no_credentials_anywhere(tmp_path) -> None:
 
 
 def test_a_bad_retry_deadline_setting(mlflow_server) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     with DynamicHost(env={**env, "MLFLOW_TRACKING_URI": mlflow_server.url}) as h:
         h.configure({"mlflow-runs:retryDeadline": "soon"})
         with pytest.raises(HostError) as info:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from pulumi_mlflow_runs import ExperimentProvider
 
-from support.host import DynamicHost, HostError, with_provider
-
-
-@pytest.fixture(scope="module")
-def host(mlflow_server) -> Iterator[DynamicHost]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    with DynamicHost(env={**env, "MLFLOW_TRACKING_URI": mlflow_server.url}) as h:
-        h.configure({})
-        yield h
+from support.host import HostError, with_provider
 
 
 def _props(**inputs):

@@ -7,7 +7,6 @@ no orphaned run, no duplicate run and no metric point twice.
 
 from __future__ import annotations
 
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +16,7 @@ from mlflow.entities import ViewType
 from pulumi_mlflow_runs import ExperimentRunProvider
 
 from support.fault_proxy import FaultProxy
-from support.host import DynamicHost, HostError, with_provider
+from support.host import DynamicHost, HostError, isolated_env, with_provider
 
 FAULTS = ["429", "500", "503", "drop-before", "drop-after"]
 CREATE_STEPS = ["runs/create", "runs/log-batch", "runs/log-parameter", "runs/set-tag", "runs/log-inputs",
@@ -35,7 +34,7 @@ def proxy(mlflow_server):
 
 @pytest.fixture(scope="module")
 def host(proxy):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     env.update(MLFLOW_TRACKING_URI=proxy.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="20")
     with DynamicHost(env=env) as h:
         h.configure({})
@@ -127,7 +126,7 @@ def test_delete_survives_one_fault(host, proxy, mlflow_client, experiment_id, fa
 
 def test_a_create_that_keeps_failing_leaves_nothing_behind(mlflow_server, mlflow_client, experiment_id) -> None:
     proxy = FaultProxy(mlflow_server.url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     env.update(MLFLOW_TRACKING_URI=proxy.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="2")
     name = f"f-{uuid.uuid4().hex[:8]}"
     try:
@@ -149,7 +148,7 @@ def test_an_update_that_fails_says_what_was_applied_and_the_next_up_converges(
     mlflow_server, mlflow_client, experiment_id
 ) -> None:
     proxy = FaultProxy(mlflow_server.url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     env.update(MLFLOW_TRACKING_URI=proxy.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="2")
     base = _inputs(experiment_id, f"p-{uuid.uuid4().hex[:8]}")
     try:
@@ -186,7 +185,7 @@ def test_fifty_creates_at_once_through_the_host_share_one_pool(host, proxy, mlfl
 
 def test_a_wrong_token_is_refused_clearly_and_never_echoed(mlflow_server) -> None:
     proxy = FaultProxy(mlflow_server.url, require_token="right-token-0123456789")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     wrong = "wrong-token-9876543210"
     env.update(MLFLOW_TRACKING_URI=proxy.url, MLFLOW_TRACKING_TOKEN=wrong)
     try:

@@ -19,16 +19,14 @@ from mlflow.entities import ViewType
 
 from pulumi_mlflow_runs import ExperimentRunProvider
 
-from support.host import UNKNOWN, DynamicHost, HostError, secret, with_provider, without_provider
+from support.host import UNKNOWN, DynamicHost, HostError, isolated_env, secret, with_provider, without_provider
 
 TOKEN = "dapi" + "feedface" * 4
 
 
 @pytest.fixture(scope="module")
 def host(mlflow_server) -> Iterator[DynamicHost]:
-    env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
-    with DynamicHost(env={k: v for k, v in __import__("os").environ.items()
-                          if not k.startswith(("DATABRICKS_", "MLFLOW_"))} | env) as h:
+    with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=mlflow_server.url)) as h:
         # A token in stack config must reach the provider, yet never its pickle, outputs or errors.
         h.configure({"databricks:token": secret(TOKEN)})
         yield h

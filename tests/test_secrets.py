@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 
 import pulumi
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from pulumi_mlflow_runs import ExperimentRunProvider
 from pulumi_mlflow_runs.experiment_run import secret_outputs_for
 
-from support.host import DynamicHost, HostError, secret, with_provider
+from support.host import DynamicHost, HostError, isolated_env, secret, with_provider
 
 TOKEN = "dapi" + "c0ffee00" * 4
 
@@ -45,7 +44,7 @@ def test_secret_metrics_also_hide_latest_metrics(loop) -> None:
 
 
 def test_no_token_in_pickle_outputs_logs_or_errors(mlflow_server, experiment_id) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    env = isolated_env()
     env["MLFLOW_TRACKING_URI"] = mlflow_server.url
     provider = ExperimentRunProvider()
     seen: list[str] = []

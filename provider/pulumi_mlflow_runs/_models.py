@@ -172,15 +172,8 @@ class LogBatch(_Model):
     tags: list[RunTag] | None = None
 
 
-class LogMetric(_Model):
+class LogMetric(Metric):
     run_id: str
-    key: str
-    value: MetricValue
-    timestamp: int
-    step: int = 0
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
-    model_id: str | None = None
 
 
 class LogParam(_Model):

@@ -37,6 +37,7 @@ __all__ = [
     "HostError",
     "ReadOutcome",
     "is_secret",
+    "isolated_env",
     "secret",
     "unwrap",
     "with_provider",
@@ -103,6 +104,15 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+def isolated_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any MLflow or Databricks setting, plus ``extra``.
+
+    Provider hosts get this so that nothing on the machine running the tests decides where they connect.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    return {**env, **extra}
 
 
 def with_provider(props: Mapping[str, Any], provider: object) -> dict[str, Any]:
