@@ -5,8 +5,6 @@ from ``deployment_name``, bearer auth from stack config. A small stateful fake b
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -16,77 +14,10 @@ from pulumi_mlflow_runs import _models as m
 from pulumi_mlflow_runs._auth import BearerAuth, Connection, SecretStr
 from pulumi_mlflow_runs._provider_base import _Runtime
 
-TOKEN = "dapi" + "0123456789abcdef" * 2
-WORKSPACE = "https://dbc-1234.cloud.databricks.com"
+from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace
 
-
-class FakeWorkspace:
-    """Just enough of a Databricks workspace's MLflow API to run a resource's lifecycle."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return httpx.Response(401, json={"error_code": "UNAUTHENTICATED", "message": "bad token"})
-        path = request.url.path.removeprefix("/api/2.0/mlflow/")
-        body = json.loads(request.content) if request.content else dict(request.url.params)
-        handler = getattr(self, path.replace("/", "_").replace("-", "_"), None)
-        if handler is None:
-            return httpx.Response(404, text="not here")
-        return handler(body)
-
-    def _run(self, run_id: str) -> dict[str, Any] | None:
-        return self.runs.get(run_id)
-
-    def runs_create(self, body: dict[str, Any]) -> httpx.Response:
-        run_id = uuid.uuid4().hex
-        self.runs[run_id] = {"info": {"run_id": run_id, "experiment_id": body["experiment_id"],
-                                      "status": "RUNNING", "lifecycle_stage": "active",
-                                      "start_time": body.get("start_time", 0), "artifact_uri": f"dbfs:/{run_id}"},
-                             "data": {"params": [], "tags": [], "metrics": []}}
-        return httpx.Response(200, json={"run": self.runs[run_id]})
-
-    def runs_log_batch(self, body: dict[str, Any]) -> httpx.Response:
-        run = self.runs[body["run_id"]]
-        for kind in ("params", "tags", "metrics"):
-            run["data"][kind] += body.get(kind, [])
-        return httpx.Response(200, json={})
-
-    def runs_update(self, body: dict[str, Any]) -> httpx.Response:
-        run = self.runs[body["run_id"]]
-        run["info"].update({k: v for k, v in body.items() if k != "run_id"})
-        return httpx.Response(200, json={"run_info": run["info"]})
-
-    def runs_get(self, body: dict[str, Any]) -> httpx.Response:
-        run = self._run(body["run_id"])
-        if run is None:
-            return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})
-        return httpx.Response(200, json={"run": run})
-
-    def runs_delete(self, body: dict[str, Any]) -> httpx.Response:
-        run = self._run(body["run_id"])
-        if run is None:
-            return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})
-        run["info"]["lifecycle_stage"] = "deleted"
-        return httpx.Response(200, json={})
-
-    def databricks_runs_delete_runs(self, body: dict[str, Any]) -> httpx.Response:
-        hits = [r for r in self.runs.values() if r["info"]["experiment_id"] == body["experiment_id"]
-                and r["info"]["start_time"] <= body["max_timestamp_millis"]
-                and r["info"]["lifecycle_stage"] == "active"][: body.get("max_runs", 10_000)]
-        for r in hits:
-            r["info"]["lifecycle_stage"] = "deleted"
-        return httpx.Response(200, json={"runs_deleted": len(hits)})
-
-    def databricks_runs_restore_runs(self, body: dict[str, Any]) -> httpx.Response:
-        hits = [r for r in self.runs.values() if r["info"]["experiment_id"] == body["experiment_id"]
-                and r["info"]["lifecycle_stage"] == "deleted"][: body.get("max_runs", 10_000)]
-        for r in hits:
-            r["info"]["lifecycle_stage"] = "active"
-        return httpx.Response(200, json={"runs_restored": len(hits)})
+TOKEN = FAKE_TOKEN
+WORKSPACE = FAKE_WORKSPACE
 
 
 @pytest.fixture

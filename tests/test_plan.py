@@ -146,3 +146,20 @@ def test_nothing_to_do_plans_nothing() -> None:
     w = plan_writes("r", state, state, 1)
     assert (w.batches, w.long_params, w.long_tags, w.deleted_tags, w.inputs, w.outputs, w.update) == (
         [], [], [], [], None, None, None)
+
+
+def test_items_added_anywhere_are_the_ones_sent() -> None:
+    a, b = {"model_id": "a", "step": 1}, {"model_id": "b", "step": 2}
+    old = {**_checked(model_outputs=[a], model_inputs=[{"model_id": "x"}]), "lifecycle_stage": "active"}
+    new = _checked(model_outputs=[b, a], model_inputs=[{"model_id": "y"}, {"model_id": "x"}])
+    assert diff_run(old, new).updates == ("model_inputs", "model_outputs")
+    w = plan_writes("r", old, new, 1)
+    assert w.outputs is not None and [(o.model_id, o.step) for o in w.outputs.models] == [("b", 2)]
+    assert w.inputs is not None and [x.model_id for x in w.inputs.models or []] == ["y"]
+
+
+def test_state_numbers_as_floats_still_match() -> None:
+    old = {"experiment_id": "1", "model_outputs": [{"model_id": "a", "step": 1.0}], "lifecycle_stage": "active"}
+    new = _checked(model_outputs=[{"model_id": "a", "step": 1}])
+    assert not diff_run(old, new).changes
+    assert plan_writes("r", old, new, 1).outputs is None

@@ -30,6 +30,7 @@ from ._retries import Clock, RetryPolicy, SystemClock, retry_call
 from ._transport import Transport, TransportPool
 from .experiment import Experiment, ExperimentProvider
 from .experiment_run import ExperimentRun, ExperimentRunProvider
+from .functions import RunResult, get_run, get_run_output, search_runs, search_runs_output
 
 __all__ = [
     "ENDPOINTS",
@@ -59,6 +60,7 @@ __all__ = [
     "ResourceAlreadyExists",
     "ResourceDoesNotExist",
     "RetryPolicy",
+    "RunResult",
     "ServiceUnavailable",
     "StackConfig",
     "SystemClock",
@@ -67,6 +69,10 @@ __all__ = [
     "TransportError",
     "TransportPool",
     "Unauthenticated",
+    "get_run",
+    "get_run_output",
     "resolve_connection",
     "retry_call",
+    "search_runs",
+    "search_runs_output",
 ]

@@ -38,8 +38,9 @@ ENDPOINTS: dict[str, _Endpoint] = {
     "runs.log_model": _Endpoint("POST", f"{_RUNS}/log-model", True),
     "runs.search": _Endpoint("POST", f"{_RUNS}/search", True),
     "metrics.get_history": _Endpoint("GET", "/api/2.0/mlflow/metrics/get-history", True),
-    "runs.delete_bulk": _Endpoint("POST", f"{_BULK}/delete-runs", True),
-    "runs.restore_bulk": _Endpoint("POST", f"{_BULK}/restore-runs", True),
+    # bulk: with max_runs, a repeat after a lost answer would act on the next batch of runs
+    "runs.delete_bulk": _Endpoint("POST", f"{_BULK}/delete-runs", False),
+    "runs.restore_bulk": _Endpoint("POST", f"{_BULK}/restore-runs", False),
     "experiments.create": _Endpoint("POST", f"{_EXPERIMENTS}/create", False),
     "experiments.get": _Endpoint("GET", f"{_EXPERIMENTS}/get", True),
     "experiments.get_by_name": _Endpoint("GET", f"{_EXPERIMENTS}/get-by-name", True),
@@ -112,21 +113,20 @@ class MlflowApi:
     def search_runs_page(self, req: m.SearchRuns) -> m.SearchRunsResponse:
         return m.SearchRunsResponse.model_validate(self._call("runs.search", req))
 
-    def search_runs(self, req: m.SearchRuns) -> Iterator[m.Run]:
+    def search_runs(self, req: m.SearchRuns, *, page_size: int = 1000) -> Iterator[m.Run]:
         """Every matching run, following page tokens until ``max_results`` runs (if set) are seen."""
         limit = req.max_results
         seen = 0
         page = req.model_copy()
         while True:
-            if limit is not None:
-                page.max_results = min(limit - seen, 1000)
+            page.max_results = page_size if limit is None else min(limit - seen, page_size)
             resp = self.search_runs_page(page)
             for run in resp.runs:
                 yield run
                 seen += 1
                 if limit is not None and seen >= limit:
                     return
-            if not resp.next_page_token:
+            if not resp.next_page_token or not resp.runs:
                 return
             page.page_token = resp.next_page_token
 

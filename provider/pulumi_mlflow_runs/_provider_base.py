@@ -7,7 +7,6 @@ until ``configure`` runs in the provider host: no client, no lock, no credential
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -17,29 +16,9 @@ import pulumi.dynamic as dyn
 
 from ._auth import Connection, SecretStr, StackConfig, resolve_connection
 from ._client import MlflowApi
-from ._errors import ConfigurationError, MlflowRunsError
-from ._retries import RetryPolicy
+from ._errors import MlflowRunsError
+from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
 from ._transport import TransportPool
-
-RETRY_DEADLINE_CONFIG = "mlflow-runs:retryDeadline"
-RETRY_DEADLINE_ENV = "PULUMI_MLFLOW_RUNS_RETRY_DEADLINE"
-
-
-def retry_policy(config_value: Any, env: dict[str, str] | None = None) -> RetryPolicy:
-    """The retry deadline from stack config, else env, else the default (seconds, > 0)."""
-    env = dict(os.environ) if env is None else env
-    source = RETRY_DEADLINE_CONFIG if config_value is not None else RETRY_DEADLINE_ENV
-    raw = config_value if config_value is not None else env.get(RETRY_DEADLINE_ENV)
-    if raw is None or raw == "":
-        return RetryPolicy()
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not 0 < seconds <= 3600:
-        raise ConfigurationError(f"{source} must be a number of seconds between 0 and 3600, got {raw!r}")
-    return RetryPolicy(deadline=seconds)
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 

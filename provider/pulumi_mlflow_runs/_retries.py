@@ -5,11 +5,14 @@ The clock is injected so tests can run a whole retry schedule without sleeping.
 
 from __future__ import annotations
 
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from ._errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -41,6 +44,26 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: float = 0.5
     """Fraction of each backoff that is randomised, so that parallel workers do not retry in step."""
+
+
+RETRY_DEADLINE_CONFIG = "mlflow-runs:retryDeadline"
+RETRY_DEADLINE_ENV = "PULUMI_MLFLOW_RUNS_RETRY_DEADLINE"
+
+
+def retry_policy(config_value: Any, env: Mapping[str, str] | None = None) -> RetryPolicy:
+    """The retry deadline from stack config, else env, else the default (seconds, > 0)."""
+    env = os.environ if env is None else env
+    source = RETRY_DEADLINE_CONFIG if config_value is not None else RETRY_DEADLINE_ENV
+    raw = config_value if config_value is not None else env.get(RETRY_DEADLINE_ENV)
+    if raw is None or raw == "":
+        return RetryPolicy()
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigurationError(f"{source} must be a number of seconds between 0 and 3600, got {raw!r}")
+    return RetryPolicy(deadline=seconds)
 
 
 def retry_call(

@@ -213,7 +213,9 @@ def _dataset_input(item: Mapping[str, Any]) -> m.DatasetInput:
 
 
 def _appended(old: Any, new: Any) -> list[Any]:
-    return list(new or [])[len(old or []) :]
+    """Declared items the run does not have yet, wherever they stand (``diff_run`` ruled out removals)."""
+    have = {_key(x) for x in old or []}
+    return [x for x in new or [] if _key(x) not in have]
 
 
 def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now_ms: int) -> Writes:

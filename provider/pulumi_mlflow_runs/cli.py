@@ -3,7 +3,8 @@
 Commands: ``runs get``, ``runs search``, ``runs delete-bulk``, ``runs restore-bulk``, ``runs restore``.
 The server is chosen by the provider's rules (``--host`` / ``--deployment-name``, then env
 ``MLFLOW_TRACKING_URI``, then ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` or a profile); there is no stack
-outside a program, so stack config does not apply here.
+outside a program, so stack config does not apply here. Retries follow the provider's policy: a
+deadline of 120 s, or ``--retry-deadline`` / env ``PULUMI_MLFLOW_RUNS_RETRY_DEADLINE``.
 
 Exit codes, for scripts: 0 done; 1 the server or the network failed; 2 bad usage or input (nothing sent);
 3 no usable connection settings (nothing sent); 4 the server does not offer the endpoint (the bulk ones
@@ -27,7 +28,7 @@ from . import _models as m
 from ._auth import StackConfig, resolve_connection
 from ._client import ENDPOINTS, MlflowApi
 from ._errors import ConfigurationError, EndpointNotFound, InputError, MlflowRunsError
-from ._retries import RetryPolicy
+from ._retries import RETRY_DEADLINE_ENV, RetryPolicy, retry_policy
 from ._transport import TransportPool
 from .functions import MAX_PAGE_SIZE, MAX_SEARCH_RESULTS, VIEW_TYPES, RunResult, get_run, iter_search_runs, search_runs
 
@@ -76,8 +77,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86,400 seconds, got {text}")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3,600 seconds, got {text}")
     return value
 
 
@@ -102,11 +103,10 @@ def _common() -> argparse.ArgumentParser:
         "--deployment-name", type=_non_empty, help="Databricks workspace https://<name>.cloud.databricks.com"
     )
     common.add_argument(
-        "--timeout",
+        "--retry-deadline",
         type=_seconds,
-        default=120.0,
         metavar="SECONDS",
-        help="stop retrying a failing request after this long (default: %(default)s)",
+        help=f"give up retrying after this long (default: env {RETRY_DEADLINE_ENV}, else 120)",
     )
     common.add_argument(
         "-o", "--output", choices=("table", "json"), default="table", help="output format (default: table)"
@@ -465,8 +465,12 @@ def main(
         usage: argparse.ArgumentParser = args.usage_of
         usage.print_help(sys.stderr)
         return EXIT_USAGE
-    pool = TransportPool(policy=RetryPolicy(deadline=args.timeout), http_transport=http_transport)
+    pool: TransportPool | None = None
     try:
+        policy = retry_policy(None, dict(env) if env is not None else None)
+        if args.retry_deadline is not None:
+            policy = RetryPolicy(deadline=args.retry_deadline)
+        pool = TransportPool(policy=policy, http_transport=http_transport)
         connection = resolve_connection(
             host=args.host, deployment_name=args.deployment_name, stack=StackConfig(), env=env
         )
@@ -484,7 +488,8 @@ def main(
     except pydantic.ValidationError as exc:
         return _fail(EXIT_API_ERROR, f"the server's answer is not what MLflow sends ({exc.error_count()} problem(s))")
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     return EXIT_OK
 
 

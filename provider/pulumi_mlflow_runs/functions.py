@@ -9,17 +9,22 @@ yet), its result stays unknown and nothing is sent.
 The server is chosen by the provider's rules, first match wins: the ``host`` / ``deployment_name``
 arguments; stack config ``databricks:host`` / ``databricks:token`` (inside a program); env
 ``MLFLOW_TRACKING_URI``; env ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` or a ``~/.databrickscfg`` profile.
+Retries follow the provider's policy too (stack config ``mlflow-runs:retryDeadline`` or env
+``PULUMI_MLFLOW_RUNS_RETRY_DEADLINE``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
+import functools
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -27,6 +32,7 @@ from . import _models as m
 from ._auth import SecretStr, StackConfig, resolve_connection
 from ._client import MlflowApi
 from ._errors import InputError
+from ._retries import RetryPolicy, retry_policy
 from ._transport import TransportPool
 
 __all__ = [
@@ -40,6 +46,8 @@ __all__ = [
     "search_runs",
     "search_runs_output",
 ]
+
+T = TypeVar("T")
 
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 """The seed's ``run_view_type`` values; servers silently ignore others, so they are refused here."""
@@ -159,66 +167,69 @@ def _run_id(run_id: Any) -> str:
 # ---- connection ----------------------------------------------------------------------------------------
 
 
-class _SharedPool:
-    """One connection pool per process, built on first use; functions may run on many threads at once."""
+class _Shared:
+    """What every call in this process shares, built on first use: a connection pool (one per retry
+    policy; normally one), and the threads the ``*_output`` forms block in (their own, so a slow search
+    never holds one of the engine's RPC threads, which are the event loop's default executor)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pool: TransportPool | None = None
+        self._pools: dict[RetryPolicy, TransportPool] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
-    def get(self) -> TransportPool:
+    def pool(self, policy: RetryPolicy) -> TransportPool:
         with self._lock:
-            if self._pool is None:
-                self._pool = TransportPool()
-                atexit.register(self._pool.close)
-            return self._pool
+            pool = self._pools.get(policy)
+            if pool is None:
+                pool = self._pools[policy] = TransportPool(policy=policy)
+                atexit.register(pool.close)
+            return pool
+
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pulumi-mlflow-runs")
+            return self._executor
 
 
-_POOL = _SharedPool()
+_SHARED = _Shared()
 
 
-def _stack_config() -> StackConfig:
-    """``databricks:host`` / ``databricks:token`` of the running program's stack; empty outside a program.
+def _in_worker(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+    """Run a blocking call off the event loop; the context (with the stack config) goes along."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(_SHARED.executor(), call)
 
-    Read on every call, not cached: one process can run several stacks (Automation API inline programs).
+
+def _program_settings() -> tuple[StackConfig, RetryPolicy]:
+    """The provider's settings from the running program's stack config; env only outside a program.
+
+    Stack config: ``databricks:host``, ``databricks:token``, ``mlflow-runs:retryDeadline``. Read on every
+    call, not cached: one process can run several stacks (Automation API inline programs).
     """
     try:
-        config = pulumi.Config("databricks")
-        host, token = config.get("host"), config.get("token")
+        databricks = pulumi.Config("databricks")
+        host, token = databricks.get("host"), databricks.get("token")
+        deadline = pulumi.Config("mlflow-runs").get("retryDeadline")
     except Exception:  # noqa: BLE001 - no program, no stack config: the env rules still apply
-        return StackConfig()
-    return StackConfig(host=host or None, token=SecretStr(token) if token else None)
+        host = token = deadline = None
+    stack = StackConfig(host=host or None, token=SecretStr(token) if token else None)
+    return stack, retry_policy(deadline)
 
 
 def _api(host: str | None, deployment_name: str | None) -> MlflowApi:
     # Resolved per call (cheap for tokens); the pool underneath, with its connections, is shared.
-    connection = resolve_connection(host=host, deployment_name=deployment_name, stack=_stack_config())
-    return MlflowApi(_POOL.get().get(connection))
+    stack, policy = _program_settings()
+    connection = resolve_connection(host=host, deployment_name=deployment_name, stack=stack)
+    return MlflowApi(_SHARED.pool(policy).get(connection))
 
 
 # ---- plain functions -----------------------------------------------------------------------------------
 
 
 def iter_search_runs(api: MlflowApi, req: m.SearchRuns, *, page_size: int | None = None) -> Iterator[m.Run]:
-    """Every matching run, page by page, until ``req.max_results`` runs (if set) have been seen.
-
-    Like ``MlflowApi.search_runs``, with a choosable page size (smaller pages: smaller answers).
-    """
-    size = _count("page_size", page_size, MAX_PAGE_SIZE) or MAX_PAGE_SIZE
-    limit = req.max_results
-    seen = 0
-    page = req.model_copy()
-    while True:
-        page.max_results = size if limit is None else min(limit - seen, size)
-        resp = api.search_runs_page(page)
-        for run in resp.runs:
-            yield run
-            seen += 1
-            if limit is not None and seen >= limit:
-                return
-        if not resp.next_page_token or not resp.runs:
-            return
-        page.page_token = resp.next_page_token
+    """Every matching run, page by page (smaller pages: smaller answers), up to ``req.max_results``."""
+    return api.search_runs(req, page_size=_count("page_size", page_size, MAX_PAGE_SIZE) or MAX_PAGE_SIZE)
 
 
 def search_runs(
@@ -295,9 +306,8 @@ def search_runs_output(
         deployment_name=deployment_name,
     )
 
-    def run(a: Any) -> Any:
-        # to_thread copies the context, so the stack config (a contextvar) is seen in the worker too.
-        return asyncio.to_thread(search_runs, **a, page_size=page_size)
+    def run(a: Any) -> asyncio.Future[list[RunResult]]:
+        return _in_worker(search_runs, **a, page_size=page_size)
 
     return args.apply(run)
 
@@ -311,7 +321,7 @@ def get_run_output(
     """``get_run`` over Outputs: e.g. ``get_run_output(some_run.run_id)``; unknown while the id is."""
     args = pulumi.Output.all(run_id=run_id, host=host, deployment_name=deployment_name)
 
-    def run(a: Any) -> Any:
-        return asyncio.to_thread(get_run, a["run_id"], host=a["host"], deployment_name=a["deployment_name"])
+    def run(a: Any) -> asyncio.Future[RunResult]:
+        return _in_worker(get_run, a["run_id"], host=a["host"], deployment_name=a["deployment_name"])
 
     return args.apply(run)
