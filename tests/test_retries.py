@@ -89,3 +89,14 @@ def test_not_retryable_raises_at_once() -> None:
         retry_call(fn, should_retry=lambda e: (False, None), policy=RetryPolicy(), clock=clock)
     assert calls["n"] == 1
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), ("", None), (None, None),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],  # a date in the past: go now
+)
+def test_retry_after_header(header, expected) -> None:
+    from pulumi_mlflow_runs._transport import _retry_after
+
+    assert _retry_after(header) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,20 @@ from ._run_spec import RESERVED_TAGS
 
 CREATION_TOKEN_TAG = RESERVED_TAGS[0]
 """Set on every run at creation, so a create whose answer was lost can find the run it made."""
+
+_LOG_INPUTS_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _log_inputs_lock(api: MlflowApi) -> threading.Lock:
+    """One log-inputs at a time per server from this host.
+
+    MLflow's SQL store checks whether a dataset exists and then inserts it; two runs logging the same
+    dataset at once make one of them fail with a 400 (UNIQUE constraint). The engine runs resources in
+    parallel in one provider host, so serializing this one call here removes the race.
+    """
+    with _LOCKS_LOCK:
+        return _LOG_INPUTS_LOCKS.setdefault(api.transport.connection.base_url, threading.Lock())
 
 
 def create_run(api: MlflowApi, req: m.CreateRun) -> m.Run:
@@ -65,7 +80,8 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
             api.delete_tag(gone)
         done.append(f"deleted tag {gone.key!r}")
     if w.inputs:
-        api.log_inputs(w.inputs)  # the server keeps one of each dataset and model input
+        with _log_inputs_lock(api):
+            api.log_inputs(w.inputs)  # the server keeps one of each dataset and model input
         done.append(f"logged {len(w.inputs.datasets or []) + len(w.inputs.models or [])} input(s)")
     if w.outputs:
         send_exactly_once(api.transport, w.outputs, api.log_outputs, lambda o: _unrecorded(api, o))

@@ -19,7 +19,6 @@ from ._auth import Connection
 from ._errors import (
     ApiError,
     BadGateway,
-    BadRequest,
     EndpointNotFound,
     GatewayTimeout,
     InternalError,
@@ -43,19 +42,17 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-_INSERT_RACE = ("UNIQUE constraint failed", "Duplicate entry", "duplicate key value")
-"""How SQL stores report two requests inserting the same row at once (MLflow checks, then inserts)."""
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to our own backoff
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(exc, TooManyRequests):
         return True, exc.retry_after
-    if isinstance(exc, BadRequest) and any(race in exc.message for race in _INSERT_RACE):
-        return True, None  # a concurrent twin inserted first; sending again finds the row and succeeds
     if isinstance(exc, TransportError):
         return True, None
     if isinstance(exc, (InternalError, ServiceUnavailable, BadGateway, GatewayTimeout)):
