@@ -8,7 +8,8 @@ import math
 import pytest
 
 from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._run_plan import chunk_log_batch, diff_run, plan_writes
+from pulumi_mlflow_runs._run_diff import diff_run
+from pulumi_mlflow_runs._run_plan import chunk_log_batch, plan_writes
 from pulumi_mlflow_runs._run_spec import UNKNOWN, check_inputs
 
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import httpx
 import pulumi.dynamic as dyn
 
-from ._auth import Connection, SecretStr, StackConfig, resolve_connection
-from ._client import MlflowApi
 from ._errors import MlflowRunsError
 from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
-from ._transport import TransportPool
+from ._settings import SecretStr, StackConfig
+
+if TYPE_CHECKING:  # the HTTP side is loaded on the first request, not by Configure, Check or Diff
+    import httpx
+
+    from ._auth import Connection
+    from ._client import MlflowApi
+    from ._transport import TransportPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,18 +37,27 @@ class _Runtime:
         http_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.stack = stack
-        self.pool = TransportPool(policy=policy, http_transport=http_transport)
+        self._policy = policy
+        self._http_transport = http_transport
+        self._pool: TransportPool | None = None
         self._lock = threading.Lock()
         self._connections: dict[tuple[str | None, str | None], Connection] = {}
 
     def api(self, host: str | None, deployment_name: str | None) -> MlflowApi:
+        from ._auth import resolve_connection
+        from ._client import MlflowApi
+        from ._transport import TransportPool
+
         key = (host, deployment_name)
         with self._lock:
+            if self._pool is None:
+                self._pool = TransportPool(policy=self._policy, http_transport=self._http_transport)
             conn = self._connections.get(key)
             if conn is None:
                 conn = resolve_connection(host=host, deployment_name=deployment_name, stack=self.stack)
                 self._connections[key] = conn
-        return MlflowApi(self.pool.get(conn))
+            pool = self._pool
+        return MlflowApi(pool.get(conn))
 
 
 def user_facing(method: F) -> F:

@@ -1,25 +1,20 @@
-"""What a change means and which requests make it so: the diff rules and the request plan, pure.
+"""Which requests make a change, and what state records afterwards: pure functions.
 
-``diff_run`` compares the old *outputs* with the new checked inputs, as the engine passes them.
-``plan_writes`` turns "from this state to these inputs" into the fewest requests the limits allow.
+``plan_writes`` turns "from this state to these inputs" into the fewest requests the limits allow
+(``_run_diff`` has already said what changed).
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _models as m
-from ._run_spec import (
-    DESCRIPTION_TAG,
-    INPUT_KEYS,
-    MAX_BATCH_VALUE_CHARS,
-    REPLACE_KEYS,
-    TERMINAL_STATUSES,
-    is_unknown,
-)
+from ._run_diff import _blank, _key, match_points
+from ._run_spec import DESCRIPTION_TAG, INPUT_KEYS, MAX_BATCH_VALUE_CHARS, TERMINAL_STATUSES
 
 # log-batch request limits (the seed page)
 BATCH_MAX_ITEMS = 1000
@@ -29,115 +24,6 @@ BATCH_MAX_TAGS = 100
 BATCH_MAX_BYTES = 1_000_000
 """1 MB, with the envelope and a margin kept out of it."""
 _BATCH_ENVELOPE_BYTES = 200
-
-
-# ---- diff ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunDiff:
-    replaces: tuple[str, ...] = ()
-    updates: tuple[str, ...] = ()
-
-    @property
-    def changes(self) -> bool:
-        return bool(self.replaces or self.updates)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value in ({}, [])
-
-
-_POINT_FIELDS = ("key", "value", "step", "dataset_name", "dataset_digest", "model_id")
-
-
-def match_points(
-    old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
-) -> tuple[list[Mapping[str, Any] | None], int]:
-    """Pair each declared point with a logged one: ``(logged point or None per new point, unpaired logged)``.
-
-    Order does not matter (MLflow orders points by step and time). A declared point without timestamp
-    pairs with a logged point that has any timestamp; one with a timestamp needs the same timestamp.
-    """
-    pool: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-    for point in old:
-        pool.setdefault(tuple(point.get(f) for f in _POINT_FIELDS), []).append(point)
-    paired: list[Mapping[str, Any] | None] = [None] * len(new)
-    # timestamped declarations first, so a timestamp-less one cannot take the point they need
-    for i in sorted(range(len(new)), key=lambda i: new[i].get("timestamp") is None):
-        candidates = pool.get(tuple(new[i].get(f) for f in _POINT_FIELDS), [])
-        wanted = new[i].get("timestamp")
-        for j, point in enumerate(candidates):
-            if wanted is None or point.get("timestamp") == wanted:
-                paired[i] = candidates.pop(j)
-                break
-    return paired, sum(len(left) for left in pool.values())
-
-
-def _key(item: Any) -> str:
-    """A comparable form of a list item; state from the engine carries 3 as 3.0."""
-    return json.dumps(_ints(item), sort_keys=True)
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_ints(v) for v in value]
-    return value
-
-
-def _list_change(key: str, old: Any, new: Any) -> str | None:
-    """'update' when ``new`` only adds to ``old``, 'replace' when it drops or alters an item, else None."""
-    old_l, new_l = list(old or []), list(new or [])
-    if key == "metrics":
-        paired, unpaired = match_points(old_l, new_l)
-        added = paired.count(None)
-    else:
-        old_keys, new_keys = {_key(x) for x in old_l}, {_key(x) for x in new_l}
-        unpaired, added = len(old_keys - new_keys), len(new_keys - old_keys)
-    if unpaired:
-        return "replace"
-    return "update" if added else None
-
-
-_UNSET_MEANS_ANY = ("start_time", "end_time", "run_name", "status")
-
-
-def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
-    replaces: list[str] = []
-    updates: list[str] = []
-    if olds.get("lifecycle_stage") == "deleted":
-        updates.append("lifecycle_stage")
-    for key in INPUT_KEYS:
-        old, new = olds.get(key), news.get(key)
-        if is_unknown(new):
-            (replaces if key in REPLACE_KEYS else updates).append(key)
-            continue
-        if _blank(old) and _blank(new):
-            continue
-        if key in _UNSET_MEANS_ANY and new is None:
-            continue  # MLflow cannot unset these: an undeclared one accepts whatever the run has
-        verdict: str | None
-        if key in REPLACE_KEYS:
-            verdict = "replace" if old != new else None
-        elif key == "params":
-            old_p, new_p = dict(old or {}), dict(new or {})
-            if any(k not in new_p or new_p[k] != v for k, v in old_p.items()):
-                verdict = "replace"  # MLflow params are write-once
-            else:
-                verdict = "update" if set(new_p) - set(old_p) else None
-        elif key in ("metrics", "dataset_inputs", "model_inputs", "model_outputs"):
-            verdict = _list_change(key, old, new)
-        else:
-            verdict = "update" if old != new else None
-        if verdict == "replace":
-            replaces.append(key)
-        elif verdict == "update":
-            updates.append(key)
-    return RunDiff(tuple(replaces), tuple(updates))
 
 
 # ---- request plan --------------------------------------------------------------------------------------
@@ -167,6 +53,16 @@ def _item_size(item: m.Metric | m.Param | m.RunTag) -> int:
     return len(json.dumps(item.model_dump(mode="json", exclude_none=True), separators=(",", ":"))) + 1
 
 
+def _size_bound(item: m.Metric | m.Param | m.RunTag) -> int:
+    """At least the item's JSON size, without serializing it: JSON spells a character in at most 12 bytes,
+    and the rest of an item (field names, numbers) takes under 200."""
+    if isinstance(item, m.Metric):
+        text = [item.key, item.dataset_name or "", item.dataset_digest or "", item.model_id or ""]
+    else:
+        text = [item.key, item.value]
+    return 12 * sum(map(len, text)) + 200
+
+
 def chunk_log_batch(
     run_id: str, metrics: Sequence[m.Metric], params: Sequence[m.Param], tags: Sequence[m.RunTag]
 ) -> list[m.LogBatch]:
@@ -176,18 +72,22 @@ def chunk_log_batch(
     to its per-kind limit and topped up with metric points.
     """
     batches: list[m.LogBatch] = []
-    queues: dict[str, list[Any]] = {"params": list(params), "tags": list(tags), "metrics": list(metrics)}
+    queues: dict[str, deque[Any]] = {"params": deque(params), "tags": deque(tags), "metrics": deque(metrics)}
     caps = {"params": BATCH_MAX_PARAMS, "tags": BATCH_MAX_TAGS, "metrics": BATCH_MAX_METRICS}
+    items: list[m.Metric | m.Param | m.RunTag] = [*params, *tags, *metrics]
+    worst = max(map(_size_bound, items), default=0)
+    # Measuring each item is the slow part; skip it when even a full batch of the largest item fits.
+    sized = _BATCH_ENVELOPE_BYTES + len(run_id) + worst * BATCH_MAX_ITEMS > BATCH_MAX_BYTES
     while any(queues.values()):
         taken: dict[str, list[Any]] = {"params": [], "tags": [], "metrics": []}
         size, count = _BATCH_ENVELOPE_BYTES + len(run_id), 0
         for kind in ("params", "tags", "metrics"):
             queue = queues[kind]
             while queue and len(taken[kind]) < caps[kind] and count < BATCH_MAX_ITEMS:
-                item_size = _item_size(queue[0])
+                item_size = _item_size(queue[0]) if sized else 0
                 if size + item_size > BATCH_MAX_BYTES and count:
                     break
-                taken[kind].append(queue.pop(0))
+                taken[kind].append(queue.popleft())
                 size += item_size
                 count += 1
         batches.append(
@@ -202,7 +102,10 @@ def chunk_log_batch(
 
 
 def _metric_model(point: Mapping[str, Any]) -> m.Metric:
-    return m.Metric.model_validate({k: v for k, v in point.items() if v is not None})
+    """Points have passed ``check_inputs``: build the model without validating each field again."""
+    fields = {k: v for k, v in point.items() if v is not None}
+    fields["value"] = m.decode_float(fields["value"])
+    return m.Metric.model_construct(**fields)
 
 
 def _dataset_input(item: Mapping[str, Any]) -> m.DatasetInput:

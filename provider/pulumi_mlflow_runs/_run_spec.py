@@ -17,7 +17,7 @@ from typing import Any
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from ._auth import validate_deployment_name, validate_host
+from ._settings import validate_deployment_name, validate_host
 
 # ---- documented limits (the seed page) ----------------------------------------------------------------
 MAX_KEY_CHARS = 250
@@ -59,8 +59,23 @@ _DATASET_KEYS = {"name", "digest", "source_type", "source", "schema", "profile"}
 _NAME_CHARS = re.compile(r"^[/\w.\- :]*$")
 
 
+_LEAVES = frozenset({int, float, bool, type(None)})
+
+
 def is_unknown(value: Any) -> bool:
-    """True if ``value`` is, or contains, a preview-time unknown (the host's ``Unknown`` or the wire string)."""
+    """True if ``value`` is, or contains, a preview-time unknown (the host's ``Unknown`` or the wire string).
+
+    Check and Diff walk every input with this, so the plain JSON types state holds go first.
+    """
+    kind = type(value)
+    if kind is str:
+        return bool(value == UNKNOWN)
+    if kind in _LEAVES:
+        return False
+    if kind is dict:
+        return any(type(v) not in _LEAVES and is_unknown(v) for v in value.values()) or UNKNOWN in value
+    if kind is list:
+        return any(type(v) not in _LEAVES and is_unknown(v) for v in value)
     if isinstance(value, Unknown):
         return True
     if isinstance(value, str):
@@ -154,6 +169,8 @@ class _Checker:
         if not isinstance(item, Mapping):
             self.fail(prop, f"must be an object, got {_kind(item)}")
             return False
+        if item.keys() <= allowed and all(item.get(key) is not None for key in required):
+            return True  # the common case, without building messages
         ok = True
         for key in sorted(set(item) - allowed):
             self.fail(f"{prop}.{key}", f"is not a known field (known: {', '.join(sorted(allowed))})")
@@ -256,12 +273,18 @@ def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
         return None
     out: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], int] = {}
+    good_keys: set[str] = set()  # a curve repeats its key: check each name once
     for i, item in enumerate(items):
         prop = f"metrics[{i}]"
         if not c.item_keys(prop, item, _METRIC_KEYS, ("key", "value")):
             continue
         before = len(c.failures)
-        point: dict[str, Any] = {"key": c.name(f"{prop}.key", item["key"], "metric")}
+        key = item["key"]
+        if not (type(key) is str and key in good_keys):
+            key = c.name(f"{prop}.key", key, "metric")
+            if key is not None:
+                good_keys.add(key)
+        point: dict[str, Any] = {"key": key}
         value = normalize_metric_value(item["value"])
         if value is None:
             c.fail(f"{prop}.value", f"must be a number (or 'NaN', 'Infinity', '-Infinity'), got {_kind(item['value'])}")

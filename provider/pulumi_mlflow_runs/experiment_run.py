@@ -1,8 +1,9 @@
 """``ExperimentRun``: an MLflow run declared as code. The lifecycle reads top to bottom.
 
 The rules (what is an update, what forces a replace, which requests a change needs) live in
-``_run_spec`` and ``_run_plan``; this module is the thin adapter between them, the REST client and the
-Pulumi dynamic provider host.
+``_run_spec``, ``_run_diff`` and ``_run_plan``; this module is the thin adapter between them, the REST
+client and the Pulumi dynamic provider host. Check and Diff (every preview) need only the light rule
+modules, so the HTTP client and the pydantic models are imported by the methods that talk to a server.
 """
 
 from __future__ import annotations
@@ -11,27 +12,19 @@ import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi.dynamic as dyn
 
-from . import _models as m
-from ._client import MlflowApi
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, user_facing
-from ._run_apply import apply_writes, create_run
-from ._run_plan import (
-    adopted_inputs,
-    assign_timestamps,
-    diff_run,
-    match_points,
-    outputs_for,
-    plan_writes,
-    refreshed_outputs,
-    stored_mismatches,
-)
-from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs
+from ._run_diff import diff_run, match_points
+from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, normalize_metric_value
+
+if TYPE_CHECKING:
+    from . import _models as m
+    from ._client import MlflowApi
 
 
 def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +55,9 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        from ._run_apply import apply_writes
+        from ._run_plan import assign_timestamps, outputs_for, plan_writes
+
         inputs = _checked(props)
         now = _now_ms()
         inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
@@ -79,6 +75,8 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        from ._run_plan import adopted_inputs, outputs_for, refreshed_outputs
+
         api = self.api_for(props)
         try:
             run = api.get_run(id_)
@@ -92,6 +90,9 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        from ._run_apply import apply_writes
+        from ._run_plan import assign_timestamps, outputs_for, plan_writes
+
         inputs = _checked(news)
         declared = inputs.get("metrics") or []
         paired, _ = match_points(list(olds.get("metrics") or []), declared)
@@ -122,6 +123,9 @@ class ExperimentRunProvider(BaseProvider):
 
     @staticmethod
     def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now_ms: int) -> m.Run:
+        from . import _models as m
+        from ._run_apply import create_run
+
         # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
         start = inputs.get("start_time")
         req = m.CreateRun(
@@ -141,6 +145,8 @@ class ExperimentRunProvider(BaseProvider):
 
 def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
     """Refuse to report success when the server silently cut a value: that would be lost data."""
+    from ._run_plan import stored_mismatches
+
     mismatches = stored_mismatches(inputs, run)
     if mismatches:
         raise InputError(*mismatches[0])
@@ -166,7 +172,7 @@ def _encode_metric_points(points: Sequence[Mapping[str, Any]] | None) -> list[di
     out = []
     for point in points:
         value = point.get("value")
-        encoded = m.encode_float(value) if isinstance(value, float) and not math.isfinite(value) else value
+        encoded = normalize_metric_value(value) if isinstance(value, float) and not math.isfinite(value) else value
         out.append({**point, "value": encoded})
     return out
 
