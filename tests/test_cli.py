@@ -5,7 +5,6 @@ endpoints through a stateful fake behind ``httpx.MockTransport``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 from pulumi_mlflow_runs.cli import EXIT_API_ERROR, EXIT_CONFIG, EXIT_NO_ENDPOINT, EXIT_OK, EXIT_USAGE, main
 
 from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace
+from support.host import isolated_env
 from support.mlflow_proxy import RecordingProxy
 
 if TYPE_CHECKING:
@@ -25,22 +25,8 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-_CREDENTIAL_VARS = (
-    "MLFLOW_TRACKING_URI",
-    "DATABRICKS_HOST",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CONFIG_PROFILE",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-)
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CREDENTIAL_VARS}
-    env["HOME"] = str(tmp_path)  # no ~/.databrickscfg
-    env.update(extra)
-    return env
+    return isolated_env(HOME=str(tmp_path), **extra)  # HOME: no ~/.databrickscfg
 
 
 def _cli(*args: str, env: dict[str, str], module: str = "pulumi_mlflow_runs.cli") -> subprocess.CompletedProcess[str]:

@@ -52,8 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import empty_pb2, struct_pb2  # type: ignore[import-untyped, unused-ignore]
-from pulumi.output import Unknown
+from google.protobuf import empty_pb2  # type: ignore[import-untyped, unused-ignore]
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockEngine, MockMonitor, MockResourceArgs, Mocks
@@ -61,7 +60,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, unwrap
+from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, _restore_unknowns, _to_struct, unwrap
 
 __all__ = ["UNKNOWN", "CheckFailed", "Engine", "EngineError", "Result", "Step"]
 
@@ -217,22 +216,7 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, 
 
 def _markers(value: Any) -> Any:
     """Unknown() objects (from deserializing with keep_unknowns) as the wire string, secrets unwrapped."""
-    value = unwrap(value)
-    if isinstance(value, Unknown):
-        return UNKNOWN
-    if isinstance(value, Mapping):
-        return {k: _markers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_markers(v) for v in value]
-    return value
-
-
-def _to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(rpc.serialize_properties(dict(props), {}))
-    finally:
-        loop.close()
+    return _restore_unknowns(unwrap(value))
 
 
 class _NoMocks(Mocks):

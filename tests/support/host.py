@@ -138,7 +138,7 @@ def _restore_unknowns(value: Any) -> Any:
     """deserialize_properties(keep_unknowns=True) yields Unknown() objects; map them back to UNKNOWN."""
     if isinstance(value, Unknown):
         return UNKNOWN
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _restore_unknowns(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore_unknowns(v) for v in value]
