@@ -7,7 +7,9 @@ serialize the result — so the profile shows the host's share next to the provi
 * ``create``: Create of the benchmark's run (50 params, 2,000 points, 20 tags) against a local MLflow server
   (waits on the server show up as socket reads);
 * ``preview``: Check + Diff of unchanged runs (the typical and the 2,000-point shape), no server involved;
-* ``imports``: what importing the package adds to the host's start, by group (``python -X importtime``).
+* ``imports``: what the provider's modules add to the host's imports, by group (``python -X importtime``): on the
+  Check path (unpickling the provider imports ``pulumi_mlflow_runs.experiment_run``) and on the Create path
+  (which also imports the HTTP client, the models and the plan/apply modules).
 
 ``--html DIR`` also writes pyinstrument's HTML views there.
 """
@@ -115,36 +117,45 @@ def profile_calls(sections: set[str], html: Path | None) -> None:
         server.stop()
 
 
+_PATHS = {
+    "Check path (unpickling the provider)": "import pulumi_mlflow_runs.experiment_run",
+    "Create path (+ client, models, plan, apply)": (
+        "import pulumi_mlflow_runs.experiment_run, pulumi_mlflow_runs._run_apply, pulumi_mlflow_runs._run_plan"
+    ),
+}
+
+
 def import_groups(rounds: int = 7) -> None:
-    """Median self time of what ``import pulumi_mlflow_runs`` adds to the host's own imports, by group."""
-    groups: dict[str, list[int]] = collections.defaultdict(list)
+    """Median self time of what the provider's modules add to the host's own imports, by group and path."""
     family = {
         "pydantic and its dependencies": ("pydantic", "pydantic_core", "annotated_types", "typing_inspection"),
         "httpx and its dependencies (click/rich/pygments come in through httpx._main)": (
             "httpx", "httpcore", "h11", "idna", "certifi", "sniffio", "anyio", "click", "rich", "pygments",
         ),
     }  # fmt: skip
-    for _ in range(rounds):
-        base = _importtime("import pulumi.dynamic, dill, grpc")
-        full = _importtime("import pulumi.dynamic, dill, grpc; import pulumi_mlflow_runs")
-        tally: collections.Counter[str] = collections.Counter()
-        for name, us in full.items():
-            if name in base:
-                continue
-            top = name.split(".")[0]
-            if name == "pulumi_mlflow_runs._models":
-                key = "pulumi_mlflow_runs._models (building the pydantic classes)"
-            elif top == "pulumi_mlflow_runs":
-                key = "pulumi_mlflow_runs, its other modules"
-            else:
-                key = next((k for k, tops in family.items() if top in tops), "other modules")
-            tally[key] += us
-        tally["total"] = sum(tally.values())
-        for key, us in tally.items():
-            groups[key].append(us)
-    print(f"\n==== imports: what `import pulumi_mlflow_runs` adds to the host (median of {rounds}, self time)")
-    for key, values in sorted(groups.items(), key=lambda kv: -statistics.median(kv[1])):
-        print(f"{statistics.median(values) / 1000:8.1f} ms  {key}")
+    for path, code in _PATHS.items():
+        groups: dict[str, list[int]] = collections.defaultdict(list)
+        for _ in range(rounds):
+            base = _importtime("import pulumi.dynamic, dill, grpc")
+            full = _importtime(f"import pulumi.dynamic, dill, grpc; {code}")
+            tally: collections.Counter[str] = collections.Counter()
+            for name, us in full.items():
+                if name in base:
+                    continue
+                top = name.split(".")[0]
+                if name == "pulumi_mlflow_runs._models":
+                    key = "pulumi_mlflow_runs._models (building the pydantic classes)"
+                elif top == "pulumi_mlflow_runs":
+                    key = "pulumi_mlflow_runs, its other modules"
+                else:
+                    key = next((k for k, tops in family.items() if top in tops), "other modules")
+                tally[key] += us
+            tally["total"] = sum(tally.values())
+            for key, us in tally.items():
+                groups[key].append(us)
+        print(f"\n==== imports, {path}: what `{code}` adds to the host (median of {rounds}, self time)")
+        for key, values in sorted(groups.items(), key=lambda kv: -statistics.median(kv[1])):
+            print(f"{statistics.median(values) / 1000:8.1f} ms  {key}")
 
 
 def _importtime(code: str) -> dict[str, int]:
