@@ -164,3 +164,31 @@ def test_state_numbers_as_floats_still_match() -> None:
     new = _checked(model_outputs=[{"model_id": "a", "step": 1}])
     assert not diff_run(old, new).changes
     assert plan_writes("r", old, new, 1).outputs is None
+
+
+def test_the_fast_path_for_plain_points_agrees_with_the_full_check(monkeypatch) -> None:
+    import random
+
+    from pulumi_mlflow_runs import _run_spec
+
+    rng = random.Random(7)
+    values = [1, 2.5, -0.0, math.nan, math.inf, "NaN", "Infinity", "x", True, None, 3.0]
+    steps = [None, 0, 1.0, 2, -4, 1.5, "1", 2**63, math.nan]
+    cases = []
+    for _ in range(300):
+        points = []
+        for _ in range(rng.randint(1, 6)):
+            point = {"key": rng.choice(["loss", "acc", "../x", ""]), "value": rng.choice(values)}
+            if rng.random() < 0.7:
+                point["step"] = rng.choice(steps)
+            if rng.random() < 0.5:
+                point["timestamp"] = rng.choice([5, 5.0, -1, 7.5, None, 2**40])
+            if rng.random() < 0.05:
+                point["unit"] = "s"
+            points.append(point)
+        cases.append(points)
+    fast = [check_inputs({"experiment_id": "1", "metrics": c}) for c in cases]
+    monkeypatch.setattr(_run_spec, "_plain_point", lambda item, good: None)
+    full = [check_inputs({"experiment_id": "1", "metrics": c}) for c in cases]
+    assert json.dumps(fast, default=str) == json.dumps(full, default=str)
+    assert any(not failures for _, failures in fast) and any(failures for _, failures in fast)

@@ -267,6 +267,44 @@ def _tags(c: _Checker, raw: Any, has_run_name: bool, has_description: bool) -> d
     return out
 
 
+_PLAIN_POINT = frozenset({"key", "value", "step", "timestamp"})
+
+
+def _whole(value: Any, low: int) -> int | None:
+    if type(value) is int:
+        return value if low <= value <= MAX_INT64 else None
+    if type(value) is float and value.is_integer() and low <= value <= MAX_INT64:
+        return int(value)
+    return None
+
+
+def _plain_point(item: Any, good_keys: set[str]) -> dict[str, Any] | None:
+    """The usual point ({key, value, step?, timestamp?}, all valid) in normal form; None sends it down the
+    full path, which names every problem. Check walks thousands of these on every preview."""
+    if type(item) is not dict or not item.keys() <= _PLAIN_POINT or item.get("key") not in good_keys:
+        return None
+    value: Any = item.get("value")
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            return None
+    elif kind is int:
+        value = float(value)
+    elif not (kind is str and value in NONFINITE):
+        return None
+    raw_step = item.get("step")
+    step = 0 if raw_step is None else _whole(raw_step, -(2**63))
+    if step is None:
+        return None
+    point = {"key": item["key"], "value": value, "step": step}
+    if item.get("timestamp") is not None:
+        timestamp = _whole(item["timestamp"], 0)
+        if timestamp is None:
+            return None
+        point["timestamp"] = timestamp
+    return point
+
+
 def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
     items = c.sequence("metrics", raw)
     if items is None:
@@ -275,6 +313,13 @@ def _metrics(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
     seen: dict[tuple[Any, ...], int] = {}
     good_keys: set[str] = set()  # a curve repeats its key: check each name once
     for i, item in enumerate(items):
+        fast = _plain_point(item, good_keys)
+        if fast is not None:
+            ident: tuple[Any, ...] = (fast["key"], fast["value"], fast["step"], fast.get("timestamp"))
+            if ident not in seen:
+                seen[ident] = i
+                out.append(fast)
+                continue
         prop = f"metrics[{i}]"
         if not c.item_keys(prop, item, _METRIC_KEYS, ("key", "value")):
             continue
