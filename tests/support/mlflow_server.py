@@ -69,13 +69,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _launch(workdir: Path, port: int, attempt: int) -> MlflowServer:
+def _launch(workdir: Path, port: int, attempt: int, workers: int) -> MlflowServer:
     log_path = workdir / f"mlflow-server-{attempt}.log"
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--default-artifact-root", str(workdir / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     env = dict(os.environ)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
@@ -105,13 +105,16 @@ def _wait_healthy(server: MlflowServer, timeout: float) -> bool:
 
 
 def start_mlflow_server(
-    workdir: Path, *, timeout: float = _STARTUP_TIMEOUT, attempts: int = 3
+    workdir: Path, *, timeout: float = _STARTUP_TIMEOUT, attempts: int = 3, workers: int = 1
 ) -> MlflowServer:
-    """Start the server and block until healthy; retries on a lost free-port race."""
+    """Start the server and block until healthy; retries on a lost free-port race.
+
+    One uvicorn worker for tests; the benchmark's scale test asks for more.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "artifacts").mkdir(exist_ok=True)
     for attempt in range(1, attempts + 1):
-        server = _launch(workdir, _free_port(), attempt)
+        server = _launch(workdir, _free_port(), attempt, workers)
         if _wait_healthy(server, timeout):
             return server
         server.stop()
