@@ -74,7 +74,7 @@ def test_create_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     inputs = _checked(host, _inputs(experiment_id, name))
     with proxy.faults((step, fault)):
         run_id, outs = host.create(inputs)
-        assert proxy.fired() == 1, proxy.log
+        assert proxy.fired() == 1, proxy.requests
         sent = [p for body in proxy.reached_server("runs/log-batch") for p in body.get("metrics", [])]
         assert len(sent) == 5  # after a lost answer, points the server already has are not sent again
         assert len(proxy.reached_server("runs/create")) == 1
@@ -103,7 +103,7 @@ def test_update_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     news = _checked(host, new)
     with proxy.faults((step, fault)):
         host.update(run_id, olds, news)
-        assert proxy.fired() == 1, proxy.log
+        assert proxy.fired() == 1, proxy.requests
         sent = [p for body in proxy.reached_server("runs/log-batch") for p in body.get("metrics", [])]
         assert [p["step"] for p in sent] == [5, 6, 7]  # only the appended points, each once
         assert len(proxy.reached_server("runs/outputs")) == 1

@@ -1,9 +1,8 @@
-"""A loopback proxy in front of the real MLflow server that fails chosen requests on purpose.
+"""The recording proxy, failing chosen requests on purpose.
 
 Faults: an HTTP status (429 with Retry-After, 500, 503) returned without forwarding; a connection dropped
 before the request reaches the server; and the hard case, a connection dropped *after* the server has
-applied the request, so the client cannot know whether it took effect. It also counts the client
-connections it accepts, so tests can see whether the provider reuses one pool.
+applied the request, so the client cannot know whether it took effect. It can also demand a bearer token.
 """
 
 from __future__ import annotations
@@ -13,14 +12,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-import httpx
+from .mlflow_proxy import RecordingProxy
 
 Fault = Literal["429", "500", "503", "drop-before", "drop-after"]
-_NOT_FORWARDED = ("401", "429", "500", "503", "drop-before")
-_SKIP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
+_ERROR_CODES = {"429": "REQUEST_LIMIT_EXCEEDED", "500": "INTERNAL_ERROR", "503": "TEMPORARILY_UNAVAILABLE"}
 
 
 @dataclass
@@ -34,43 +31,33 @@ class _Rule:
     fired: int = 0
 
 
-class FaultProxy:
+class FaultProxy(RecordingProxy):
     def __init__(self, upstream: str, *, require_token: str | None = None) -> None:
-        self._upstream = httpx.Client(base_url=upstream, timeout=60)
-        self._lock = threading.Lock()
         self._rules: list[_Rule] = []
-        self.log: list[tuple[str, str, Any]] = []
-        """(endpoint, what happened, JSON body) per request: the status, or the fault injected."""
-        self.connections = 0
+        self._rules_lock = threading.Lock()
         self.require_token = require_token
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(upstream)
 
     def fail(self, endpoint: str, fault: Fault, *, nth: int = 1, times: int = 1,
              retry_after: float | None = None) -> None:
         """Fail the ``nth`` request to ``endpoint`` (e.g. ``runs/log-batch``) from now, ``times`` times."""
-        with self._lock:
+        with self._rules_lock:
             self._rules.append(_Rule(endpoint, fault, nth, times, retry_after))
 
     def clear(self) -> None:
-        with self._lock:
+        """Forget the rules and the requests recorded so far."""
+        with self._rules_lock:
             self._rules.clear()
-            self.log.clear()
+        with self._lock:
+            self._requests.clear()
 
     def fired(self) -> int:
-        with self._lock:
+        with self._rules_lock:
             return sum(r.fired for r in self._rules)
 
     def reached_server(self, endpoint: str) -> list[Any]:
         """Bodies of the requests to ``endpoint`` that the server received (answered or not)."""
-        with self._lock:
-            return [body for ep, what, body in self.log if ep == endpoint and what not in _NOT_FORWARDED]
+        return [r.body for r in self.requests if r.endpoint == endpoint and r.reached_server]
 
     @contextmanager
     def faults(self, *rules: tuple[str, Fault]) -> Iterator[FaultProxy]:
@@ -83,86 +70,28 @@ class FaultProxy:
         finally:
             self.clear()
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._upstream.close()
-
-    def _pick(self, endpoint: str) -> _Rule | None:
-        with self._lock:
+    def _pick(self, endpoint: str, faults: tuple[str, ...]) -> _Rule | None:
+        with self._rules_lock:
             for rule in self._rules:
-                if rule.endpoint == endpoint and rule.fired < rule.times:
+                if rule.endpoint == endpoint and rule.fault in faults and rule.fired < rule.times:
                     rule.seen += 1
                     if rule.seen >= rule.nth:
                         rule.fired += 1
                         return rule
             return None
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        if self.require_token and headers.get("Authorization") != f"Bearer {self.require_token}":
+            body = {"error_code": "UNAUTHENTICATED", "message": "invalid token"}
+            return "auth", 401, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        rule = self._pick(endpoint, ("429", "500", "503", "drop-before"))
+        if rule is None:
+            return None
+        if rule.fault == "drop-before":
+            return "drop-before", 0, b"", {}
+        extra = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+        body = {"error_code": _ERROR_CODES[rule.fault], "message": "injected"}
+        return rule.fault, int(rule.fault), json.dumps(body).encode(), {"Content-Type": "application/json", **extra}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with proxy._lock:
-                    proxy.connections += 1
-
-            def _respond(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _drop(self) -> None:
-                self.close_connection = True  # no answer at all: the client sees the connection end
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                endpoint = self.path.split("?", 1)[0].split("/mlflow/", 1)[-1]
-                try:
-                    parsed = json.loads(body) if body else None
-                except ValueError:
-                    parsed = None
-
-                def note(what: str) -> None:
-                    with proxy._lock:
-                        proxy.log.append((endpoint, what, parsed))
-
-                if proxy.require_token and self.headers.get("Authorization") != f"Bearer {proxy.require_token}":
-                    note("401")
-                    self._respond(401, b'{"error_code": "UNAUTHENTICATED", "message": "invalid token"}',
-                                  {"Content-Type": "application/json"})
-                    return
-                rule = proxy._pick(endpoint)
-                if rule and rule.fault == "drop-before":
-                    note("drop-before")
-                    self._drop()
-                    return
-                if rule and rule.fault in ("429", "500", "503"):
-                    note(rule.fault)
-                    extra = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
-                    code = {"429": "REQUEST_LIMIT_EXCEEDED", "500": "INTERNAL_ERROR", "503": "TEMPORARILY_UNAVAILABLE"}
-                    payload = f'{{"error_code": "{code[rule.fault]}", "message": "injected"}}'.encode()
-                    self._respond(int(rule.fault), payload, {"Content-Type": "application/json", **extra})
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _SKIP_HEADERS}
-                upstream = proxy._upstream.request(self.command, self.path, content=body, headers=headers)
-                if rule and rule.fault == "drop-after":
-                    note("drop-after")  # the server has acted; the answer is lost
-                    self._drop()
-                    return
-                note(str(upstream.status_code))
-                kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_HEADERS}
-                self._respond(upstream.status_code, upstream.content, kept)
-
-            do_GET = do_POST = _forward
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _drop_answer(self, endpoint: str) -> bool:
+        return self._pick(endpoint, ("drop-after",)) is not None

@@ -35,6 +35,14 @@ class Request:
     body: Any
     """The JSON body (None for GET)."""
     status: int
+    """The status the client got; 0 when it got no answer."""
+    fault: str | None = None
+    """The fault a ``FaultProxy`` injected instead of (or after) forwarding, if any."""
+
+    @property
+    def reached_server(self) -> bool:
+        """Forwarded to the real server, whether or not the answer came back."""
+        return self.fault in (None, "drop-after")
 
     @property
     def endpoint(self) -> str:
@@ -58,6 +66,8 @@ class RecordingProxy:
         self.upstream = upstream.rstrip("/")
         self._lock = threading.Lock()
         self._requests: list[Request] = []
+        self.connections = 0
+        """Client connections accepted: how well the provider reuses its pool."""
         self._client = httpx.Client(base_url=self.upstream, timeout=60.0)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -103,33 +113,64 @@ class RecordingProxy:
         with self._lock:
             self._requests.append(request)
 
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        """Hook: ``(fault, status, body, headers)`` to answer without forwarding (status 0: no answer)."""
+        return None
+
+    def _drop_answer(self, endpoint: str) -> bool:
+        """Hook: forward, then drop the answer (the server has acted, the client cannot know)."""
+        return False
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
+
+            def _answer(self, status: int, content: bytes, headers: Any) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in _HOP_BY_HOP:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                try:
+                    parsed = json.loads(body) if body else None
+                except ValueError:
+                    parsed = body.decode(errors="replace")
+                path = self.path.split("?", 1)[0]
+                endpoint = path.split("/mlflow/", 1)[-1]
+                injected = proxy._intercept(endpoint, self.headers)
+                if injected is not None:
+                    fault, status, content, extra = injected
+                    proxy._record(Request(self.command, path, parsed, status, fault))
+                    if status:
+                        self._answer(status, content, extra)
+                    else:
+                        self.close_connection = True  # no answer at all: the client sees the connection end
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 try:
                     upstream = proxy._client.request(self.command, self.path, content=body, headers=headers)
                 except httpx.HTTPError as exc:
                     self.send_error(502, f"upstream failed: {exc}")
                     return
-                try:
-                    parsed = json.loads(body) if body else None
-                except ValueError:
-                    parsed = body.decode(errors="replace")
-                proxy._record(Request(self.command, self.path.split("?", 1)[0], parsed, upstream.status_code))
-                self.send_response(upstream.status_code)
-                for key, value in upstream.headers.items():
-                    if key.lower() not in _HOP_BY_HOP:
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
+                if proxy._drop_answer(endpoint):
+                    proxy._record(Request(self.command, path, parsed, 0, "drop-after"))
+                    self.close_connection = True
+                    return
+                proxy._record(Request(self.command, path, parsed, upstream.status_code))
+                self._answer(upstream.status_code, upstream.content, upstream.headers)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
 
