@@ -120,7 +120,7 @@ def bench_create(ctx: Ctx) -> None:
     for name, contender in counted.items():
         mark = ctx.proxy.mark()
         run_id = contender.create(decl)
-        tallies[name] = ctx.proxy.since(mark)
+        tallies[name] = ctx.proxy.tally(mark)
         assert not tallies[name].failed, f"{name}: failed requests {tallies[name].failed}"
         _verify_run(ctx.server.url, run_id, decl)
     host_create = counted["provider"]
@@ -280,7 +280,7 @@ def bench_preview(ctx: Ctx) -> None:
         walls.append((time.perf_counter() - t0) / len(runs))
         cpus.append((bc.process_cpu_seconds(host.process.pid) - cpu0) / len(runs))
         log(f"preview round {r + 1}: {ms(walls[-1])} wall, {ms(cpus[-1])} host CPU per resource")
-    tally = ctx.proxy.since(mark)
+    tally = ctx.proxy.tally(mark)
     provider_rounds = _provider_seconds(runs, s.rounds)
     provider_s = bc.median(provider_rounds)
     ctx.details["preview"] = {
@@ -354,7 +354,7 @@ def bench_append(ctx: Ctx) -> None:
         request = bc.update_request(host, run_id, outputs, chk.inputs, checked)
         mark = ctx.proxy.mark()
         elapsed, resp = bc.timed(lambda req=request: bc.rpc_call(host, "Update", req))
-        tally = ctx.proxy.since(mark)
+        tally = ctx.proxy.tally(mark)
         assert not tally.failed and tally.seen[-1].endpoint == "runs/get", tally.describe()
         writes = tally.without_final_get()
         host_t.append(elapsed)

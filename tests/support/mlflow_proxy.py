@@ -38,6 +38,10 @@ class Request:
     """The status the client got; 0 when it got no answer."""
     fault: str | None = None
     """The fault a ``FaultProxy`` injected instead of (or after) forwarding, if any."""
+    body_bytes: int = 0
+    wire_bytes: int = 0
+    """Request line + headers + body, as received from the client."""
+    response_bytes: int = 0
 
     @property
     def reached_server(self) -> bool:
@@ -150,10 +154,12 @@ class RecordingProxy:
                     parsed = body.decode(errors="replace")
                 path = self.path.split("?", 1)[0]
                 endpoint = path.split("/mlflow/", 1)[-1]
+                head = len(self.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + 2
+                sizes = {"body_bytes": len(body), "wire_bytes": head + len(body)}
                 injected = proxy._intercept(endpoint, self.headers)
                 if injected is not None:
                     fault, status, content, extra = injected
-                    proxy._record(Request(self.command, path, parsed, status, fault))
+                    proxy._record(Request(self.command, path, parsed, status, fault, **sizes))
                     if status:
                         self._answer(status, content, extra)
                     else:
@@ -166,10 +172,13 @@ class RecordingProxy:
                     self.send_error(502, f"upstream failed: {exc}")
                     return
                 if proxy._drop_answer(endpoint):
-                    proxy._record(Request(self.command, path, parsed, 0, "drop-after"))
+                    proxy._record(Request(self.command, path, parsed, 0, "drop-after", **sizes))
                     self.close_connection = True
                     return
-                proxy._record(Request(self.command, path, parsed, upstream.status_code))
+                proxy._record(
+                    Request(self.command, path, parsed, upstream.status_code, None, **sizes,
+                            response_bytes=len(upstream.content))
+                )  # fmt: skip
                 self._answer(upstream.status_code, upstream.content, upstream.headers)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
