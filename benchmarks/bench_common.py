@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -21,27 +20,21 @@ TESTS_DIR = REPO_DIR / "tests"
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))  # support.host, support.mlflow_server
 
-# Loopback only, and nothing ambient may pick the connection instead of MLFLOW_TRACKING_URI.
-os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-os.environ["DO_NOT_TRACK"] = "true"
-os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # else MlflowClient.set_terminated adds a runs/get
-for _name in (
-    "DATABRICKS_HOST",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CONFIG_PROFILE",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_URI",
-):
-    os.environ.pop(_name, None)
+from support.host import isolated_env  # noqa: E402
 
-from google.protobuf import struct_pb2  # noqa: E402
+# Loopback only, and nothing ambient may pick the connection instead of MLFLOW_TRACKING_URI.
+_ENV = isolated_env(
+    MLFLOW_DISABLE_TELEMETRY="true",
+    DO_NOT_TRACK="true",
+    MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true",  # else MlflowClient.set_terminated adds a runs/get
+)
+os.environ.clear()
+os.environ.update(_ENV)
+
 from pulumi.dynamic.dynamic import serialize_provider  # noqa: E402
-from pulumi.runtime import rpc  # noqa: E402
 from pulumi.runtime.proto import provider_pb2  # noqa: E402
 
-from support.host import PROVIDER_KEY, RESOURCE_TYPE, DynamicHost  # noqa: E402
+from support.host import PROVIDER_KEY, RESOURCE_TYPE, DynamicHost, from_struct, to_struct  # noqa: E402, F401
 
 # MLflow log-batch limits (the provider's README and MLflow's REST docs).
 BATCH_MAX_ITEMS = 1000
@@ -112,20 +105,6 @@ def provider_blob(provider: object) -> str:
 
 
 # ---- engine-like requests: built once, outside the timed sections -------------------------------------------
-
-
-def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(rpc.serialize_properties(dict(props), {}))
-    finally:
-        loop.close()
-
-
-def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    props = rpc.deserialize_properties(struct)
-    assert isinstance(props, dict)
-    return props
 
 
 def check_request(host: DynamicHost, olds: Mapping[str, Any], news: Mapping[str, Any]) -> Any:

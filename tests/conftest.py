@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,15 +22,6 @@ from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E40
 
 if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
     from mlflow.tracking import MlflowClient
-
-_CREDENTIAL_VARS = (
-    "DATABRICKS_HOST",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CONFIG_PROFILE",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +44,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture
 def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point MLflow at the local server and hide any ambient credentials."""
-    for name in _CREDENTIAL_VARS:
-        monkeypatch.delenv(name, raising=False)
+    for name in set(os.environ) - set(isolated_env()):
+        monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     return mlflow_server.url
 

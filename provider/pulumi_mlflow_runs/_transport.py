@@ -206,6 +206,3 @@ class TransportPool:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
-
-    def __len__(self) -> int:
-        return len(self._clients)

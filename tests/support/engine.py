@@ -60,7 +60,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, _restore_unknowns, _to_struct, unwrap
+from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, _restore_unknowns, to_struct, unwrap
 
 __all__ = ["UNKNOWN", "CheckFailed", "Engine", "EngineError", "Result", "Step"]
 
@@ -274,7 +274,7 @@ class _Deployment(MockMonitor):
             id_, outs = self._component(record, inputs)
         with self.lock:
             self.registered.append((seq, record))
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=_to_struct(outs))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=to_struct(outs))
 
     def RegisterResourceOutputs(self, request: Any) -> empty_pb2.Empty:
         if f"::{STACK_TYPE}::" in request.urn:
@@ -300,7 +300,7 @@ class _Deployment(MockMonitor):
             if not self.dry_run:
                 raise ValueError(f"{urn}: get() without an id")
             self._step("read", record, id="")
-            return resource_pb2.ReadResourceResponse(urn=urn, properties=_to_struct({}))
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=to_struct({}))
         # As for a user-driven get the engine sends the program's properties as inputs and no prior state.
         read = self.host.read(request.id, {}, props)
         if not read.id:
@@ -309,7 +309,7 @@ class _Deployment(MockMonitor):
         self._step("read", record, id=read.id, new=read.outs)
         with self.lock:
             self.registered.append((seq, record))
-        return resource_pb2.ReadResourceResponse(urn=urn, properties=_to_struct(read.outs))
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=to_struct(read.outs))
 
     # -- the steps -----------------------------------------------------------------------------------
     def _step(self, op: str, record: Mapping[str, Any], **kw: Any) -> None:

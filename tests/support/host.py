@@ -36,9 +36,11 @@ __all__ = [
     "DynamicHost",
     "HostError",
     "ReadOutcome",
+    "from_struct",
     "is_secret",
     "isolated_env",
     "secret",
+    "to_struct",
     "unwrap",
     "with_provider",
     "without_provider",
@@ -145,7 +147,7 @@ def _restore_unknowns(value: Any) -> Any:
     return value
 
 
-def _to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     # pulumi's own serializer; it is async, so give each call (and thread) its own loop.
     loop = asyncio.new_event_loop()
     try:
@@ -154,7 +156,7 @@ def _to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
         loop.close()
 
 
-def _from_struct(struct: struct_pb2.Struct, keep_unknowns: bool = False) -> dict[str, Any]:
+def from_struct(struct: struct_pb2.Struct, keep_unknowns: bool = False) -> dict[str, Any]:
     props = rpc.deserialize_properties(struct, keep_unknowns)
     assert isinstance(props, dict), f"expected a property map, got {props!r}"
     return _restore_unknowns(props) if keep_unknowns else props
@@ -281,7 +283,7 @@ class DynamicHost:
         """Marshal like the engine: secrets stripped (host refuses them), unknowns only when allowed."""
         if not allow_unknowns and _contains_unknown(props):
             raise ValueError("UNKNOWN values are only sent in preview; pass keep_unknowns=True/preview=True")
-        return _to_struct(props if self.accept_secrets else unwrap(props))
+        return to_struct(props if self.accept_secrets else unwrap(props))
 
     with_provider = staticmethod(with_provider)
 
@@ -290,7 +292,7 @@ class DynamicHost:
         """Keys look like "databricks:host"; wrap values with ``secret()`` to send them as secrets."""
         request = provider_pb2.ConfigureRequest(
             variables={k: _stringify(v) for k, v in config.items()},
-            args=_to_struct(config),
+            args=to_struct(config),
             acceptSecrets=True,
             acceptResources=True,
             sends_old_inputs=True,
@@ -316,7 +318,7 @@ class DynamicHost:
         )  # fmt: skip
         response: provider_pb2.CheckResponse = self._call("Check", request)
         failures = [(f.property, f.reason) for f in response.failures]
-        return CheckOutcome(_from_struct(response.inputs, unknowns), failures)
+        return CheckOutcome(from_struct(response.inputs, unknowns), failures)
 
     def diff(
         self,
@@ -350,7 +352,7 @@ class DynamicHost:
             properties=self._props(props, preview), preview=preview,
         )  # fmt: skip
         response: provider_pb2.CreateResponse = self._call("Create", request)
-        return response.id, _from_struct(response.properties, preview)
+        return response.id, from_struct(response.properties, preview)
 
     def read(
         self, id_: str, props: Mapping[str, Any], inputs: Mapping[str, Any] | None = None
@@ -362,8 +364,8 @@ class DynamicHost:
             inputs=self._props(inputs, False) if inputs is not None else None,
         )  # fmt: skip
         response: provider_pb2.ReadResponse = self._call("Read", request)
-        new_inputs = _from_struct(response.inputs) if response.HasField("inputs") else None
-        return ReadOutcome(response.id, _from_struct(response.properties), new_inputs)
+        new_inputs = from_struct(response.inputs) if response.HasField("inputs") else None
+        return ReadOutcome(response.id, from_struct(response.properties), new_inputs)
 
     def update(
         self,
@@ -380,7 +382,7 @@ class DynamicHost:
             old_inputs=self._props(old_inputs or {}, False), preview=preview,
         )  # fmt: skip
         response: provider_pb2.UpdateResponse = self._call("Update", request)
-        return _from_struct(response.properties, preview)
+        return from_struct(response.properties, preview)
 
     def delete(
         self, id_: str, props: Mapping[str, Any], *, old_inputs: Mapping[str, Any] | None = None
