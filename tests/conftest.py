@@ -41,6 +41,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pulumi_bin() -> Path:
+    """The folder of the real Pulumi CLI (scripts/pulumi-cli.sh); skips without one, fails under CI=true."""
+    from support.pulumi_cli import require_cli
+
+    return require_cli()
+
+
 @pytest.fixture
 def mlflow_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point MLflow at the local server and hide any ambient credentials."""
