@@ -1,15 +1,18 @@
 """Run the quickstart with `pulumi up` against a local MLflow server, all on this machine.
 
 Starts `mlflow server` (sqlite under .pulumi-local/mlflow, loopback, a free port), uses a local file state
-backend (.pulumi-local/state), finds or installs the Pulumi CLI, and runs `pulumi up` on the top-level
-project (whose program is examples/quickstart). `--destroy` tears the stack down again.
+backend (.pulumi-local/state), finds or builds the Pulumi CLI (scripts/pulumi-cli.sh), and runs `pulumi up`
+on the top-level project (Pulumi.yaml; its program is examples/quickstart). `--destroy` tears it down.
+
+The program runs as an Automation API inline program: this process hosts the language runtime, so the
+CLI needs no Python language host (which cannot be built from the Go module proxy here). The CLI, the
+engine, the state and the provider host are the real ones, exactly as under `pulumi up` in a shell.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,27 +21,7 @@ LOCAL = ROOT / ".pulumi-local"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.mlflow_server import start_mlflow_server  # noqa: E402
-
-
-def find_pulumi_cli() -> object:
-    """The Pulumi CLI: on PATH, in ~/.pulumi/bin, or installed by the Automation API."""
-    from pulumi import automation as auto
-
-    for candidate in (shutil.which("pulumi"), str(Path.home() / ".pulumi" / "bin" / "pulumi")):
-        if candidate and Path(candidate).exists():
-            return auto.PulumiCommand(root=str(Path(candidate).parent.parent))
-    print("The Pulumi CLI is not installed; installing it with the Automation API (PulumiCommand.install)...")
-    try:
-        return auto.PulumiCommand.install()
-    except Exception as exc:  # noqa: BLE001 - any failure here has one remedy, said below
-        sys.exit(
-            "\nCould not install the Pulumi CLI: the download failed "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no details'}).\n"
-            "This machine probably has no access to the internet. Install the CLI by hand "
-            "(https://www.pulumi.com/docs/install/), put `pulumi` on PATH and run this command again.\n"
-            "Without the CLI, `bash scripts/test.sh tests/test_engine_scenarios.py` runs this same program "
-            "through the repository's engine stand-in against a local MLflow server."
-        )
+from support.pulumi_cli import cli_env, find_cli, program_from_file  # noqa: E402
 
 
 def main() -> None:
@@ -49,31 +32,44 @@ def main() -> None:
 
     from pulumi import automation as auto
 
-    cli = find_pulumi_cli()
-    (LOCAL / "state").mkdir(parents=True, exist_ok=True)
+    print("Finding the Pulumi CLI (scripts/pulumi-cli.sh; a first build from Go modules takes minutes)...")
+    found = find_cli()
+    if found.bin_dir is None:
+        sys.exit(f"\nNo Pulumi CLI:\n{found.log}")
+    print(found.log.strip())
+    state = LOCAL / "state"
+    state.mkdir(parents=True, exist_ok=True)
     server = start_mlflow_server(LOCAL / "mlflow")
     print(f"MLflow tracking server: {server.url} (sqlite: {LOCAL / 'mlflow' / 'mlflow.db'})")
     try:
-        env = {
-            "MLFLOW_TRACKING_URI": server.url,
-            "PULUMI_BACKEND_URL": (LOCAL / "state").as_uri(),
-            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart"),
-        }
+        env = cli_env(
+            found.bin_dir,
+            state,
+            {
+                "MLFLOW_TRACKING_URI": server.url,
+                "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart"),
+            },
+        )
         stack = auto.create_or_select_stack(
             stack_name=args.stack,
-            work_dir=str(ROOT),
-            opts=auto.LocalWorkspaceOptions(pulumi_command=cli, env_vars=env),  # type: ignore[arg-type]
+            project_name="mlflow-runs-quickstart",
+            program=program_from_file(ROOT / "examples" / "quickstart" / "__main__.py"),
+            opts=auto.LocalWorkspaceOptions(
+                work_dir=str(ROOT),
+                pulumi_command=auto.PulumiCommand(root=str(found.bin_dir.parent)),
+                env_vars=env,
+                secrets_provider="passphrase",
+            ),
         )
         if args.destroy:
             stack.destroy(on_output=print)
             return
-        result = stack.up(on_output=print)
-        print("\nOutputs:")
-        for key, value in sorted(result.outputs.items()):
-            print(f"  {key}: {value.value}")
+        stack.up(on_output=print)  # the CLI prints the stack outputs at the end
         print(
-            "\nBrowse the runs: mlflow ui --backend-store-uri "
-            f"sqlite:///{LOCAL / 'mlflow' / 'mlflow.db'}\nTear down: bash scripts/quickstart.sh --destroy"
+            "\nBrowse the runs: .venv/bin/mlflow ui --backend-store-uri "
+            f"sqlite:///{LOCAL / 'mlflow' / 'mlflow.db'}\n"
+            "Run it again (nothing changes): bash scripts/quickstart.sh\n"
+            "Tear down: bash scripts/quickstart.sh --destroy"
         )
     finally:
         server.stop()
