@@ -1,124 +1,514 @@
-"""The quickstart through the real Pulumi CLI (Automation API): preview, up, up, drift, refresh, up, destroy.
+"""Whole programs through the real Pulumi CLI: what users see, proven where they see it.
 
-Skipped when the ``pulumi`` CLI is not on PATH. The stack lives in a local file backend in a temp dir with
-the passphrase secrets provider, so nothing outside the temp dir and the test's MLflow server is touched.
-The program is a copy of examples/quickstart (the workspace writes its Pulumi.yaml next to it).
+The CLI (``scripts/pulumi-cli.sh``: on PATH, or built from Go modules) runs each program as an Automation
+API inline program against a local file backend with passphrase secrets. The provider host it starts
+talks to the test MLflow server through a recording proxy, so "a preview sends nothing", "the
+replacement is created before the old run is deleted" and "an append logs only the new point" are checked
+on the wire. These tests skip without a CLI, and fail instead under ``CI=true``.
+
+One scenario also runs through the repository's engine stand-in (``support.engine``) and the two must
+report the same operation for every resource at every step: where they differ, the CLI is right.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-import sys
+import signal
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pulumi
 import pytest
+import yaml
+
+from pulumi_mlflow_runs import Experiment, ExperimentRun
+
+from support.engine import Engine
+from support.fault_proxy import FaultProxy
+from support.mlflow_proxy import RecordingProxy, Request
+from support.pulumi_cli import changes, cli, exported_state, new_stack, program_from_file, state_resources
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
-INSTALL_HINT = (
-    "pulumi CLI not on PATH: install it (`curl -fsSL https://get.pulumi.com | sh`, then add ~/.pulumi/bin to "
-    "PATH; in GitHub Actions use pulumi/actions or pulumi/setup-pulumi) to run the real-CLI end-to-end test"
-)
+    from support.mlflow_server import MlflowServer
 
-pytestmark = pytest.mark.skipif(shutil.which("pulumi") is None, reason=INSTALL_HINT)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+QUICKSTART = EXAMPLES / "quickstart"
+EVALUATION = EXAMPLES / "evaluation-as-data"
 
 
-def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
-    """``{op: count}`` with plain string keys (the Automation API may key them by ``OpType``)."""
-    return {str(getattr(op, "value", op)): n for op, n in (summary or {}).items() if n}
+@pytest.fixture
+def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
+    with RecordingProxy(mlflow_server.url) as p:
+        yield p
 
 
-def _python_runtime() -> tuple[dict[str, str], dict[str, str]]:
-    """Runtime options and env so the language host and the dynamic provider host use this interpreter."""
-    env = {"PULUMI_PYTHON_CMD": sys.executable}
-    options = {"toolchain": "pip"}
-    if sys.prefix != sys.base_prefix:  # a virtualenv: let Pulumi use it for the program and the provider
-        options["virtualenv"] = sys.prefix
-        env["PULUMI_RUNTIME_VIRTUALENV"] = sys.prefix
-    return options, env
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def test_quickstart_lifecycle_through_the_pulumi_cli(
-    tmp_path: Path, mlflow_env: str, mlflow_client: MlflowClient
-) -> None:
+class Ops:
+    """``on_event`` callback: the operations the engine reports per resource (the Stack and providers left out)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[str]] = {}
+
+    def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if (
+            pre is None
+            or pre.metadata.type == "pulumi:pulumi:Stack"
+            or pre.metadata.type.startswith("pulumi:providers:")
+        ):
+            return
+        op = str(getattr(pre.metadata.op, "value", pre.metadata.op))
+        self.by_name.setdefault(pre.metadata.urn.rsplit("::", 1)[-1], []).append(op)
+
+    def summary(self) -> dict[str, str]:
+        """One word per resource, in the engine stand-in's vocabulary (a replace's steps fold into one)."""
+        out = {}
+        for name, ops in self.by_name.items():
+            out[name] = "replace" if "replace" in ops or "create-replacement" in ops else ops[-1]
+        return out
+
+
+def _run(step: Callable[..., Any], **kwargs: Any) -> tuple[Any, dict[str, str]]:
+    ops = Ops()
+    result = step(on_event=ops, **kwargs)
+    return result, ops.summary()
+
+
+def _endpoints(requests: list[Request]) -> list[str]:
+    return [r.endpoint for r in requests]
+
+
+def _all_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
     from mlflow.entities import ViewType
-    from pulumi import automation as auto
 
-    work_dir = tmp_path / "quickstart"
-    work_dir.mkdir()
-    shutil.copy(QUICKSTART / "__main__.py", work_dir / "__main__.py")
-    backend = tmp_path / "backend"
-    backend.mkdir()
-    options, runtime_env = _python_runtime()
-    env = {
-        **runtime_env,
-        "PULUMI_BACKEND_URL": backend.as_uri(),
-        "PULUMI_CONFIG_PASSPHRASE": "not-a-secret-test-passphrase",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "MLFLOW_TRACKING_URI": mlflow_env,
-    }
-    project = auto.ProjectSettings(name="quickstart-e2e", runtime=auto.ProjectRuntimeInfo("python", options))
-    stack = auto.create_or_select_stack(
-        stack_name="e2e",
-        work_dir=str(work_dir),
-        opts=auto.LocalWorkspaceOptions(
-            project_settings=project,
-            env_vars=env,
-            secrets_provider="passphrase",
-            pulumi_home=str(tmp_path / "pulumi-home"),
-        ),
+    return {r.info.run_id: r for r in client.search_runs([experiment_id], run_view_type=ViewType.ALL)}
+
+
+def _active_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
+    return {rid: r for rid, r in _all_runs(client, experiment_id).items() if r.info.lifecycle_stage == "active"}
+
+
+# ---- the quickstart, the whole lifecycle ---------------------------------------------------------------
+
+
+def test_quickstart_lifecycle(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    name = _unique("cli-quickstart")
+    program = program_from_file(QUICKSTART / "__main__.py")
+    stack = new_stack(
+        pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url}, config={"experimentName": name}
     )
-    name = f"cli-e2e-{uuid.uuid4().hex[:10]}"
-    stack.set_config("experimentName", auto.ConfigValue(value=name))
+    runs = {"warmup", "train"}
     try:
-        # preview of a fresh stack: three creates (plus the Stack), nothing on the server
-        preview = stack.preview(diff=True)
-        assert _changes(preview.change_summary) == {"create": 4}, preview.stdout
+        # preview of a fresh stack: all creates, not one request to MLflow
+        mark = proxy.mark()
+        preview, ops = _run(stack.preview, diff=True)
+        assert ops == dict.fromkeys({"quickstart", *runs}, "create"), preview.stdout
+        assert "experiment_id: [unknown]" in preview.stdout.replace("  ", " ")
+        assert proxy.since(mark) == []
         assert mlflow_client.get_experiment_by_name(name) is None
 
+        mark = proxy.mark()
         up = stack.up()
-        assert _changes(up.summary.resource_changes) == {"create": 4}, up.stdout
+        assert changes(up.summary.resource_changes) == {"create": 4}, up.stdout
+        assert _endpoints(proxy.writes_since(mark)).count("runs/create") == 2
         out = {key: value.value for key, value in up.outputs.items()}
         experiment_id = out["experiment_id"]
-        assert mlflow_client.get_experiment(experiment_id).name == name
         train = mlflow_client.get_run(out["train_run_id"])
         assert train.data.params == {"model": "resnet18", "learning_rate": "0.001", "epochs": "6"}
-        assert out["train_latest_metrics"] == {"loss": 0.27, "accuracy": 0.9}
-        assert out["train_artifact_uri"] == train.info.artifact_uri
+        assert out["train_latest_metrics"] == {"loss": 0.27, "accuracy": 0.9} == train.data.metrics
         assert mlflow_client.get_run(out["warmup_run_id"]).info.status == "RUNNING"
 
-        # the unchanged program: no change at all
-        again = stack.up()
-        assert _changes(again.summary.resource_changes) == {"same": 4}, again.stdout
+        # unchanged: the CLI's own no-change check passes, and an up writes nothing
         stack.preview(expect_no_changes=True)
+        mark = proxy.mark()
+        again = stack.up()
+        assert changes(again.summary.resource_changes) == {"same": 4}, again.stdout
+        assert proxy.writes_since(mark) == []
 
-        # drift made with MlflowClient shows in refresh and in state; the next up heals it
+        # drift made in MLflow (a managed tag changed, a run deleted): refresh records it, up heals it
         mlflow_client.set_tag(out["train_run_id"], "team", "drifted")
         mlflow_client.delete_run(out["warmup_run_id"])
+        mark = proxy.mark()
         refresh = stack.refresh()
-        refreshed = _changes(refresh.summary.resource_changes)
-        assert sum(n for op, n in refreshed.items() if op != "same") == 2, refresh.stdout
-        state = {r["urn"].rsplit("::", 1)[-1]: r for r in stack.export_stack().deployment["resources"]}
+        assert changes(refresh.summary.resource_changes) == {"update": 2, "same": 2}, refresh.stdout
+        assert proxy.writes_since(mark) == [], "refresh only reads"
+        state = state_resources(stack)
         assert state["warmup"]["outputs"]["lifecycle_stage"] == "deleted"
         assert state["train"]["outputs"]["tags"]["team"] == "drifted"
-        heal = stack.up()
-        assert _changes(heal.summary.resource_changes) == {"update": 2, "same": 2}, heal.stdout
+        mark = proxy.mark()
+        heal, ops = _run(stack.up)
+        assert ops == {"quickstart": "same", "warmup": "update", "train": "update"}, heal.stdout
+        assert sorted((w.endpoint, w.run_id) for w in proxy.writes_since(mark)) == [
+            ("runs/log-batch", out["train_run_id"]),
+            ("runs/restore", out["warmup_run_id"]),
+        ]
         assert mlflow_client.get_run(out["warmup_run_id"]).info.lifecycle_stage == "active"
         assert mlflow_client.get_run(out["train_run_id"]).data.tags["team"] == "vision"
+        stack.preview(expect_no_changes=True)
 
+        # destroy empties the experiment; an up after it starts again from nothing
         destroy = stack.destroy()
-        assert _changes(destroy.summary.resource_changes) == {"delete": 4}, destroy.stdout
-        runs = mlflow_client.search_runs([experiment_id], run_view_type=ViewType.ALL)
-        assert {r.info.run_id: r.info.lifecycle_stage for r in runs} == {
-            out["train_run_id"]: "deleted",
-            out["warmup_run_id"]: "deleted",
-        }
+        assert changes(destroy.summary.resource_changes) == {"delete": 4}, destroy.stdout
+        assert _active_runs(mlflow_client, experiment_id) == {}
         assert mlflow_client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+        again = stack.up()
+        assert changes(again.summary.resource_changes) == {"create": 4}, again.stdout
+        new_out = {key: value.value for key, value in again.outputs.items()}
+        assert new_out["experiment_id"] == experiment_id, "the experiment comes back from the trash"
+        assert set(_active_runs(mlflow_client, experiment_id)) == {new_out["train_run_id"], new_out["warmup_run_id"]}
     finally:
-        stack.destroy()  # a no-op after a passing run; cleans up after a failing one
-        stack.workspace.remove_stack("e2e")
+        stack.destroy()
+        stack.workspace.remove_stack("test")
+
+
+# ---- evaluation-as-data: edits of the YAML file, and the stand-in held against the CLI ------------------
+
+
+def _edit_evaluations(project: Path, edit: Callable[[dict[str, dict[str, Any]]], None]) -> None:
+    path = project / "evaluations.yaml"
+    spec = yaml.safe_load(path.read_text())
+    edit({entry["name"]: entry for entry in spec["evaluations"]})
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_evaluation_as_data_edits_agree_with_the_stand_in(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    """Each edit of evaluations.yaml: the CLI's operation per resource, the wire, and the stand-in's answer."""
+    project = tmp_path / "evaluation-as-data"
+    shutil.copytree(EVALUATION, project)
+    name = _unique("cli-evals")
+    config = {"experimentName": name}
+    env = {"MLFLOW_TRACKING_URI": proxy.url}
+    stack = new_stack(pulumi_bin, tmp_path / "cli", program_from_file(project / "__main__.py"), env, config=config)
+    # The stand-in runs the same program on its own state, against its own experiment.
+    stand_in = Engine(project, tmp_path / "stand-in.json", env, {"experimentName": name + "-stand-in"})
+
+    def both(step: str) -> dict[str, str]:
+        _, cli_ops = _run(getattr(stack, step))
+        stand_in_ops = getattr(stand_in, step)().ops()
+        assert cli_ops == stand_in_ops, f"{step}: the CLI says {cli_ops}, the stand-in {stand_in_ops}"
+        return cli_ops
+
+    try:
+        assert both("preview") == dict.fromkeys({"evaluations", "bert-base-sst2", "distilbert-sst2"}, "create")
+        both("up")
+        first = {key: value.value for key, value in stack.outputs().items()}
+        state = state_resources(stack)
+        run_ids = {n: state[n]["outputs"]["run_id"] for n in ("bert-base-sst2", "distilbert-sst2")}
+        assert both("preview") == {"evaluations": "same", "bert-base-sst2": "same", "distilbert-sst2": "same"}
+
+        # a tag edit: exactly that run, an update, one log-batch with the one tag
+        _edit_evaluations(project, lambda e: e["bert-base-sst2"]["tags"].update(reviewed_by="carol"))
+        assert both("preview") == {"evaluations": "same", "bert-base-sst2": "update", "distilbert-sst2": "same"}
+        mark = proxy.mark()
+        both("up")
+        writes = [w for w in proxy.writes_since(mark) if w.run_id == run_ids["bert-base-sst2"]]
+        assert [(w.endpoint, w.body.get("tags"), w.body.get("metrics")) for w in writes] == [
+            ("runs/log-batch", [{"key": "reviewed_by", "value": "carol"}], None)
+        ]
+
+        # an appended result: an update that logs only the new point
+        _edit_evaluations(project, lambda e: e["bert-base-sst2"]["metrics"].update(precision=0.93))
+        assert both("preview")["bert-base-sst2"] == "update"
+        mark = proxy.mark()
+        both("up")
+        writes = [w for w in proxy.writes_since(mark) if w.run_id == run_ids["bert-base-sst2"]]
+        assert [(w.endpoint, [(p["key"], p["value"]) for p in w.body["metrics"]]) for w in writes] == [
+            ("runs/log-batch", [("precision", 0.93)])
+        ]
+        history = mlflow_client.get_metric_history(run_ids["bert-base-sst2"], "accuracy")
+        assert [p.value for p in history] == [0.924], "points already logged are never sent again"
+
+        # a param edit: a replace, the new run created before the old one is deleted
+        _edit_evaluations(project, lambda e: e["distilbert-sst2"]["params"].update(batch_size="128"))
+        assert both("preview") == {"evaluations": "same", "bert-base-sst2": "same", "distilbert-sst2": "replace"}
+        mark = proxy.mark()
+        both("up")
+        wire = [(w.endpoint, w.run_id) for w in proxy.writes_since(mark)]
+        cli_writes = [w for w in wire if w[0] in ("runs/create", "runs/delete")]
+        old = run_ids["distilbert-sst2"]
+        new = state_resources(stack)["distilbert-sst2"]["outputs"]["run_id"]
+        assert new != old
+        assert cli_writes.index(("runs/delete", old)) > [e for e, _ in cli_writes].index("runs/create")
+        assert mlflow_client.get_run(old).info.lifecycle_stage == "deleted"
+        assert mlflow_client.get_run(new).data.params["batch_size"] == "128"
+
+        assert both("preview") == {"evaluations": "same", "bert-base-sst2": "same", "distilbert-sst2": "same"}
+        both("destroy")
+        assert _active_runs(mlflow_client, first["experiment_id"]) == {}
+    finally:
+        stack.destroy()
+        stand_in.destroy()
+
+
+# ---- secrets and stack config ---------------------------------------------------------------------------
+
+
+def _secret_wrapped(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == (
+        "1b47061264138c4ac30d75fd1eb44270"
+    )
+
+
+def test_secret_inputs_never_reach_state_in_plaintext(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    tag_secret, param_secret, note_secret = (f"plain-{uuid.uuid4().hex}" for _ in range(3))
+
+    def program() -> None:
+        config = pulumi.Config()
+        exp = Experiment("secrets", name=config.require("experimentName"))
+        run = ExperimentRun(
+            "secret-run",
+            experiment_id=exp.experiment_id,
+            run_name="with-secrets",
+            tags={"team": "ml", "api_key": pulumi.Output.secret(tag_secret)},
+            params={"password": config.require_secret("dbPassword")},
+            description=pulumi.Output.secret(note_secret),
+            metrics=[{"key": "loss", "value": 0.5}],
+        )
+        pulumi.export("run_id", run.run_id)
+
+    stack = new_stack(
+        pulumi_bin,
+        tmp_path,
+        program,
+        {"MLFLOW_TRACKING_URI": proxy.url},
+        config={"experimentName": _unique("cli-secrets")},
+        secret_config={"dbPassword": param_secret},
+    )
+    try:
+        up = stack.up()
+        assert changes(up.summary.resource_changes) == {"create": 3}, up.stdout
+        run = mlflow_client.get_run(up.outputs["run_id"].value)
+        assert run.data.tags["api_key"] == tag_secret and run.data.params["password"] == param_secret
+        exported = exported_state(stack)
+        for plain in (tag_secret, param_secret, note_secret):
+            assert plain not in exported, "a secret input is in plaintext in the exported state"
+            assert plain not in up.stdout
+        res = state_resources(stack)["secret-run"]
+        inputs = res["inputs"]
+        assert _secret_wrapped(inputs["tags"]["api_key"]) and inputs["tags"]["team"] == "ml", "only the secret value"
+        assert _secret_wrapped(inputs["params"])  # turned into strings by an apply: secret as a whole
+        assert _secret_wrapped(inputs["description"])
+        for key in ("tags", "params", "description", "run"):
+            assert _secret_wrapped(res["outputs"][key]), key
+        assert not _secret_wrapped(res["outputs"]["run_id"]), "only what repeats a secret is secret"
+        assert "plain-" not in (tmp_path / "Pulumi.test.yaml").read_text()
+        stack.preview(expect_no_changes=True)
+    finally:
+        stack.destroy()
+
+
+def test_stack_config_token_reaches_the_server_and_never_state(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+) -> None:
+    token = f"dapi-test-{uuid.uuid4().hex}"
+    name = _unique("cli-config")
+
+    def program() -> None:
+        exp = Experiment("configured", name=name)
+        run = ExperimentRun("configured-run", experiment_id=exp.experiment_id, tags={"a": "b"})
+        pulumi.export("run_id", run.run_id)
+
+    with FaultProxy(mlflow_server.url, require_token=token) as guarded:
+        # no MLFLOW_TRACKING_URI: the stack config is the only way to the server
+        stack = new_stack(
+            pulumi_bin,
+            tmp_path,
+            program,
+            {},
+            config={"databricks:host": guarded.url},
+            secret_config={"databricks:token": token},
+        )
+        try:
+            up = stack.up()
+            assert changes(up.summary.resource_changes) == {"create": 3}, up.stdout
+            assert [r.status for r in guarded.requests if r.fault == "auth"] == [], "every request had the token"
+            assert guarded.requests, "the provider went through the guarded proxy"
+            assert mlflow_client.get_run(up.outputs["run_id"].value).data.tags["a"] == "b"
+            assert token not in exported_state(stack)
+            assert token not in up.stdout + up.stderr
+            assert token not in (tmp_path / "Pulumi.test.yaml").read_text()
+
+            # a wrong token: a clear 401, and no token is ever echoed
+            wrong = f"dapi-wrong-{uuid.uuid4().hex}"
+            stack.set_config("databricks:token", _config_value(wrong, secret=True))
+            from pulumi.automation.errors import CommandError
+
+            def changed() -> None:
+                exp = Experiment("configured", name=name)
+                ExperimentRun("configured-run", experiment_id=exp.experiment_id, tags={"a": "c"})
+
+            with pytest.raises(CommandError) as failed:
+                stack.up(program=changed)
+            text = str(failed.value)
+            assert "401" in text or "UNAUTHENTICATED" in text, text
+            assert wrong not in text and token not in text
+            assert "Traceback" not in text
+        finally:
+            # refresh and destroy use the provider configuration recorded by the last up: record the good one
+            stack.set_config("databricks:token", _config_value(token, secret=True))
+            stack.up(program=program)
+            stack.destroy()
+
+
+def _config_value(value: str, *, secret: bool = False) -> Any:
+    from pulumi import automation as auto
+
+    return auto.ConfigValue(value=value, secret=secret)
+
+
+# ---- parallelism ----------------------------------------------------------------------------------------
+
+
+def test_hundred_runs_at_the_default_parallelism_are_created_exactly_once(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    name = _unique("cli-parallel")
+    experiment_id = mlflow_client.create_experiment(name)
+
+    def program() -> None:
+        for i in range(100):
+            ExperimentRun(
+                f"run-{i:03d}",
+                experiment_id=experiment_id,
+                params={"i": str(i)},
+                metrics=[{"key": "m", "value": float(i), "step": s} for s in range(3)],
+                dataset_inputs=[
+                    {"dataset": {"name": "shared", "digest": "d1", "source_type": "local", "source": "x"}, "tags": {}}
+                ],
+            )
+
+    stack = new_stack(pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url})
+    try:
+        mark = proxy.mark()
+        up = stack.up()
+        assert changes(up.summary.resource_changes) == {"create": 101}, up.stdout
+        creates = [w for w in proxy.writes_since(mark) if w.endpoint == "runs/create"]
+        assert len(creates) == 100
+        runs = _all_runs(mlflow_client, experiment_id)
+        assert len(runs) == 100 and all(r.info.lifecycle_stage == "active" for r in runs.values())
+        assert sorted(int(r.data.params["i"]) for r in runs.values()) == list(range(100))
+        state = state_resources(stack)
+        assert {state[f"run-{i:03d}"]["id"] for i in range(100)} == set(runs)
+    finally:
+        stack.destroy()
+
+
+# ---- an interrupted up ----------------------------------------------------------------------------------
+
+
+class _SlowBatches(RecordingProxy):
+    """Holds every log-batch for a while, so that a kill lands between runs/create and the run's last write."""
+
+    delay = 0.0
+
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        if endpoint == "runs/log-batch" and self.delay:
+            time.sleep(self.delay)
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += children.get(child, [])
+    return out
+
+
+def _kill_cli() -> int:
+    """SIGKILL the Pulumi CLI this process started and everything under it (the provider hosts too)."""
+    killed = 0
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "pulumi":
+                for victim in [pid, *_descendants(pid)]:
+                    with contextlib.suppress(OSError):
+                        os.kill(victim, signal.SIGKILL)
+                        killed += 1
+    return killed
+
+
+def test_interrupted_up_leaves_each_run_once_and_no_orphan(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+) -> None:
+    from pulumi.automation.errors import CommandError
+
+    experiment_id = mlflow_client.create_experiment(_unique("cli-interrupted"))
+    names = [f"run-{i:02d}" for i in range(12)]
+
+    def program() -> None:
+        for name in names:
+            ExperimentRun(
+                name,
+                experiment_id=experiment_id,
+                run_name=name,
+                params={"name": name},
+                tags={"kind": "interrupted"},
+                metrics=[{"key": "loss", "value": 1.0 / (s + 1), "step": s} for s in range(5)],
+            )
+
+    with _SlowBatches(mlflow_server.url) as proxy:
+        stack = new_stack(pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url})
+        try:
+            proxy.delay = 30.0
+            outcome: list[BaseException] = []
+
+            def up() -> None:
+                try:
+                    stack.up()
+                except BaseException as exc:  # the CLI is killed: its exit is the expected outcome
+                    outcome.append(exc)
+
+            worker = threading.Thread(target=up)
+            worker.start()
+            deadline = time.monotonic() + 120
+            while sum(r.endpoint == "runs/create" for r in proxy.requests) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _kill_cli() > 0
+            worker.join(timeout=120)
+            assert outcome and isinstance(outcome[0], CommandError)
+            proxy.delay = 0.0
+            half_made = _active_runs(mlflow_client, experiment_id)
+            assert half_made, "the kill landed after some runs were created"
+            assert all(not r.data.metrics for r in half_made.values()), "and before their last write"
+
+            # what the CLI asks for: remove the killed update's lock, clear the pending creates whose outcome
+            # it cannot know, then up again
+            cli(stack, "cancel", "--yes")
+            cli(stack, "refresh", "--clear-pending-creates", "--yes", "--non-interactive")
+            up, ops = _run(stack.up)
+            assert ops == dict.fromkeys(names, "create"), up.stdout
+            active = _active_runs(mlflow_client, experiment_id)
+            assert sorted(r.info.run_name for r in active.values()) == sorted(names), "each run exactly once"
+            assert set(half_made) <= set(active), "the half-made runs were finished, not left behind"
+            assert _all_runs(mlflow_client, experiment_id).keys() == active.keys(), "nothing was thrown away"
+            for run in active.values():
+                assert run.data.params == {"name": run.info.run_name}
+                assert len(mlflow_client.get_metric_history(run.info.run_id, "loss")) == 5
+            stack.preview(expect_no_changes=True)
+        finally:
+            proxy.delay = 0.0
+            stack.destroy()

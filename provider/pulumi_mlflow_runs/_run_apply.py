@@ -12,11 +12,12 @@ from . import _models as m
 from ._client import MlflowApi
 from ._errors import NotFound
 from ._exactly_once import send_exactly_once
-from ._run_plan import Writes
-from ._run_spec import RESERVED_TAGS
+from ._run_plan import BATCH_MAX_TAGS, Writes
+from ._run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
 
 CREATION_TOKEN_TAG = RESERVED_TAGS[0]
 """Set on every run at creation, so a create whose answer was lost can find the run it made."""
+_UNFINISHED = "creating:"
 
 _LOG_INPUTS_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
@@ -51,6 +52,35 @@ def create_run(api: MlflowApi, req: m.CreateRun) -> m.Run:
 
     send_exactly_once(api.transport, req, lambda r: made.append(api.create_run(r)), remaining)
     return made[-1]
+
+
+def unfinished_tag(key: str | None) -> list[m.RunTag] | None:
+    """The tag a run is created with: it says the create has not written everything yet."""
+    return None if key is None else [m.RunTag(key=RESOURCE_KEY_TAG, value=_UNFINISHED + key)]
+
+
+def completion_tag(w: Writes, key: str | None) -> None:
+    """Mark the run finished in the create's last request (the last log-batch), not in one more request."""
+    if key is None:
+        return
+    tag = m.RunTag(key=RESOURCE_KEY_TAG, value=key)
+    if w.batches and len(w.batches[-1].tags or []) < BATCH_MAX_TAGS:
+        last = w.batches[-1]
+        w.batches[-1] = last.model_copy(update={"tags": [*(last.tags or []), tag]})
+    else:
+        w.batches.append(m.LogBatch(run_id=w.run_id, tags=[tag]))
+
+
+def find_unfinished(api: MlflowApi, experiment_id: str, key: str | None) -> list[m.Run]:
+    """Active runs this resource began to create and never finished (an ``up`` killed mid-create)."""
+    if key is None:
+        return []
+    search = m.SearchRuns(
+        experiment_ids=[experiment_id],
+        filter=f"tags.\"{RESOURCE_KEY_TAG}\" = '{_UNFINISHED}{key}'",
+        run_view_type="ACTIVE_ONLY",
+    )
+    return list(api.search_runs(search))
 
 
 def _point_id(point: m.Metric) -> tuple[Any, ...]:

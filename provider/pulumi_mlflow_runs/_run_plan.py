@@ -257,6 +257,22 @@ def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dic
 _SYSTEM_TAG_PREFIXES = ("mlflow.", "pulumi.")
 
 
+def adopted_state(run: m.Run, history: Mapping[str, Sequence[m.Metric]], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """An existing run as the state it would have if this program had made it, for a create that takes it over.
+
+    Only what the program manages counts: tags it does not declare (a colleague's) are left alone, and
+    so is a description it does not declare. Start and end time are the run's own, so that a declared
+    start time that differs is a replace (MLflow cannot change it).
+    """
+    adopted = adopted_inputs(run, history)
+    declared_tags = inputs.get("tags") or {}
+    adopted["tags"] = {k: v for k, v in (adopted.get("tags") or {}).items() if k in declared_tags}
+    if inputs.get("description") is None:
+        adopted.pop("description", None)
+    adopted.update(start_time=run.info.start_time, end_time=run.info.end_time)
+    return outputs_for(adopted, run)
+
+
 def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
     """Outputs after a refresh: managed values as the server now has them, so drift shows in a diff.
 

@@ -31,8 +31,11 @@ STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 DESCRIPTION_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
-RESERVED_TAGS = ("pulumi.creation_token",)
+RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key")
 """Tags the provider itself sets (see ``_run_apply``)."""
+RESOURCE_KEY_TAG = RESERVED_TAGS[1]
+"""The resource's key (``creating:<key>`` until the create has written everything), so that the next
+create of the same resource after an interrupted ``up`` takes over the half-made run instead of orphaning it."""
 NONFINITE = ("NaN", "Infinity", "-Infinity")
 
 INPUT_KEYS = (
@@ -52,6 +55,8 @@ INPUT_KEYS = (
     "host",
 )
 REPLACE_KEYS = ("experiment_id", "start_time", "deployment_name", "host")
+CREATE_ONLY_KEYS = ("adopt_run_id", "resource_key")
+"""Inputs that matter only when the resource is created: never diffed, never in outputs."""
 OUTPUT_KEYS = ("run_id", "artifact_uri", "lifecycle_stage", "user_id", "run", "latest_metrics")
 
 _METRIC_KEYS = {"key", "value", "step", "timestamp", "dataset_name", "dataset_digest", "model_id"}
@@ -416,15 +421,15 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[st
     """
     c = _Checker()
     out: dict[str, Any] = {}
-    for key in sorted(set(news) - set(INPUT_KEYS) - set(OUTPUT_KEYS) - {"__provider"}):
-        c.fail(key, f"is not an input of ExperimentRun (inputs: {', '.join(INPUT_KEYS)})")
-    given = {k: v for k, v in news.items() if k in INPUT_KEYS and v is not None}
+    for key in sorted(set(news) - set(INPUT_KEYS) - set(CREATE_ONLY_KEYS) - set(OUTPUT_KEYS) - {"__provider"}):
+        c.fail(key, f"is not an input of ExperimentRun (inputs: {', '.join(INPUT_KEYS)}, adopt_run_id)")
+    given = {k: v for k, v in news.items() if k in (*INPUT_KEYS, *CREATE_ONLY_KEYS) and v is not None}
     for key, value in given.items():
         out[key] = value
         if is_unknown(value):
             continue
         normal: Any = None
-        if key == "experiment_id":
+        if key in ("experiment_id", *CREATE_ONLY_KEYS):
             normal = c.string(key, value, allow_empty=False)
         elif key in ("deployment_name", "host"):
             normal = c.connection(key, value)

@@ -9,6 +9,7 @@ modules, so the HTTP client and the pydantic models are imported by the methods 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -55,23 +56,79 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        from ._run_apply import apply_writes
+        from ._run_apply import apply_writes, completion_tag
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
         inputs = _checked(props)
         now = _now_ms()
-        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
         api = self.api_for(inputs)
+        taken = self._take_over(api, inputs, now)
+        if taken is not None:
+            return dyn.CreateResult(taken["run_id"], taken)
+        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
         run = self._create_run(api, inputs, now)
         run_id = run.info.run_id
         try:
-            apply_writes(api, plan_writes(run_id, {}, inputs, now))
+            writes = plan_writes(run_id, {}, inputs, now)
+            completion_tag(writes, inputs.get("resource_key"))
+            apply_writes(api, writes)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except BaseException as exc:
             _rollback(api, run_id, exc)
             raise
         return dyn.CreateResult(run_id, outputs_for(inputs, run))
+
+    def _take_over(self, api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
+        """Outputs of an existing run made to match the program, or None to create a new one.
+
+        ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
+        create in an ``up`` that was killed (still marked ``creating:<key>``) is finished instead of left
+        behind; one that no longer fits the program is deleted, as a failed create would have been.
+        """
+        from ._run_apply import find_unfinished
+
+        wanted = inputs.get("adopt_run_id")
+        if wanted is not None:
+            try:
+                run = api.get_run(wanted)
+            except NotFound:
+                raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
+            if run.info.experiment_id != inputs["experiment_id"]:
+                raise InputError(
+                    "adopt_run_id",
+                    f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id "
+                    f"{inputs['experiment_id']}",
+                )
+            outputs, replaces = self._converge(api, run, inputs, now)
+            if outputs is None:
+                raise InputError(
+                    "adopt_run_id",
+                    f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
+                    "in place; declare what the run has (params and logged points are write-once), or drop "
+                    "adopt_run_id to create a new run",
+                )
+            return outputs
+        for run in find_unfinished(api, inputs["experiment_id"], inputs.get("resource_key")):
+            outputs, _ = self._converge(api, run, inputs, now)
+            if outputs is not None:
+                return outputs
+            api.delete_run(run.info.run_id)
+        return None
+
+    def _converge(
+        self, api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int
+    ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+        """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, replacing keys)`` if it cannot."""
+        from ._run_plan import adopted_state
+
+        run_id = run.info.run_id
+        history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+        olds = adopted_state(run, history, inputs)
+        d = diff_run(olds, inputs)
+        if d.replaces:
+            return None, d.replaces
+        return self._apply(api, run_id, olds, inputs, now), ()
 
     @user_facing
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
@@ -90,31 +147,35 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(self._apply(self.api_for(news), id_, olds, _checked(news), _now_ms()))
+
+    @staticmethod
+    def _apply(
+        api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
+    ) -> dict[str, Any]:
+        """Send what takes the run from ``olds`` to ``inputs``; the outputs afterwards."""
         from ._run_apply import apply_writes
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
-        inputs = _checked(news)
         declared = inputs.get("metrics") or []
         paired, _ = match_points(list(olds.get("metrics") or []), declared)
         # Points already logged keep the timestamps they were logged with; new ones get "now".
-        now = _now_ms()
         inputs["metrics"] = [
             dict(was) if was is not None else assign_timestamps([point], now)[0]
             for point, was in zip(declared, paired, strict=True)
         ]
-        api = self.api_for(inputs)
         done: list[str] = []
         try:
-            apply_writes(api, plan_writes(id_, olds, inputs, now), done)
-            run = api.get_run(id_)
+            apply_writes(api, plan_writes(run_id, olds, inputs, now), done)
+            run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except MlflowRunsError as exc:
             exc.add_note(
-                f"run {id_} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
+                f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
                 "Run `pulumi up` again: it sends only what is still missing."
             )
             raise
-        return dyn.UpdateResult(outputs_for(inputs, run))
+        return outputs_for(inputs, run)
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -124,7 +185,7 @@ class ExperimentRunProvider(BaseProvider):
     @staticmethod
     def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now_ms: int) -> m.Run:
         from . import _models as m
-        from ._run_apply import create_run
+        from ._run_apply import create_run, unfinished_tag
 
         # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
         start = inputs.get("start_time")
@@ -132,6 +193,7 @@ class ExperimentRunProvider(BaseProvider):
             experiment_id=inputs["experiment_id"],
             run_name=inputs.get("run_name"),
             start_time=now_ms if start is None else start,
+            tags=unfinished_tag(inputs.get("resource_key")),
         )
         try:
             return create_run(api, req)
@@ -235,6 +297,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         host: pulumi.Input[str] | None = None,
         deployment_name: pulumi.Input[str] | None = None,
+        adopt_run_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """Declare a run.
@@ -254,6 +317,9 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         :param model_outputs: ``{model_id, step}`` items.
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
+        :param adopt_run_id: an existing run (in ``experiment_id``) that the create takes over instead of making
+            a new one; it is brought to what the program declares. Refused if that needs a replace. Read only
+            when the resource is created: changing or removing it later changes nothing.
         """
         inputs: dict[str, Any] = {
             "experiment_id": experiment_id,
@@ -272,6 +338,9 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             "deployment_name": deployment_name,
         }
         props = {k: v for k, v in inputs.items() if v is not None}
+        if adopt_run_id is not None:
+            props["adopt_run_id"] = adopt_run_id
+        props["resource_key"] = _resource_key(resource_name, opts)
         props.update({key: None for key in OUTPUT_KEYS})
         props.update({key: None for key in INPUT_KEYS if key not in props})
         hidden = secret_outputs_for(inputs)
@@ -289,6 +358,23 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
         dyn.Resource.__init__(run, ExperimentRunProvider(), resource_name, props, opts)
         return run
+
+
+def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Input[str]:
+    """The same for the same resource of the same stack, whenever the program runs (its URN, hashed).
+
+    A create tags its run with it until it has written everything, so the next create of this resource
+    after an interrupted ``up`` finds the half-made run instead of leaving it behind.
+    """
+
+    def digest(parent_urn: str) -> str:
+        text = "\0".join((pulumi.get_project(), pulumi.get_stack(), parent_urn, "mlflow:ExperimentRun", name))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    parent = opts.parent if opts is not None else None
+    if parent is None:
+        return digest("")
+    return parent.urn.apply(digest)
 
 
 _ECHOED_IN = {

@@ -121,6 +121,21 @@ def changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
     return {str(getattr(op, "value", op)): n for op, n in (summary or {}).items() if n}
 
 
+def cli(stack: Any, *args: str) -> Any:
+    """Run ``pulumi ARGS --stack NAME`` in the stack's workspace (``CommandResult``)."""
+    ws = stack.workspace
+    env = {"PULUMI_HOME": ws.pulumi_home, **ws.env_vars} if ws.pulumi_home else dict(ws.env_vars)
+    return ws.pulumi_command.run([*args, "--stack", stack.name], ws.work_dir, env)
+
+
+def exported_state(stack: Any) -> str:
+    """``pulumi stack export`` as a user runs it: secrets stay ciphertext.
+
+    (The Automation API's ``export_stack`` passes ``--show-secrets``, so it cannot show a leak.)
+    """
+    return str(cli(stack, "stack", "export").stdout)
+
+
 def state_resources(stack: Any) -> dict[str, dict[str, Any]]:
     """The exported state's resources by name (the last part of the URN)."""
     deployment = stack.export_stack().deployment
