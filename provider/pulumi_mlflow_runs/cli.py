@@ -237,7 +237,7 @@ def _json(data: Any, out: TextIO) -> None:
 def _when(ms: int | None) -> str:
     if ms is None:
         return ""
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
