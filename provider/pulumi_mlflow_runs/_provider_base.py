@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pulumi.dynamic as dyn
 
 from ._errors import MlflowRunsError
+from ._host_errors import deliver, describe, host_call, resource_of, scrub_failures
 from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
 from ._settings import SecretStr, StackConfig
 
@@ -59,22 +60,49 @@ class _Runtime:
             pool = self._pool
         return MlflowApi(pool.get(conn))
 
+    def cached_connection(self, props: Mapping[str, Any]) -> Connection | None:
+        """The connection ``api`` resolved for these inputs, if it did (never resolves one)."""
+        with self._lock:
+            return self._connections.get((props.get("host"), props.get("deployment_name")))
+
 
 def user_facing(method: F) -> F:
-    """Re-raise our own errors from the provider method itself.
+    """What the user reads when a provider method fails: our own errors as one message, not a traceback.
 
-    The dynamic host prints the whole traceback of a failed call; cutting it here leaves the user one
-    line that names the property or endpoint instead of a stack of our internals.
+    A ``MlflowRunsError`` is re-raised without our frames and, under the SDK's provider host, reported
+    as a message that names the resource, the property or endpoint, the server and the fix
+    (``_host_errors``; any other exception keeps its full traceback). Check failures never quote an
+    input's value back, since the value may be a secret the engine has unwrapped.
     """
+    action = method.__name__
 
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: BaseProvider, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            result = method(self, *args, **kwargs)
         except MlflowRunsError as exc:
+            _report(self, exc, action, [*args, *kwargs.values()])
             raise exc.with_traceback(None) from None
+        if isinstance(result, dyn.CheckResult) and result.failures:
+            result.failures = scrub_failures(result.failures, [*args, *kwargs.values()])
+        return result
 
     return cast(F, wrapper)
+
+
+def _report(provider: BaseProvider, exc: MlflowRunsError, action: str, args: list[Any]) -> None:
+    """Hand the host our message for ``exc`` instead of its traceback, where the host lets us."""
+    try:
+        found = host_call()
+        if found is None:
+            return
+        context, request = found
+        props = next((a for a in reversed(args) if isinstance(a, Mapping)), {})
+        runtime = provider._runtime
+        connection = runtime.cached_connection(props) if runtime is not None else None
+        deliver(context, exc, describe(exc, action=action, resource=resource_of(request), connection=connection))
+    except Exception:  # noqa: BLE001, S110 - never let the report replace the error: the traceback stays
+        pass
 
 
 class BaseProvider(dyn.ResourceProvider):

@@ -1,0 +1,212 @@
+"""What a user reads when a provider call fails under ``pulumi up``: one message, no Python traceback.
+
+Why this module exists. The SDK's dynamic provider host (``python -m pulumi.dynamic``) wraps every RPC in
+``_abort_with_traceback``, which answers any exception with ``context.abort(UNKNOWN, traceback.format_exc())``.
+The engine prints those gRPC details verbatim, so a wrong token or a server outage shows up as a stack of
+host and provider frames ending in ``pulumi_mlflow_runs._errors.Unauthenticated: ...``. The provider API
+offers no way to return an error message instead, and no exception can be raised without passing
+through the host's frames.
+
+So, for this package's own errors only, ``deliver`` finds that wrapper's frame on the current thread's
+stack and shadows the RPC's ``context.abort`` (a per-RPC object) with one that sends ``describe``'s text
+instead of the traceback, when (and only when) the exception being handled is the very one we raised.
+The wrapper is recognised by its code object, which must be a constant of the host module's
+``_abort_with_traceback``; anything else (another SDK version, another host, a call from a test or a
+script) finds nothing and keeps today's behaviour: the host's traceback. A bug (any exception that is
+not a ``MlflowRunsError``) is never touched and keeps its full traceback.
+
+``scrub_failures`` keeps Check failure reasons from repeating an input's value: the engine strips
+secrets before it calls a provider that does not accept them, so a value quoted back in a reason would
+print a secret in clear. (The engine itself prints a top-level property's value beside each failure:
+``[secret]`` for a secret one unless ``--show-secrets``; for a nested path like ``tags.t`` it looks the
+path up as a top-level key and prints ``<nil>``.) Only the forms our reasons use are taken out: a trailing
+``, got <value>`` and a quoted ``'<value>'``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import pulumi.dynamic as dyn
+
+from ._errors import (
+    ApiError,
+    BadGateway,
+    ConfigurationError,
+    EndpointNotFound,
+    GatewayTimeout,
+    InputError,
+    InternalError,
+    MlflowRunsError,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    TooManyRequests,
+    TransportError,
+    Unauthenticated,
+)
+
+if TYPE_CHECKING:
+    from ._auth import Connection
+
+_HOST_DECORATOR = "_abort_with_traceback"
+_MAX_DEPTH = 64
+_VERBS = {"check": "check", "diff": "diff", "create": "create", "read": "read", "update": "update",
+          "delete": "delete", "configure": "configure the provider of"}  # fmt: skip
+_RETRIED = (TooManyRequests, InternalError, BadGateway, ServiceUnavailable, GatewayTimeout, TransportError)
+_RERUN = "then run `pulumi up` again"
+
+
+def host_call() -> tuple[Any, Any] | None:
+    """``(context, request)`` of the dynamic host's RPC wrapper on this thread's stack, or None."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_MAX_DEPTH):
+        if frame is None:
+            return None
+        decorator = frame.f_globals.get(_HOST_DECORATOR)
+        code = getattr(decorator, "__code__", None)
+        if code is not None and any(const is frame.f_code for const in code.co_consts):
+            local = frame.f_locals
+            return local.get("context"), local.get("request")
+        frame = frame.f_back
+    return None
+
+
+def resource_of(request: Any) -> str | None:
+    """``ExperimentRun 'my-run'`` from the request's URN (``urn:pulumi:stack::project::type::name``)."""
+    urn = getattr(request, "urn", None)
+    if not isinstance(urn, str) or urn.count("::") < 3:
+        return None
+    type_, name = urn.split("::")[-2:]
+    return f"{type_.rsplit(':', 1)[-1].rsplit('$', 1)[-1]} {name!r}"
+
+
+def deliver(context: Any, exc: MlflowRunsError, text: str) -> bool:
+    """Make the host's ``context.abort`` for this RPC send ``text`` if it is aborting because of ``exc``."""
+    original = getattr(context, "abort", None)
+    if not callable(original):
+        return False
+
+    def abort(code: Any, details: str) -> None:
+        original(code, text if sys.exc_info()[1] is exc else details)
+
+    try:
+        context.abort = abort
+    except (AttributeError, TypeError):  # a context that does not take attributes: keep the traceback
+        return False
+    return True
+
+
+def describe(exc: MlflowRunsError, *, action: str, resource: str | None, connection: Connection | None = None) -> str:
+    """The whole message: what failed and for which resource, the error and its notes, and the fix."""
+    verb = _VERBS.get(action, action)
+    head = f"could not {verb} {resource}: {exc}" if resource else f"{exc}"
+    lines = [head, *(str(note) for note in getattr(exc, "__notes__", ()))]
+    fix = _fix(exc, connection)
+    if fix:
+        lines.append(f"fix: {fix}")
+    return "\n".join(lines)
+
+
+def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
+    server = "the server"
+    if connection is not None:
+        server = f"the server at {connection.base_url} (from {connection.source})"
+    if isinstance(exc, InputError):
+        return f"change `{exc.prop}` in the program, {_RERUN}"
+    if isinstance(exc, ConfigurationError):
+        return f"give or correct the setting as the message says, {_RERUN}"
+    if isinstance(exc, Unauthenticated):
+        if connection is not None and connection.auth is None:
+            problem = f"{server} wants a credential and none was sent"
+        else:
+            problem = f"{server} did not accept the credential (wrong, expired, or for another server)"
+        return f"{problem}: set a valid one in {_token_settings(connection)}; {_RERUN}"
+    if isinstance(exc, PermissionDenied):
+        return (
+            f"the credential is valid but may not do this: grant it access to the experiment "
+            f"(CAN_EDIT or CAN_MANAGE on Databricks) or use another identity; {_RERUN}"
+        )
+    if isinstance(exc, EndpointNotFound):
+        return f"check that {server} is an MLflow tracking server new enough to offer this endpoint"
+    if isinstance(exc, NotFound):
+        return "it is gone from the server: run `pulumi refresh`, then `pulumi up`"
+    if isinstance(exc, _RETRIED):
+        return (
+            f"{server} is failing or out of reach: check that it is up and healthy (its logs), {_RERUN}. "
+            f"Retries stop after `mlflow-runs:retryDeadline` seconds (default 120); raise it to ride out "
+            f"longer outages (`pulumi config set mlflow-runs:retryDeadline 600`)"
+        )
+    if isinstance(exc, ApiError):
+        return f"the server refused the request for the reason above; correct what it names, {_RERUN}"
+    return None
+
+
+def _token_settings(connection: Connection | None) -> str:
+    """Where a credential for this server is read from, by the setting that chose the server."""
+    source = connection.source if connection is not None else ""
+    databricks = connection is not None and connection.databricks
+    if source == "env MLFLOW_TRACKING_URI" and not databricks:
+        return "env MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+    if source == "env MLFLOW_TRACKING_URI":
+        return (
+            "env MLFLOW_TRACKING_TOKEN, or (with MLFLOW_TRACKING_URI=databricks) DATABRICKS_TOKEN or a fresh "
+            "login of the Databricks profile (`databricks auth login`)"
+        )
+    if source.startswith(("env DATABRICKS_HOST", "Databricks profile")):
+        return "env DATABRICKS_TOKEN, or log the Databricks profile in again (`databricks auth login`)"
+    return (
+        "the stack secret `databricks:token` (`pulumi config set --secret databricks:token …`), or env "
+        "MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_TOKEN"
+    )
+
+
+# ---- Check failures ---------------------------------------------------------------------------------------
+
+_NOT_SECRETS = frozenset({"NaN", "Infinity", "-Infinity"})
+"""MLflow's encodings of non-finite metric values; they also appear in the reasons' fixed text."""
+_GOT = re.compile(r", got (?P<value>.+)$")
+HIDDEN = "(value not shown)"
+
+
+def scrub_failures(failures: Iterable[Any], inputs: Iterable[Any]) -> list[Any]:
+    """The failures, with any input value that a reason quotes taken out (see the module docstring)."""
+    quoted: set[str] = set()
+    got: set[str] = set()
+    for value in _leaves(inputs):
+        if isinstance(value, str):
+            got.add(repr(value))
+            if len(value) > 1 and value not in _NOT_SECRETS:  # 1 character: also in the fixed text
+                quoted.add(repr(value))
+        else:
+            got.add(repr(value))
+            if math.isfinite(value):
+                got.add(str(int(value)))
+    out = []
+    for failure in failures:
+        reason = str(failure.reason)
+        match = _GOT.search(reason)
+        if match and match["value"] in got:
+            reason = reason[: match.start()]
+        for token in quoted:
+            if token in reason:
+                reason = reason.replace(token, HIDDEN)
+        out.append(dyn.CheckFailure(failure.property, reason))
+    return out
+
+
+def _leaves(values: Iterable[Any]) -> Iterable[str | float | int]:
+    stack: list[Any] = [v for v in values if isinstance(v, Mapping)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend(v for k, v in item.items() if k != "__provider")
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, str) or (isinstance(item, (int, float)) and not isinstance(item, bool)):
+            yield item
