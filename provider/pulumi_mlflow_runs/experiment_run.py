@@ -321,6 +321,14 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             a new one; it is brought to what the program declares. Refused if that needs a replace. Read only
             when the resource is created: changing or removing it later changes nothing.
         """
+        if opts is not None and opts.import_ is not None:
+            # The engine's import reads with no state, and the SDK's dynamic host cannot work without it
+            # (pulumi/pulumi#16175): fail here with the way that works rather than deep in the host.
+            raise pulumi.RunError(
+                f"ExperimentRun {resource_name!r}: the import_ option cannot work for a dynamic provider "
+                f"(pulumi/pulumi#16175); to take over run {opts.import_} use adopt_run_id={opts.import_!r} "
+                "instead of import_"
+            )
         inputs: dict[str, Any] = {
             "experiment_id": experiment_id,
             "run_name": run_name,
