@@ -130,6 +130,10 @@ def test_quickstart_lifecycle(
         assert train.data.params == {"model": "resnet18", "learning_rate": "0.001", "epochs": "6"}
         assert out["train_latest_metrics"] == {"loss": 0.27, "accuracy": 0.9} == train.data.metrics
         assert mlflow_client.get_run(out["warmup_run_id"]).info.status == "RUNNING"
+        plain = state_resources(stack)["train"]["outputs"]
+        assert not any(_secret_wrapped(plain[k]) for k in ("run", "latest_metrics", "artifact_uri", "tags")), (
+            "a program without secrets keeps its outputs in the clear"
+        )
 
         # unchanged: the CLI's own no-change check passes, and an up writes nothing
         stack.preview(expect_no_changes=True)
@@ -264,6 +268,17 @@ def _secret_wrapped(value: Any) -> bool:
     )
 
 
+def _hides(value: Any) -> bool:
+    """Secret as a whole, or every value that came from a secret input is (a dict with a secret entry)."""
+    if _secret_wrapped(value):
+        return True
+    if isinstance(value, dict):
+        return any(_hides(v) for v in value.values())
+    if isinstance(value, list):
+        return bool(value) and all(_hides(v) for v in value)
+    return False
+
+
 def test_secret_inputs_never_reach_state_in_plaintext(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -306,9 +321,55 @@ def test_secret_inputs_never_reach_state_in_plaintext(
         assert _secret_wrapped(inputs["params"])  # turned into strings by an apply: secret as a whole
         assert _secret_wrapped(inputs["description"])
         for key in ("tags", "params", "description", "run"):
-            assert _secret_wrapped(res["outputs"][key]), key
+            assert _hides(res["outputs"][key]), key
+        assert _secret_wrapped(res["outputs"]["run"]), "the run view repeats them all: secret as a whole"
         assert not _secret_wrapped(res["outputs"]["run_id"]), "only what repeats a secret is secret"
         assert "plain-" not in (tmp_path / "Pulumi.test.yaml").read_text()
+        stack.preview(expect_no_changes=True)
+    finally:
+        stack.destroy()
+
+
+def test_every_input_given_as_a_secret_stays_secret_all_the_way_down(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    """Each input from Output.secret: not one value in plaintext in the state, inside ``run`` included."""
+    mark = uuid.uuid4().hex[:12]
+    start = 1_767_225_600_000 + int(mark[:6], 16)
+    experiment_id = mlflow_client.create_experiment(_unique("cli-secret-all"))
+    values: dict[str, Any] = {
+        "experiment_id": experiment_id,
+        "run_name": f"name-{mark}",
+        "start_time": start,
+        "end_time": start + 1,
+        "status": "FINISHED",
+        "params": {"p": f"param-{mark}"},
+        "tags": {"t": f"tag-{mark}"},
+        "description": f"note-{mark}",
+        "metrics": [{"key": f"metric-{mark}", "value": 0.123456789, "step": 3}],
+        "dataset_inputs": [
+            {"dataset": {"name": f"ds-{mark}", "digest": "d", "source_type": "local", "source": "s"}, "tags": {}}
+        ],
+        "model_inputs": [{"model_id": f"min-{mark}"}],
+        "model_outputs": [{"model_id": f"mout-{mark}", "step": 1}],
+    }
+
+    def program() -> None:
+        ExperimentRun("all-secret", **{k: pulumi.Output.secret(v) for k, v in values.items()})
+
+    stack = new_stack(pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url})
+    try:
+        up = stack.up()
+        assert changes(up.summary.resource_changes) == {"create": 2}, up.stdout
+        exported = exported_state(stack)
+        for needle in (mark, str(start), "0.123456789"):
+            assert needle not in exported, needle
+        outputs = state_resources(stack)["all-secret"]["outputs"]
+        assert _secret_wrapped(outputs["run"]) and _secret_wrapped(outputs["latest_metrics"])
+        assert _secret_wrapped(outputs["artifact_uri"])
+        for key in values:
+            assert _hides(outputs[key]), key
+        assert not _secret_wrapped(outputs["run_id"]) and not _secret_wrapped(outputs["user_id"])
         stack.preview(expect_no_changes=True)
     finally:
         stack.destroy()

@@ -9,7 +9,8 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ExperimentRunProvider
-from pulumi_mlflow_runs.experiment_run import secret_outputs_for
+from pulumi_mlflow_runs._run_spec import INPUT_KEYS
+from pulumi_mlflow_runs.experiment_run import EchoedSecrets
 
 from support.host import DynamicHost, HostError, isolated_env, secret, with_provider
 
@@ -25,22 +26,51 @@ def loop():
     asyncio.set_event_loop(None)
 
 
+def _hidden(loop, inputs) -> list[str]:
+    """The outputs ``EchoedSecrets`` lists for these inputs once they have resolved, as the SDK reads it."""
+    pending = [v for v in inputs.values() if isinstance(v, pulumi.Output)]
+    pending += [x for v in inputs.values() if isinstance(v, dict) for x in v.values() if isinstance(x, pulumi.Output)]
+    pending += [x for v in inputs.values() if isinstance(v, list) for p in v for x in p.values()
+                if isinstance(x, pulumi.Output)]  # fmt: skip
+    loop.run_until_complete(asyncio.gather(*(o.future() for o in pending)))
+    return list(EchoedSecrets([], inputs))
+
+
+def test_unresolved_inputs_count_as_secret_and_declared_names_stay(loop) -> None:
+    never = loop.create_future()
+    unresolved = pulumi.Output(set(), never, never)
+    assert list(EchoedSecrets(["tags"], {"tags": {"a": unresolved}})) == ["tags", "run"]
+    assert len(EchoedSecrets([], {})) == 3, "as a plain list it holds every candidate"
+    never.cancel()
+
+
 def test_plain_inputs_keep_outputs_in_the_clear(loop) -> None:
-    assert secret_outputs_for({"tags": {"a": "1"}, "params": {"p": "1"}, "metrics": [{"key": "m", "value": 1}]}) == []
+    inputs = {"tags": {"a": "1"}, "params": {"p": "1"}, "metrics": [{"key": "m", "value": 1}], "experiment_id": "1"}
+    assert _hidden(loop, inputs) == []
 
 
-def test_a_secret_tag_hides_the_tags_and_the_run_view(loop) -> None:
-    hidden = secret_outputs_for({"tags": {"api": pulumi.Output.secret("s3cr3t")}})
-    assert hidden == ["tags", "run"]
+def test_a_secret_tag_hides_the_run_view(loop) -> None:
+    assert _hidden(loop, {"tags": {"api": pulumi.Output.secret("s3cr3t")}}) == ["run"]
 
 
-def test_a_resolved_plain_output_is_not_secret(loop) -> None:
-    assert secret_outputs_for({"tags": {"a": pulumi.Output.from_input("plain")}}) == []
+def test_a_plain_output_is_not_secret(loop) -> None:
+    assert (
+        _hidden(
+            loop, {"tags": {"a": pulumi.Output.from_input("plain")}, "experiment_id": pulumi.Output.from_input("1")}
+        )
+        == []
+    )
 
 
 def test_secret_metrics_also_hide_latest_metrics(loop) -> None:
-    hidden = secret_outputs_for({"metrics": [{"key": "m", "value": pulumi.Output.secret(0.5)}]})
-    assert hidden == ["metrics", "run", "latest_metrics"]
+    assert _hidden(loop, {"metrics": [{"key": "m", "value": pulumi.Output.secret(0.5)}]}) == ["run", "latest_metrics"]
+
+
+def test_every_input_but_the_connection_hides_the_run_view(loop) -> None:
+    for key in INPUT_KEYS:
+        hidden = _hidden(loop, {key: pulumi.Output.secret("x")})
+        assert ("run" in hidden) is (key not in ("host", "deployment_name")), key
+    assert _hidden(loop, {"experiment_id": pulumi.Output.secret("7")}) == ["run", "artifact_uri"]
 
 
 def test_no_token_in_pickle_outputs_logs_or_errors(mlflow_server, experiment_id) -> None:

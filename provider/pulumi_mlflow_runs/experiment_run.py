@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -21,7 +21,7 @@ import pulumi.dynamic as dyn
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, user_facing
 from ._run_diff import diff_run, match_points
-from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, normalize_metric_value
+from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
 
 if TYPE_CHECKING:
     from . import _models as m
@@ -41,6 +41,56 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# ---- what the SDK's provider host does not pass on (see `diff` and `read`) -------------------------------
+
+
+def _request_props(field: str) -> dict[str, Any] | None:
+    """A property map of the engine's request that the SDK's host is serving but does not hand to the
+    provider (Diff's ``old_inputs``, Read's ``inputs``); None outside that host or when it is empty."""
+    from pulumi.runtime import rpc
+
+    from ._host_errors import host_call
+
+    found = host_call()
+    request = found[1] if found is not None else None
+    struct = getattr(request, field, None)
+    if struct is None or not getattr(struct, "fields", None):
+        return None
+    props = rpc.deserialize_properties(struct, True)
+    return {k: v for k, v in props.items() if k != "__provider"} if isinstance(props, dict) else None
+
+
+def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
+    """True if the engine's own diff of old and new inputs changes each of ``keys``."""
+    old_inputs = _request_props("old_inputs")
+    if old_inputs is None:
+        return False
+    return all(is_unknown(news.get(k)) or old_inputs.get(k) != news.get(k) for k in keys)
+
+
+def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
+    """The stored inputs with refresh's findings: managed values as the server has them, and
+    ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
+    at hand (then the engine keeps them as they were)."""
+    from ._run_plan import refreshed_outputs
+
+    stored = _request_props("inputs")
+    if stored is None:
+        return None
+    stored.pop("lifecycle_stage", None)
+    fresh = refreshed_outputs(stored, run)
+    inputs = dict(stored)
+    for key in INPUT_KEYS:
+        if stored.get(key) is not None:
+            if fresh.get(key) is None:
+                inputs.pop(key)
+            else:
+                inputs[key] = fresh[key]
+    if run.info.lifecycle_stage == "deleted":
+        inputs["lifecycle_stage"] = "deleted"
+    return inputs
+
+
 class ExperimentRunProvider(BaseProvider):
     """The dynamic provider behind ``ExperimentRun``. Constructible with no arguments."""
 
@@ -52,7 +102,13 @@ class ExperimentRunProvider(BaseProvider):
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         d = diff_run(olds, news)
-        return dyn.DiffResult(changes=d.changes, replaces=list(d.replaces), delete_before_replace=False)
+        if not d.changes:
+            return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
+        # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
+        # names the changed properties in the display and lets replace_on_changes / ignore_changes act on
+        # them. Only where that diff is sure to show every key this one found; otherwise a plain "some".
+        changes = None if _engine_sees(news, (*d.replaces, *d.updates)) else True
+        return dyn.DiffResult(changes=changes, replaces=list(d.replaces), delete_before_replace=False)
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
@@ -143,7 +199,7 @@ class ExperimentRunProvider(BaseProvider):
             history = {metric.key: api.get_metric_history(id_, metric.key) for metric in run.data.metrics}
             adopted = adopted_inputs(run, history)
             return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
-        return dyn.ReadResult(id_, refreshed_outputs(props, run))
+        return dyn.ReadResult(id_, refreshed_outputs(props, run), inputs=_refreshed_inputs(run))
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
@@ -351,9 +407,8 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         props["resource_key"] = _resource_key(resource_name, opts)
         props.update({key: None for key in OUTPUT_KEYS})
         props.update({key: None for key in INPUT_KEYS if key not in props})
-        hidden = secret_outputs_for(inputs)
-        if hidden:
-            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=hidden))
+        opts = pulumi.ResourceOptions.merge(opts, None)  # a copy: the caller's options stay as they were
+        opts.additional_secret_outputs = EchoedSecrets(opts.additional_secret_outputs or [], inputs)
         super().__init__(ExperimentRunProvider(), resource_name, props, opts)
 
     @classmethod
@@ -386,41 +441,49 @@ def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Inpu
 
 
 _ECHOED_IN = {
-    "tags": ("run",),
-    "description": ("run",),
-    "params": ("run",),
-    "run_name": ("run",),
-    "metrics": ("run", "latest_metrics"),
-    "dataset_inputs": ("run",),
+    "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
+    "latest_metrics": ("metrics",),
+    "artifact_uri": ("experiment_id",),
 }
+"""Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
 
 
-def secret_outputs_for(inputs: Mapping[str, Any]) -> list[str]:
-    """Outputs to keep secret because an input that may be secret shows up in them.
+class EchoedSecrets(list[str]):
+    """``additional_secret_outputs`` that follow the inputs: ``run`` is secret exactly when an input it repeats is.
 
-    The provider host never sees secrets (the engine strips them), so it cannot mark its outputs; the
-    ``run`` view repeats tags, params and metrics in plain text. Whether an Output is secret is only
-    known once it resolves, so any input holding an Output whose secrecy is not already known to be
-    false counts as secret: a program that wants ``run`` in the clear passes plain values.
+    The provider host is handed secrets unwrapped and cannot mark what it returns; the engine keeps an
+    output secret only when the input of the same name is, and ``run`` repeats tags, params, metrics and
+    the rest under another name. Whether an input is secret is known only once it resolves, so the
+    decision is made when the SDK reads this list, which it does after it has awaited every input to
+    send them (``register_resource``). An input still unresolved then counts as secret: over-marking
+    is safe, a plaintext echo is not. As a plain list (``len``, copies) it holds every candidate.
     """
-    names: list[str] = []
-    for key, echoes in _ECHOED_IN.items():
-        if _may_be_secret(inputs.get(key)):
-            names += [n for n in (key, *echoes) if n not in names]
-    return names
+
+    def __init__(self, declared: Sequence[str], inputs: Mapping[str, Any]) -> None:
+        super().__init__([*declared, *(name for name in _ECHOED_IN if name not in declared)])
+        self._declared = list(declared)
+        self._inputs = inputs
+
+    def __iter__(self) -> Iterator[str]:
+        names = list(self._declared)
+        for output, keys in _ECHOED_IN.items():
+            if output not in names and any(_secret_now(self._inputs.get(key)) for key in keys):
+                names.append(output)
+        return iter(names)
 
 
-def _may_be_secret(value: Any) -> bool:
+def _secret_now(value: Any) -> bool:
+    """Secret, or not resolved yet (and so possibly secret)."""
     if isinstance(value, pulumi.Output):
-        data = getattr(value, "_data", None)  # resolved already (Output.secret/from_input of plain data)?
+        data = getattr(value, "_data", None)
         try:
             return not (data is not None and data.done() and data.result().is_secret is False)
-        except Exception:  # noqa: BLE001 - unknown internals: assume secret
+        except Exception:  # noqa: BLE001 - unknown internals or a failed output: assume secret
             return True
     if isinstance(value, Mapping):
-        return any(_may_be_secret(v) for v in value.values())
+        return any(_secret_now(v) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_may_be_secret(v) for v in value)
+        return any(_secret_now(v) for v in value)
     return hasattr(value, "__await__")
 
 
