@@ -15,24 +15,16 @@ The wrapper is recognised by its code object, which must be a constant of the ho
 script) finds nothing and keeps today's behaviour: the host's traceback. A bug (any exception that is
 not a ``MlflowRunsError``) is never touched and keeps its full traceback.
 
-``scrub_failures`` keeps Check failure reasons from repeating an input's value: the engine strips
-secrets before it calls a provider that does not accept them, so a value quoted back in a reason would
-print a secret in clear. (The engine itself prints a top-level property's value beside each failure:
-``[secret]`` for a secret one unless ``--show-secrets``; for a nested path like ``tags.t`` it looks the
-path up as a top-level key and prints ``<nil>``.) Only the forms our reasons use are taken out: a trailing
-``, got <value>`` and a quoted ``'<value>'``.
+The engine prints a top-level property's value beside each Check failure (``[secret]`` for a secret
+one unless ``--show-secrets``; for a nested path like ``tags.t`` it looks the path up as a top-level key
+and prints ``<nil>``); the reasons themselves never quote a value (``_run_spec``).
 """
 
 from __future__ import annotations
 
-import math
-import re
 import sys
-from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-
-import pulumi.dynamic as dyn
 
 from ._errors import (
     ApiError,
@@ -167,46 +159,3 @@ def _token_settings(connection: Connection | None) -> str:
 
 
 # ---- Check failures ---------------------------------------------------------------------------------------
-
-_NOT_SECRETS = frozenset({"NaN", "Infinity", "-Infinity"})
-"""MLflow's encodings of non-finite metric values; they also appear in the reasons' fixed text."""
-_GOT = re.compile(r", got (?P<value>.+)$")
-HIDDEN = "(value not shown)"
-
-
-def scrub_failures(failures: Iterable[Any], inputs: Iterable[Any]) -> list[Any]:
-    """The failures, with any input value that a reason quotes taken out (see the module docstring)."""
-    quoted: set[str] = set()
-    got: set[str] = set()
-    for value in _leaves(inputs):
-        if isinstance(value, str):
-            got.add(repr(value))
-            if len(value) > 1 and value not in _NOT_SECRETS:  # 1 character: also in the fixed text
-                quoted.add(repr(value))
-        else:
-            got.add(repr(value))
-            if math.isfinite(value):
-                got.add(str(int(value)))
-    out = []
-    for failure in failures:
-        reason = str(failure.reason)
-        match = _GOT.search(reason)
-        if match and match["value"] in got:
-            reason = reason[: match.start()]
-        for token in quoted:
-            if token in reason:
-                reason = reason.replace(token, HIDDEN)
-        out.append(dyn.CheckFailure(failure.property, reason))
-    return out
-
-
-def _leaves(values: Iterable[Any]) -> Iterable[str | float | int]:
-    stack: list[Any] = [v for v in values if isinstance(v, Mapping)]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Mapping):
-            stack.extend(v for k, v in item.items() if k != "__provider")
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, str) or (isinstance(item, (int, float)) and not isinstance(item, bool)):
-            yield item

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pulumi.dynamic as dyn
 
 from ._errors import MlflowRunsError
-from ._host_errors import deliver, describe, host_call, resource_of, scrub_failures
+from ._host_errors import deliver, describe, host_call, resource_of
 from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
 from ._settings import SecretStr, StackConfig
 
@@ -72,20 +72,17 @@ def user_facing(method: F) -> F:
     A ``MlflowRunsError`` is re-raised without our frames and, under the SDK's provider host, reported
     as a message that names the resource, the property or endpoint, the server and the fix
     (``_host_errors``; any other exception keeps its full traceback). Check failures never quote an
-    input's value back, since the value may be a secret the engine has unwrapped.
+    input's value back (``_run_spec``), since the value may be a secret the engine has unwrapped.
     """
     action = method.__name__
 
     @functools.wraps(method)
     def wrapper(self: BaseProvider, *args: Any, **kwargs: Any) -> Any:
         try:
-            result = method(self, *args, **kwargs)
+            return method(self, *args, **kwargs)
         except MlflowRunsError as exc:
             _report(self, exc, action, [*args, *kwargs.values()])
             raise exc.with_traceback(None) from None
-        if isinstance(result, dyn.CheckResult) and result.failures:
-            result.failures = scrub_failures(result.failures, [*args, *kwargs.values()])
-        return result
 
     return cast(F, wrapper)
 

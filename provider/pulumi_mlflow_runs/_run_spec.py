@@ -115,11 +115,11 @@ class _Checker:
             self.fail(prop, f"must be a whole number, got {_kind(value)}")
             return None
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-            self.fail(prop, f"must be a whole number, got {value!r}")
+            self.fail(prop, "must be a whole number (not a fraction, NaN or infinity)")
             return None
         number = int(value)
         if number < minimum or number > MAX_INT64:
-            self.fail(prop, f"must be between {minimum} and {MAX_INT64} (a 64-bit integer), got {number}")
+            self.fail(prop, f"must be between {minimum} and {MAX_INT64} (a 64-bit integer)")
             return None
         return number
 
@@ -364,7 +364,7 @@ def _dataset_inputs(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
     if items is None:
         return None
     out: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], int] = {}
     for i, item in enumerate(items):
         prop = f"dataset_inputs[{i}]"
         if not c.item_keys(prop, item, {"dataset", "tags"}, ("dataset",)):
@@ -385,8 +385,8 @@ def _dataset_inputs(c: _Checker, raw: Any) -> list[dict[str, Any]] | None:
                 tags[key_s] = value_s
         ident = (str(dataset.get("name")), str(dataset.get("digest")))
         if ident in seen:
-            c.fail(prop, f"dataset name {ident[0]!r} with digest {ident[1]!r} is listed twice")
-        seen.add(ident)
+            c.fail(prop, f"has the name and digest of dataset_inputs[{seen[ident]}]: list a dataset once")
+        seen.setdefault(ident, i)
         if len(c.failures) == before:
             out.append({"dataset": dataset, "tags": tags})
     return out
@@ -397,6 +397,7 @@ def _model_refs(c: _Checker, name: str, raw: Any, with_step: bool) -> list[dict[
     if items is None:
         return None
     out: list[dict[str, Any]] = []
+    firsts: dict[str, int] = {}
     fields = ("model_id", "step") if with_step else ("model_id",)
     for i, item in enumerate(items):
         prop = f"{name}[{i}]"
@@ -406,8 +407,9 @@ def _model_refs(c: _Checker, name: str, raw: Any, with_step: bool) -> list[dict[
         ref: dict[str, Any] = {"model_id": c.string(f"{prop}.model_id", item["model_id"], allow_empty=False)}
         if with_step:
             ref["step"] = c.integer(f"{prop}.step", item["step"])
-        if ref in out:
-            c.fail(prop, f"model {ref['model_id']!r} is listed twice")
+        first = firsts.setdefault(repr(ref), i)
+        if first != i:
+            c.fail(prop, f"is the same as {name}[{first}]: list a model once")
         if len(c.failures) == before:
             out.append(ref)
     return out
@@ -440,7 +442,7 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[st
         elif key == "status":
             normal = c.string(key, value)
             if normal is not None and normal not in STATUSES:
-                c.fail(key, f"must be one of {', '.join(STATUSES)}, got {normal!r}")
+                c.fail(key, f"must be one of {', '.join(STATUSES)}")
                 normal = None
         elif key == "params":
             normal = _params(c, value)
