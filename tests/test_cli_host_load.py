@@ -1,0 +1,152 @@
+"""One provider host serves every resource of an update: throttling and Ctrl-C under the real Pulumi CLI.
+
+The SDK's host runs four calls at once; a create waiting out a 429's Retry-After holds one of them.
+These tests check what must hold whatever the timing: each run is created exactly once, and an update
+stopped with Ctrl-C leaves no run on the server that the state does not know. How long a throttled
+``up`` takes is measured by ``benchmarks/bench_cli.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pulumi_mlflow_runs import ExperimentRun
+
+from support.mlflow_proxy import RecordingProxy
+from support.pulumi_cli import changes, cli, new_stack, state_resources
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from support.mlflow_server import MlflowServer
+
+
+class Throttling(RecordingProxy):
+    """Answers every other write with 429 and Retry-After, as a busy Databricks workspace does."""
+
+    def __init__(self, upstream: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        self.throttled = 0
+        self._count = 0
+        self.delay: dict[str, float] = {}
+        super().__init__(upstream)
+
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        time.sleep(self.delay.get(endpoint, 0.0))
+        if not self.retry_after or endpoint == "runs/search" or endpoint.startswith("runs/get"):
+            return None
+        with self._lock:
+            self._count += 1
+            throttle = self._count % 2 == 1
+            self.throttled += throttle
+        if not throttle:
+            return None
+        body = json.dumps({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"}).encode()
+        return "429", 429, body, {"Content-Type": "application/json", "Retry-After": str(self.retry_after)}
+
+
+@pytest.fixture
+def throttling(mlflow_server: MlflowServer) -> Iterator[Throttling]:
+    with Throttling(mlflow_server.url, retry_after=0.5) as proxy:
+        yield proxy
+
+
+def _program(experiment_id: str, count: int) -> Any:
+    def program() -> None:
+        for i in range(count):
+            ExperimentRun(
+                f"run-{i:02d}",
+                experiment_id=experiment_id,
+                run_name=f"run-{i:02d}",
+                params={"i": str(i)},
+                metrics=[{"key": "m", "value": float(i), "step": 0}],
+            )
+
+    return program
+
+
+def test_fifty_runs_under_throttling_at_parallel_32_are_created_exactly_once(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, throttling: Throttling, mlflow_client: MlflowClient
+) -> None:
+    from mlflow.entities import ViewType
+
+    experiment_id = mlflow_client.create_experiment(f"throttled-{tmp_path.name}")
+    stack = new_stack(pulumi_bin, tmp_path, _program(experiment_id, 50), {"MLFLOW_TRACKING_URI": throttling.url})
+    try:
+        up = stack.up(parallel=32)
+        assert changes(up.summary.resource_changes) == {"create": 51}, up.stdout
+        assert throttling.throttled >= 50, "the server throttled throughout"
+        runs = mlflow_client.search_runs([experiment_id], run_view_type=ViewType.ALL)
+        assert sorted(r.info.run_name for r in runs) == [f"run-{i:02d}" for i in range(50)], "each exactly once"
+        assert all(r.info.lifecycle_stage == "active" for r in runs)
+        created = [r for r in throttling.requests if r.endpoint == "runs/create" and r.status == 200]
+        assert len(created) == 50
+    finally:
+        throttling.retry_after = 0.0
+        stack.destroy()
+
+
+def _cli_pid() -> int | None:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and Path(stat.parent, "comm").read_text().strip() == "pulumi":
+                return int(stat.parent.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def test_ctrl_c_stops_the_update_without_an_orphaned_run(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, throttling: Throttling, mlflow_client: MlflowClient
+) -> None:
+    from mlflow.entities import ViewType
+    from pulumi.automation.errors import CommandError
+
+    throttling.retry_after = 0.0
+    throttling.delay = {"runs/log-batch": 1.0}  # each create takes a while: Ctrl-C lands among them
+    experiment_id = mlflow_client.create_experiment(f"interrupted-{tmp_path.name}")
+    stack = new_stack(pulumi_bin, tmp_path, _program(experiment_id, 30), {"MLFLOW_TRACKING_URI": throttling.url})
+    try:
+        outcome: list[BaseException] = []
+
+        def up() -> None:
+            try:
+                stack.up()
+            except BaseException as exc:  # the interrupted update fails: that is the expected outcome
+                outcome.append(exc)
+
+        worker = threading.Thread(target=up)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while sum(r.endpoint == "runs/create" for r in throttling.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = _cli_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGINT)
+        worker.join(timeout=180)
+        assert not worker.is_alive()
+        assert outcome and isinstance(outcome[0], CommandError), "the update stopped early"
+        throttling.delay = {}
+
+        in_state = {r["id"] for r in state_resources(stack).values() if r["type"].endswith("ExperimentRun")}
+        runs = mlflow_client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
+        assert 0 < len(runs) < 30, "some runs were made before the interrupt, not all"
+        assert {r.info.run_id for r in runs} == in_state, "every run on the server is one the state knows"
+        cli(stack, "refresh", "--yes", "--non-interactive")  # nothing pending: Ctrl-C lets in-flight calls end
+        up = stack.up()
+        assert changes(up.summary.resource_changes).get("create") == 30 - len(runs), up.stdout
+        runs = mlflow_client.search_runs([experiment_id], run_view_type=ViewType.ALL)
+        assert sorted(r.info.run_name for r in runs) == [f"run-{i:02d}" for i in range(30)]
+    finally:
+        throttling.delay = {}
+        stack.destroy()
