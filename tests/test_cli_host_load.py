@@ -8,50 +8,23 @@ stopped with Ctrl-C leaves no run on the server that the state does not know. Ho
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pulumi_mlflow_runs import ExperimentRun
-
-from support.mlflow_proxy import RecordingProxy
-from support.pulumi_cli import changes, cli, new_stack, state_resources
+from support.fault_proxy import Throttling
+from support.pulumi_cli import changes, cli, many_runs, new_stack, state_resources
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from support.mlflow_server import MlflowServer
-
-
-class Throttling(RecordingProxy):
-    """Answers every other write with 429 and Retry-After, as a busy Databricks workspace does."""
-
-    def __init__(self, upstream: str, retry_after: float) -> None:
-        self.retry_after = retry_after
-        self.throttled = 0
-        self._count = 0
-        self.delay: dict[str, float] = {}
-        super().__init__(upstream)
-
-    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
-        time.sleep(self.delay.get(endpoint, 0.0))
-        if not self.retry_after or endpoint == "runs/search" or endpoint.startswith("runs/get"):
-            return None
-        with self._lock:
-            self._count += 1
-            throttle = self._count % 2 == 1
-            self.throttled += throttle
-        if not throttle:
-            return None
-        body = json.dumps({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"}).encode()
-        return "429", 429, body, {"Content-Type": "application/json", "Retry-After": str(self.retry_after)}
 
 
 @pytest.fixture
@@ -60,27 +33,13 @@ def throttling(mlflow_server: MlflowServer) -> Iterator[Throttling]:
         yield proxy
 
 
-def _program(experiment_id: str, count: int) -> Any:
-    def program() -> None:
-        for i in range(count):
-            ExperimentRun(
-                f"run-{i:02d}",
-                experiment_id=experiment_id,
-                run_name=f"run-{i:02d}",
-                params={"i": str(i)},
-                metrics=[{"key": "m", "value": float(i), "step": 0}],
-            )
-
-    return program
-
-
 def test_fifty_runs_under_throttling_at_parallel_32_are_created_exactly_once(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, throttling: Throttling, mlflow_client: MlflowClient
 ) -> None:
     from mlflow.entities import ViewType
 
     experiment_id = mlflow_client.create_experiment(f"throttled-{tmp_path.name}")
-    stack = new_stack(pulumi_bin, tmp_path, _program(experiment_id, 50), {"MLFLOW_TRACKING_URI": throttling.url})
+    stack = new_stack(pulumi_bin, tmp_path, many_runs(experiment_id, 50), {"MLFLOW_TRACKING_URI": throttling.url})
     try:
         up = stack.up(parallel=32)
         assert changes(up.summary.resource_changes) == {"create": 51}, up.stdout
@@ -115,7 +74,7 @@ def test_ctrl_c_stops_the_update_without_an_orphaned_run(
     throttling.retry_after = 0.0
     throttling.delay = {"runs/log-batch": 1.0}  # each create takes a while: Ctrl-C lands among them
     experiment_id = mlflow_client.create_experiment(f"interrupted-{tmp_path.name}")
-    stack = new_stack(pulumi_bin, tmp_path, _program(experiment_id, 30), {"MLFLOW_TRACKING_URI": throttling.url})
+    stack = new_stack(pulumi_bin, tmp_path, many_runs(experiment_id, 30), {"MLFLOW_TRACKING_URI": throttling.url})
     try:
         outcome: list[BaseException] = []
 

@@ -60,6 +60,24 @@ def test_retry_after_is_honoured_when_longer_than_backoff() -> None:
     assert clock.sleeps == [7.0]
 
 
+def test_retry_after_replaces_the_growing_backoff() -> None:
+    """A throttled request waits what the server asks each time, not 1, 2, 4, 8, 16 s."""
+    clock = FakeClock()
+    fn, calls = _flaky([_busy(retry_after=0.5) for _ in range(6)])
+    policy = RetryPolicy(deadline=100, initial_backoff=1, multiplier=2, jitter=0)
+    assert retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock) == "ok"
+    assert calls["n"] == 7
+    assert clock.sleeps == [0.5] * 6
+
+
+def test_retry_after_jitter_only_adds() -> None:
+    clock = FakeClock()
+    fn, _ = _flaky([_busy(retry_after=2.0) for _ in range(20)])
+    policy = RetryPolicy(deadline=1000, jitter=0.5)
+    retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock, rng=random.Random(3))
+    assert all(2.0 <= slept <= 2.2 for slept in clock.sleeps), clock.sleeps
+
+
 def test_jitter_stays_within_its_fraction() -> None:
     clock = FakeClock()
     fn, _ = _flaky([_busy() for _ in range(5)])

@@ -15,6 +15,7 @@ import pulumi.dynamic as dyn
 
 from ._errors import MlflowRunsError
 from ._host_errors import deliver, describe, host_call, resource_of
+from ._host_pool import widen
 from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
 from ._settings import SecretStr, StackConfig
 
@@ -123,6 +124,7 @@ class BaseProvider(dyn.ResourceProvider):
 
     @user_facing
     def configure(self, req: dyn.ConfigureRequest) -> None:
+        widen()  # the host configures the provider in one of its workers, once per process
         host = req.config.get("databricks:host")
         token = req.config.get("databricks:token")
         self._runtime = _Runtime(

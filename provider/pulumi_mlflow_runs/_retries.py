@@ -90,9 +90,13 @@ def retry_call(
             retry, retry_after = should_retry(exc)
             if not retry:
                 raise
-            backoff = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** (attempt - 1))
-            backoff *= 1.0 - policy.jitter * rand.random()
-            wait = max(backoff, retry_after) if retry_after is not None else backoff
+            if retry_after is not None:
+                # The server said when: wait that long (a little more, so parallel workers spread out),
+                # not the backoff of a server that said nothing, which grows past it after a few tries.
+                wait = retry_after * (1.0 + 0.2 * policy.jitter * rand.random())
+            else:
+                wait = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** (attempt - 1))
+                wait *= 1.0 - policy.jitter * rand.random()
             remaining = policy.deadline - (clock.monotonic() - start)
             if wait > remaining:
                 exc.add_note(

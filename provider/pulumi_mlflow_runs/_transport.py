@@ -33,6 +33,9 @@ from ._retries import Clock, RetryPolicy, SystemClock, retry_call
 log = logging.getLogger("pulumi_mlflow_runs")
 
 USER_AGENT = "pulumi-mlflow-runs/0.1.0"
+MAX_CONNECTIONS = 16
+"""Per server. The host runs up to 32 calls at once (``_host_pool``); past this many they wait for a
+connection instead of opening (and, past the keep-alive pool, closing) one each."""
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -195,7 +198,7 @@ class TransportPool:
                     transport=self._http_transport,
                     timeout=DEFAULT_TIMEOUT,
                     headers={"User-Agent": USER_AGENT},
-                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                    limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
                     follow_redirects=False,
                 )
                 self._clients[connection.base_url] = client

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ class FaultProxy(RecordingProxy):
         self.require_token = require_token
         super().__init__(upstream)
 
-    def fail(self, endpoint: str, fault: Fault, *, nth: int = 1, times: int = 1,
-             retry_after: float | None = None) -> None:
+    def fail(
+        self, endpoint: str, fault: Fault, *, nth: int = 1, times: int = 1, retry_after: float | None = None
+    ) -> None:
         """Fail the ``nth`` request to ``endpoint`` (e.g. ``runs/log-batch``) from now, ``times`` times."""
         with self._rules_lock:
             self._rules.append(_Rule(endpoint, fault, nth, times, retry_after))
@@ -95,3 +97,27 @@ class FaultProxy(RecordingProxy):
 
     def _drop_answer(self, endpoint: str) -> bool:
         return self._pick(endpoint, ("drop-after",)) is not None
+
+
+class Throttling(RecordingProxy):
+    """Answers every other write with 429 and Retry-After, as a busy Databricks workspace does."""
+
+    def __init__(self, upstream: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        self.throttled = 0
+        self._count = 0
+        self.delay: dict[str, float] = {}
+        super().__init__(upstream)
+
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        time.sleep(self.delay.get(endpoint, 0.0))
+        if not self.retry_after or endpoint == "runs/search" or endpoint.startswith("runs/get"):
+            return None
+        with self._lock:
+            self._count += 1
+            throttle = self._count % 2 == 1
+            self.throttled += throttle
+        if not throttle:
+            return None
+        body = json.dumps({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"}).encode()
+        return "429", 429, body, {"Content-Type": "application/json", "Retry-After": str(self.retry_after)}

@@ -66,6 +66,23 @@ def program_from_file(main: Path) -> Callable[[], None]:
     return program
 
 
+def many_runs(experiment_id: str, count: int) -> Callable[[], None]:
+    """A program of ``count`` small runs (a param, one point) in one experiment."""
+    from pulumi_mlflow_runs import ExperimentRun
+
+    def program() -> None:
+        for i in range(count):
+            ExperimentRun(
+                f"run-{i:02d}",
+                experiment_id=experiment_id,
+                run_name=f"run-{i:02d}",
+                params={"i": str(i)},
+                metrics=[{"key": "m", "value": float(i), "step": 0}],
+            )
+
+    return program
+
+
 def cli_env(bin_dir: Path, backend: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Env for the CLI: local file backend, passphrase secrets, and this interpreter for the provider host.
 
