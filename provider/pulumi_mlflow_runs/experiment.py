@@ -55,6 +55,39 @@ def check_experiment(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tupl
     return out, c.failures
 
 
+_RELOCATION_REFUSED = (
+    "MLflow cannot move an experiment's artifact root: it is fixed when the experiment is created, and each "
+    "run keeps the artifact URI it was created with. Nor can a replacement be made: it would need the name "
+    "this experiment holds (in the trash too, until it is purged). Nothing was changed; the experiment and "
+    "its runs stay as they are. To keep them, set artifact_location back to what it was. To use the new "
+    "location, change name together with artifact_location (the experiment is then replaced by a new one "
+    "under the new name), or declare a second Experiment and point the runs' experiment_id at it. Either way "
+    "every run that moves is replaced: a new run in the new experiment, its params, tags and metrics written "
+    "again from the program (artifacts logged to the old run are not copied), and the old run deleted"
+)
+
+
+def relocation_failure(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A Check failure for a new ``artifact_location`` under the same name on the same server, else None.
+
+    ``olds`` are the old inputs the engine passes to Check for a resource it already has (empty for a new
+    one, and for the second Check of a replacement). Such a change can be neither an update (MLflow has no
+    call for it) nor a replace (the new experiment would need the name the old one holds; with
+    ``delete_before_replace`` the runs and the experiment would be deleted before that create failed). With
+    a value still unknown in preview the refusal waits for ``up``, whose Check runs before any step.
+    """
+    if not olds.get("name"):
+        return None
+    keys = ("artifact_location", "name", "host", "deployment_name")
+    if any(is_unknown(news.get(key)) for key in keys):
+        return None
+    if (olds.get("artifact_location") or None) == (news.get("artifact_location") or None):
+        return None
+    if any((olds.get(key) or None) != (news.get(key) or None) for key in keys[1:]):
+        return None  # a new experiment under another name or on another server: a replace that works
+    return "artifact_location", _RELOCATION_REFUSED
+
+
 def diff_experiment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """``(replaces, updates)``."""
     replaces: list[str] = []
@@ -79,8 +112,11 @@ class ExperimentProvider(BaseProvider):
     """The dynamic provider behind ``Experiment``."""
 
     @user_facing
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         inputs, failures = check_experiment(news)
+        relocation = relocation_failure(olds, inputs) if not failures else None
+        if relocation is not None:
+            failures.append(relocation)
         return dyn.CheckResult(inputs, [dyn.CheckFailure(p, r) for p, r in failures])
 
     @user_facing
@@ -182,9 +218,14 @@ def _reuse_trashed(api: MlflowApi, inputs: Mapping[str, Any]) -> str:
 
 
 class Experiment(dyn.Resource, module="mlflow", name="Experiment"):
-    """An MLflow experiment. Renaming and tags are in-place updates; ``artifact_location`` replaces."""
+    """An MLflow experiment. Renaming and tags are in-place updates.
+
+    ``artifact_location`` is fixed at creation: changing it is refused unless ``name`` changes too, which
+    replaces the experiment (and every run in it).
+    """
 
     experiment_id: pulumi.Output[str]
+    """The MLflow experiment id: the resource id, so it stays known in the preview of an update."""
     lifecycle_stage: pulumi.Output[str]
     name: pulumi.Output[str]
     artifact_location: pulumi.Output[str | None]
@@ -214,3 +255,7 @@ class Experiment(dyn.Resource, module="mlflow", name="Experiment"):
             "lifecycle_stage": None,
         }
         super().__init__(ExperimentProvider(), resource_name, props, opts)
+        # The experiment id is the resource id. In the preview of an update the engine hands back only the
+        # inputs of a dynamic resource, so an `experiment_id` output would be unknown there and every run in
+        # the experiment would preview as a replace; the id of an updated resource stays known.
+        self.experiment_id = self.id
