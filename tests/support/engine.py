@@ -1,5 +1,10 @@
 """A small stand-in for the Pulumi engine: run a whole program, step by step, against the real provider host.
 
+The real CLI is the judge (``tests/test_cli_*.py``): what users see — display, state, secrets, errors,
+parallelism, interruption — is proven there, and ``test_cli_e2e.py`` runs one scenario through both and
+requires the same operation per resource at every step. This stand-in stays for what it does better:
+speed, exact per-step views of what the provider was sent and returned, and offline previews.
+
 ``Engine(program, state_file, env, config)`` runs a Pulumi Python program with the Pulumi SDK, the way the
 language host does (``run_in_stack`` in a fresh context and event loop, stack config set with
 ``set_all_config``), but with a resource monitor of our own in place of the engine's gRPC monitor. The
