@@ -7,6 +7,7 @@ until ``configure`` runs in the provider host: no client, no lock, no credential
 from __future__ import annotations
 
 import functools
+import pickle
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -27,6 +28,19 @@ if TYPE_CHECKING:  # the HTTP side is loaded on the first request, not by Config
     from ._transport import TransportPool
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+
+
+def fresh_pickler() -> None:
+    """Undo what serializing earlier dynamic resources did to ``pickle``; call before each one is made.
+
+    The SDK's ``serialize_provider`` (pulumi 3.272) wraps ``pickle._Pickler._batch_setitems`` once more
+    every time it runs and never unwraps it, so a program with about 950 dynamic resources fails with
+    RecursionError. It sets its own wrapper anew each time, so putting back the original first keeps
+    the nesting at one.
+    """
+    pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
 
 
 class _Runtime:

@@ -12,7 +12,7 @@ import pulumi.dynamic as dyn
 from . import _models as m
 from ._client import MlflowApi
 from ._errors import InputError, NotFound, ResourceAlreadyExists
-from ._provider_base import BaseProvider, user_facing
+from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_spec import _Checker, is_unknown
 
 MAX_EXPERIMENT_NAME_CHARS = 500
@@ -254,6 +254,7 @@ class Experiment(dyn.Resource, module="mlflow", name="Experiment"):
             "experiment_id": None,
             "lifecycle_stage": None,
         }
+        fresh_pickler()
         super().__init__(ExperimentProvider(), resource_name, props, opts)
         # The experiment id is the resource id. In the preview of an update the engine hands back only the
         # inputs of a dynamic resource, so an `experiment_id` output would be unknown there and every run in

@@ -19,7 +19,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from ._errors import InputError, MlflowRunsError, NotFound
-from ._provider_base import BaseProvider, user_facing
+from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
 from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
 
@@ -61,7 +61,12 @@ def _request_props(field: str) -> dict[str, Any] | None:
 
 
 def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
-    """True if the engine's own diff of old and new inputs changes each of ``keys``."""
+    """True if the engine's own diff of the old and new inputs changes each of ``keys``.
+
+    Diff answering "unknown" leaves the verdict to that diff (with ``replaces`` kept): a change this
+    provider finds in the outputs but the inputs do not show (a deleted run's restore, drift recorded by
+    an older refresh) would be lost, so then the answer stays "some".
+    """
     old_inputs = _request_props("old_inputs")
     if old_inputs is None:
         return False
@@ -71,7 +76,12 @@ def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
 def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     """The stored inputs with refresh's findings: managed values as the server has them, and
     ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
-    at hand (then the engine keeps them as they were)."""
+    at hand (then the engine keeps them as they were).
+
+    With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
+    a new input to its old one) keeps a value edited outside Pulumi. No key is added but
+    ``lifecycle_stage``, and the engine marks secret again each value whose stored input was secret.
+    """
     from ._run_plan import refreshed_outputs
 
     stored = _request_props("inputs")
@@ -199,6 +209,7 @@ class ExperimentRunProvider(BaseProvider):
             history = {metric.key: api.get_metric_history(id_, metric.key) for metric in run.data.metrics}
             adopted = adopted_inputs(run, history)
             return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
+        # Refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) whether this is drift.
         return dyn.ReadResult(id_, refreshed_outputs(props, run), inputs=_refreshed_inputs(run))
 
     @user_facing
@@ -409,6 +420,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         props.update({key: None for key in INPUT_KEYS if key not in props})
         opts = pulumi.ResourceOptions.merge(opts, None)  # a copy: the caller's options stay as they were
         opts.additional_secret_outputs = EchoedSecrets(opts.additional_secret_outputs or [], inputs)
+        fresh_pickler()
         super().__init__(ExperimentRunProvider(), resource_name, props, opts)
 
     @classmethod
@@ -419,6 +431,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         run = cls.__new__(cls)
         props: dict[str, Any] = {key: None for key in (*INPUT_KEYS, *OUTPUT_KEYS)}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
+        fresh_pickler()
         dyn.Resource.__init__(run, ExperimentRunProvider(), resource_name, props, opts)
         return run
 

@@ -1,0 +1,50 @@
+"""A program may declare thousands of runs: the SDK's provider pickling must not nest without bound.
+
+``serialize_provider`` (pulumi 3.272) wraps a pickle method once more for every dynamic resource and
+never unwraps it; unchecked, the ~950th resource of a program fails with RecursionError. The resources
+put the original back before each serialization (``_provider_base.fresh_pickler``).
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pulumi
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from pulumi_mlflow_runs import ExperimentRun, ExperimentRunProvider
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+@pytest.fixture
+def mocked() -> object:
+    pulumi.runtime.set_mocks(_Mocks(), preview=False)
+    yield None
+    pulumi.runtime.settings.reset_options()
+
+
+def test_the_sdk_alone_nests_without_bound() -> None:
+    """The bug this works around: without the reset, every serialization adds a level."""
+    before = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+    try:
+        serialize_provider(ExperimentRunProvider())
+        once = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+        serialize_provider(ExperimentRunProvider())
+        assert pickle._Pickler._batch_setitems is not once  # type: ignore[attr-defined]
+    finally:
+        pickle._Pickler._batch_setitems = before  # type: ignore[attr-defined]
+
+
+def test_two_thousand_runs_in_one_program(mocked: object) -> None:
+    runs = [ExperimentRun(f"run-{i}", experiment_id="1", params={"i": str(i)}) for i in range(2000)]
+    assert len(runs) == 2000
+    # one more serialization after all of them still works, and the nesting stayed at one level
+    serialize_provider(ExperimentRunProvider())
