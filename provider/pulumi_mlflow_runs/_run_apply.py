@@ -71,16 +71,36 @@ def completion_tag(w: Writes, key: str | None) -> None:
         w.batches.append(m.LogBatch(run_id=w.run_id, tags=[tag]))
 
 
+_UNFINISHED_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]]] = {}
+_UNFINISHED_LOCK = threading.Lock()
+_SEARCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+
+
 def find_unfinished(api: MlflowApi, experiment_id: str, key: str | None) -> list[m.Run]:
-    """Active runs this resource began to create and never finished (an ``up`` killed mid-create)."""
+    """Active runs this resource began to create and never finished (an ``up`` killed mid-create).
+
+    One search per experiment per provider host (one host serves a whole ``pulumi up``), not one per
+    create: the runs left unfinished by an earlier ``up`` are all there when it starts, and the creates
+    of this one are not unfinished but under way. A run handed out here is not handed out again.
+    """
     if key is None:
         return []
-    search = m.SearchRuns(
-        experiment_ids=[experiment_id],
-        filter=f"tags.\"{RESOURCE_KEY_TAG}\" = '{_UNFINISHED}{key}'",
-        run_view_type="ACTIVE_ONLY",
-    )
-    return list(api.search_runs(search))
+    where = (api.transport.connection.base_url, experiment_id)
+    with _UNFINISHED_LOCK:
+        search_lock = _SEARCH_LOCKS.setdefault(where, threading.Lock())
+    with search_lock:
+        if where not in _UNFINISHED_BY_EXPERIMENT:
+            search = m.SearchRuns(
+                experiment_ids=[experiment_id],
+                filter=f"tags.\"{RESOURCE_KEY_TAG}\" LIKE '{_UNFINISHED}%'",
+                run_view_type="ACTIVE_ONLY",
+            )
+            found: dict[str, list[m.Run]] = {}
+            for run in api.search_runs(search):
+                tag = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
+                found.setdefault(tag.removeprefix(_UNFINISHED), []).append(run)
+            _UNFINISHED_BY_EXPERIMENT[where] = found
+        return _UNFINISHED_BY_EXPERIMENT[where].pop(key, [])
 
 
 def _point_id(point: m.Metric) -> tuple[Any, ...]:
