@@ -17,8 +17,6 @@ FAKE_TOKEN = "dapi" + "0123456789abcdef" * 2
 FAKE_WORKSPACE = "https://dbc-1234.cloud.databricks.com"
 
 
-
-
 class FakeWorkspace:
     """Runs with creation and deletion times; the bulk endpoints, search (start_time filter), get, delete."""
 

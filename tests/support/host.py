@@ -354,9 +354,7 @@ class DynamicHost:
         response: provider_pb2.CreateResponse = self._call("Create", request)
         return response.id, from_struct(response.properties, preview)
 
-    def read(
-        self, id_: str, props: Mapping[str, Any], inputs: Mapping[str, Any] | None = None
-    ) -> ReadOutcome:
+    def read(self, id_: str, props: Mapping[str, Any], inputs: Mapping[str, Any] | None = None) -> ReadOutcome:
         """Refresh: ``props`` are prior outputs, ``inputs`` prior inputs. Empty returned id = gone."""
         request = provider_pb2.ReadRequest(
             id=id_, urn=self.urn, type=RESOURCE_TYPE, name=self.name,
@@ -384,9 +382,7 @@ class DynamicHost:
         response: provider_pb2.UpdateResponse = self._call("Update", request)
         return from_struct(response.properties, preview)
 
-    def delete(
-        self, id_: str, props: Mapping[str, Any], *, old_inputs: Mapping[str, Any] | None = None
-    ) -> None:
+    def delete(self, id_: str, props: Mapping[str, Any], *, old_inputs: Mapping[str, Any] | None = None) -> None:
         request = provider_pb2.DeleteRequest(
             id=id_, urn=self.urn, type=RESOURCE_TYPE, name=self.name,
             properties=self._props(props, False), old_inputs=self._props(old_inputs or {}, False),
