@@ -19,6 +19,7 @@ if str(_TESTS_DIR) not in sys.path:
 
 from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
 if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
     from mlflow.tracking import MlflowClient
@@ -32,9 +33,21 @@ def host(mlflow_server: MlflowServer) -> Iterator[DynamicHost]:
         yield h
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "mlflow3: needs an MLflow 3 server (skipped when MLFLOW_SERVER_PYTHON runs an older one)"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("mlflow3") is not None and not server_is_mlflow3():
+        pytest.skip(f"needs an MLflow 3 server; the test server is MLflow {server_version()} ({SERVER_PYTHON_ENV})")
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    """The session's server: this venv's MLflow, or the one beside ``MLFLOW_SERVER_PYTHON``."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), python=server_python())
     try:
         yield server
     finally:

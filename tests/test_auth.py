@@ -38,6 +38,16 @@ def test_deployment_name_builds_the_workspace_url() -> None:
     assert _header(conn) == f"Bearer {TOKEN}"
 
 
+def test_stack_config_is_read_with_every_key() -> None:
+    config = {"mlflow:trackingUri": " https://m.example.com ", "mlflow:token": TOKEN, "mlflow:username": "",
+              "mlflow:serverCertPath": "/etc/ca.pem", "mlflow:clientCertPath": "/etc/client.pem"}
+    stack = StackConfig.from_config(config.get)
+    assert stack.tracking_uri == "https://m.example.com" and stack.username is None and stack.password is None
+    assert stack.mlflow_token is not None and stack.mlflow_token.get() == TOKEN
+    assert (stack.server_cert_path, stack.client_cert_path) == ("/etc/ca.pem", "/etc/client.pem")
+    assert stack.connection_keys() == ([], ["mlflow:trackingUri", "mlflow:token"])
+
+
 def test_stack_config_comes_before_env() -> None:
     conn = resolve_connection(host=None, deployment_name=None,
                               stack=StackConfig(host="https://s.cloud.databricks.com", token=SecretStr(TOKEN)),
@@ -85,9 +95,10 @@ def test_nothing_configured_lists_every_way(tmp_path) -> None:
         resolve_connection(host=None, deployment_name=None, stack=StackConfig(),
                            env={"DATABRICKS_CONFIG_FILE": str(tmp_path / "none")})
     msg = str(info.value)
-    for way in ("'host'", "'deployment_name'", "databricks:host", "MLFLOW_TRACKING_URI", "DATABRICKS_HOST",
-                "databrickscfg"):
+    for way in ("'host'", "'deployment_name'", "databricks:host", "mlflow:trackingUri", "mlflow:token",
+                "mlflow:username", "mlflow:password", "MLFLOW_TRACKING_URI", "DATABRICKS_HOST", "databrickscfg"):
         assert way in msg
+    assert msg.index("databricks:host") < msg.index("mlflow:trackingUri") < msg.index("MLFLOW_TRACKING_URI")
 
 
 @pytest.mark.parametrize(
@@ -121,5 +132,7 @@ def test_credentials_never_pickle_or_print() -> None:
     secret = SecretStr(TOKEN)
     assert TOKEN not in repr(secret) and TOKEN not in str(secret)
     assert TOKEN not in repr(StackConfig(host="https://h", token=secret))
+    assert TOKEN not in repr(StackConfig(tracking_uri="https://h", mlflow_token=secret))
+    assert TOKEN not in repr(StackConfig(tracking_uri="https://h", username="u", password=secret))
     with pytest.raises(TypeError):
         pickle.dumps(secret)

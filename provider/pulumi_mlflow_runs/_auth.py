@@ -8,22 +8,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ._errors import ConfigurationError
-from ._settings import SecretStr, StackConfig, validate_deployment_name, validate_host
+from ._settings import (
+    DATABRICKS_HOST_CONFIG,
+    DATABRICKS_TOKEN_CONFIG,
+    MLFLOW_TOKEN_CONFIG,
+    PASSWORD_CONFIG,
+    TRACKING_URI_CONFIG,
+    USERNAME_CONFIG,
+    SecretStr,
+    StackConfig,
+    check_stack_config,
+    validate_deployment_name,
+    validate_host,
+)
+from ._tls import TlsSettings, tls_settings
 
 __all__ = ["Connection", "SecretStr", "StackConfig", "resolve_connection", "validate_deployment_name", "validate_host"]
 
 _DATABRICKS_SUFFIXES = (".cloud.databricks.com", ".azuredatabricks.net", ".gcp.databricks.com")
 
+STACK_CONFIG_WAYS = (
+    "stack config 'databricks:host' (with secret 'databricks:token'), or stack config 'mlflow:trackingUri' "
+    "(with secret 'mlflow:token', or 'mlflow:username' and secret 'mlflow:password'), not both"
+)
 HOW_TO_CONNECT = (
-    "set one of: the resource input 'host' or 'deployment_name'; stack config 'databricks:host' "
-    "(with secret 'databricks:token'); env MLFLOW_TRACKING_URI (http(s)://… with optional "
+    "set one of, first match wins: the resource input 'host' or 'deployment_name'; "
+    f"{STACK_CONFIG_WAYS}; env MLFLOW_TRACKING_URI (http(s)://… with optional "
     "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or 'databricks' / "
     "'databricks://PROFILE'); env DATABRICKS_HOST with DATABRICKS_TOKEN; or a ~/.databrickscfg profile "
     "(DATABRICKS_CONFIG_PROFILE)"
@@ -75,6 +92,10 @@ class Connection:
     """Which setting chose this server; shown in errors instead of any credential."""
     databricks: bool
     auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
+    credential_source: str | None = None
+    """Which setting gave the credential (never the credential itself); None when none is sent."""
+    tls: TlsSettings | None = None
+    """A CA bundle and/or client certificate for an https server; None: the defaults."""
 
 
 def _is_databricks(url: str) -> bool:
@@ -110,16 +131,44 @@ def _sdk_auth(host: str | None, profile: str | None, source: str, env: Mapping[s
     return str(cfg.host).rstrip("/"), DatabricksSdkAuth(cfg)
 
 
-def _token_from(env: Mapping[str, str], stack: StackConfig) -> httpx.Auth | None:
-    """Credentials for an explicitly chosen host, in the spec's order of sources."""
+def _stack_credential(stack: StackConfig) -> tuple[httpx.Auth, str] | None:
+    """The stack's credential: ``databricks:token``, ``mlflow:token`` or ``mlflow:username``/``password``."""
     if stack.token is not None:
-        return BearerAuth(stack.token)
-    if env.get("MLFLOW_TRACKING_TOKEN"):
-        return BearerAuth(SecretStr(env["MLFLOW_TRACKING_TOKEN"]))
-    if env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
-        return BasicAuth(env["MLFLOW_TRACKING_USERNAME"], SecretStr(env["MLFLOW_TRACKING_PASSWORD"]))
+        return BearerAuth(stack.token), f"stack config '{DATABRICKS_TOKEN_CONFIG}'"
+    if stack.mlflow_token is not None:
+        return BearerAuth(stack.mlflow_token), f"stack config '{MLFLOW_TOKEN_CONFIG}'"
+    if stack.username and stack.password is not None:
+        return BasicAuth(stack.username, stack.password), f"stack config '{USERNAME_CONFIG}'/'{PASSWORD_CONFIG}'"
+    return None
+
+
+def _env_tracking_credential(env: Mapping[str, str]) -> tuple[httpx.Auth, str] | None:
+    """``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``; both is an error."""
+    token, user, password = (env.get(f"MLFLOW_TRACKING_{k}") for k in ("TOKEN", "USERNAME", "PASSWORD"))
+    if token and (user or password):
+        raise ConfigurationError(
+            "env sets both MLFLOW_TRACKING_TOKEN and MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD: a server "
+            "takes one kind of credential; unset the one you do not mean"
+        )
+    if bool(user) != bool(password):
+        given, missing = ("USERNAME", "PASSWORD") if user else ("PASSWORD", "USERNAME")
+        raise ConfigurationError(
+            f"env MLFLOW_TRACKING_{given} is set without MLFLOW_TRACKING_{missing}: basic auth needs both"
+        )
+    if token:
+        return BearerAuth(SecretStr(token)), "env MLFLOW_TRACKING_TOKEN"
+    if user and password:
+        return BasicAuth(user, SecretStr(password)), "env MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
+    return None
+
+
+def _token_from(env: Mapping[str, str], stack: StackConfig) -> tuple[httpx.Auth, str] | None:
+    """Credentials for an explicitly chosen host, in the spec's order of sources: stack config, then env."""
+    found = _stack_credential(stack) or _env_tracking_credential(env)
+    if found is not None:
+        return found
     if env.get("DATABRICKS_TOKEN"):
-        return BearerAuth(SecretStr(env["DATABRICKS_TOKEN"]))
+        return BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])), "env DATABRICKS_TOKEN"
     return None
 
 
@@ -130,8 +179,15 @@ def resolve_connection(
     stack: StackConfig,
     env: Mapping[str, str] | None = None,
 ) -> Connection:
-    """Pick the server and credential, first match wins (see the spec's Connection section)."""
+    """Pick the server and credential, first match wins (see the spec's Connection section), and the TLS
+    settings for it."""
     env = os.environ if env is None else env
+    check_stack_config(stack)
+    conn = _resolve(host, deployment_name, stack, env)
+    return replace(conn, tls=tls_settings(conn.base_url, stack, env))
+
+
+def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, env: Mapping[str, str]) -> Connection:
     # 1. the resource's own host or deployment_name
     if host or deployment_name:
         if host:
@@ -145,10 +201,23 @@ def resolve_connection(
                 raise ConfigurationError(f"{source} {problem}")
             url = f"https://{deployment_name}.cloud.databricks.com"
         return _with_credentials(url, source, stack, env)
-    # 2. stack config databricks:host / databricks:token
+    # 2. stack config databricks:host / databricks:token, or mlflow:trackingUri and its credential
     if stack.host:
-        source = "stack config 'databricks:host'"
+        source = f"stack config '{DATABRICKS_HOST_CONFIG}'"
         return _with_credentials(_checked_url(stack.host, source, env), source, stack, env)
+    if stack.tracking_uri:
+        source = f"stack config '{TRACKING_URI_CONFIG}'"
+        uri = stack.tracking_uri
+        if uri == "databricks" or uri.startswith("databricks://"):
+            profile = uri.partition("://")[2] or None
+            url, auth = _sdk_auth(None, profile, source, env)
+            return Connection(_checked_url(url, source, env), source, True, auth, source)
+        if not uri.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
+                "file and database URIs cannot be used by a provider"
+            )
+        return _with_credentials(_checked_url(uri, source, env), source, stack, env)
     # 3. MLFLOW_TRACKING_URI
     uri = env.get("MLFLOW_TRACKING_URI", "").strip()
     if uri:
@@ -157,38 +226,43 @@ def resolve_connection(
             profile = uri.partition("://")[2] or env.get("DATABRICKS_CONFIG_PROFILE") or None
             if env.get("DATABRICKS_HOST") and env.get("DATABRICKS_TOKEN") and not profile:
                 url = _checked_url(env["DATABRICKS_HOST"], "env DATABRICKS_HOST", env)
-                return Connection(url, source, True, BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])))
+                token = BearerAuth(SecretStr(env["DATABRICKS_TOKEN"]))
+                return Connection(url, source, True, token, "env DATABRICKS_TOKEN")
             url, auth = _sdk_auth(None, profile, source, env)
-            return Connection(_checked_url(url, source, env), source, True, auth)
+            return Connection(_checked_url(url, source, env), source, True, auth, source)
         if not uri.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
                 "file and database URIs cannot be used by a provider"
             )
         url = _checked_url(uri, source, env)
-        tracking_auth: httpx.Auth | None = None
-        if env.get("MLFLOW_TRACKING_TOKEN"):
-            tracking_auth = BearerAuth(SecretStr(env["MLFLOW_TRACKING_TOKEN"]))
-        elif env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
-            tracking_auth = BasicAuth(env["MLFLOW_TRACKING_USERNAME"], SecretStr(env["MLFLOW_TRACKING_PASSWORD"]))
-        return Connection(url, source, _is_databricks(url), tracking_auth)
+        # A stack credential comes before env's here too; `databricks:token` goes only with a host named in
+        # the program or the stack, never to a server named by env alone.
+        found = None if stack.token is not None else _stack_credential(stack)
+        found = found or _env_tracking_credential(env)
+        tracking_auth, credential = found if found is not None else (None, None)
+        return Connection(url, source, _is_databricks(url), tracking_auth, credential)
     # 4. DATABRICKS_HOST / DATABRICKS_TOKEN, or a profile
     if env.get("DATABRICKS_HOST") and env.get("DATABRICKS_TOKEN"):
         source = "env DATABRICKS_HOST"
         url = _checked_url(env["DATABRICKS_HOST"], source, env)
-        return Connection(url, source, True, BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])))
+        return Connection(url, source, True, BearerAuth(SecretStr(env["DATABRICKS_TOKEN"])), "env DATABRICKS_TOKEN")
     profile = env.get("DATABRICKS_CONFIG_PROFILE")
     cfg_file = env.get("DATABRICKS_CONFIG_FILE") or os.path.expanduser("~/.databrickscfg")
     if env.get("DATABRICKS_HOST") or profile or os.path.exists(cfg_file):
         source = f"Databricks profile '{profile or 'DEFAULT'}'"
         url, sdk_auth = _sdk_auth(env.get("DATABRICKS_HOST"), profile, source, env)
-        return Connection(_checked_url(url, source, env), source, True, sdk_auth)
+        return Connection(_checked_url(url, source, env), source, True, sdk_auth, source)
     raise ConfigurationError(f"no MLflow tracking server is configured: {HOW_TO_CONNECT}")
 
 
 def _with_credentials(url: str, source: str, stack: StackConfig, env: Mapping[str, str]) -> Connection:
     databricks = _is_databricks(url)
-    auth = _token_from(env, stack)
-    if auth is None and databricks:
-        _, auth = _sdk_auth(url, env.get("DATABRICKS_CONFIG_PROFILE"), source, env)
-    return Connection(url, source, databricks, auth)
+    found = _token_from(env, stack)
+    if found is not None:
+        return Connection(url, source, databricks, found[0], found[1])
+    if databricks:
+        profile = env.get("DATABRICKS_CONFIG_PROFILE")
+        _, auth = _sdk_auth(url, profile, source, env)
+        return Connection(url, source, databricks, auth, f"Databricks profile '{profile or 'DEFAULT'}'")
+    return Connection(url, source, databricks, None, None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import httpx
 from pydantic import BaseModel
 
 from . import _models as m
@@ -52,6 +55,12 @@ ENDPOINTS: dict[str, _Endpoint] = {
 }
 
 
+_VERSIONS: dict[str, str | None] = {}
+"""``GET /version`` of each server this host has asked, by base URL (None: the server did not say)."""
+_VERSIONS_LOCK = threading.Lock()
+_VERSION = re.compile(r"\d+\.\d+[0-9A-Za-z.+-]*")
+
+
 def _body(req: BaseModel) -> dict[str, Any]:
     return req.model_dump(mode="json", exclude_none=True, by_alias=True)
 
@@ -69,6 +78,21 @@ class MlflowApi:
         return self.transport.call(
             ep.method, ep.path, body=_body(req) if req is not None else {}, idempotent=ep.idempotent
         )
+
+    def server_version(self) -> str | None:
+        """The server's MLflow version (``GET /version``, plain text), asked once per server; None if it
+        gives none (a proxy's page, a server without ``/version``)."""
+        base = self.transport.connection.base_url
+        with _VERSIONS_LOCK:
+            if base in _VERSIONS:
+                return _VERSIONS[base]
+        try:
+            resp = self.transport._client.get("/version", auth=self.transport.connection.auth)
+        except httpx.HTTPError:
+            return None  # not remembered: the next caller asks again
+        text = resp.text.strip() if resp.status_code == 200 else ""
+        with _VERSIONS_LOCK:
+            return _VERSIONS.setdefault(base, text if _VERSION.fullmatch(text) else None)
 
     # ---- runs ------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> m.Run:

@@ -4,6 +4,7 @@ Every failure a caller can meet is a ``MlflowRunsError``::
 
     MlflowRunsError
     ├── ConfigurationError          no way to reach a server, or an invalid connection setting
+    │   └── ConnectionSetupError    the server cannot be reached as configured (TLS, host name); never retried
     ├── InputError                  a resource input breaks a documented limit (names property and limit)
     ├── TransportError              the request may not have reached the server, or its answer was lost
     │   └── RequestTimeout
@@ -36,6 +37,28 @@ class MlflowRunsError(Exception):
 
 class ConfigurationError(MlflowRunsError):
     """No usable connection settings; the message lists the ways to give them."""
+
+
+class ConnectionSetupError(ConfigurationError):
+    """A failure no retry can mend, met when connecting: a server certificate that does not verify, an
+    unknown host name, a refused TLS handshake, a client certificate the server rejects.
+
+    The server never acted on the request. Raised on the first attempt; the message says what to fix.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, kind: str) -> None:
+        super().__init__(f"{endpoint}: {message}")
+        self.endpoint = endpoint
+        #: ``certificate``, ``hostname``, ``handshake`` or ``client-certificate``
+        self.kind = kind
+        self._message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_setup, (self._message, self.endpoint, self.kind))
+
+
+def _rebuild_setup(message: str, endpoint: str, kind: str) -> ConnectionSetupError:
+    return ConnectionSetupError(message, endpoint=endpoint, kind=kind)
 
 
 class InputError(MlflowRunsError):

@@ -30,6 +30,7 @@ from ._errors import (
     ApiError,
     BadGateway,
     ConfigurationError,
+    ConnectionSetupError,
     EndpointNotFound,
     GatewayTimeout,
     InputError,
@@ -111,18 +112,23 @@ def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
         server = f"the server at {connection.base_url} (from {connection.source})"
     if isinstance(exc, InputError):
         return f"change `{exc.prop}` in the program, {_RERUN}"
+    if isinstance(exc, ConnectionSetupError):
+        return f"correct the setting as the message says (no retry can help: nothing reached the server), {_RERUN}"
     if isinstance(exc, ConfigurationError):
         return f"give or correct the setting as the message says, {_RERUN}"
     if isinstance(exc, Unauthenticated):
         if connection is not None and connection.auth is None:
             problem = f"{server} wants a credential and none was sent"
         else:
-            problem = f"{server} did not accept the credential (wrong, expired, or for another server)"
+            given = getattr(connection, "credential_source", None)
+            sent = f"the credential from {given}" if given else "the credential"
+            problem = f"{server} did not accept {sent} (wrong, expired, or for another server)"
         return f"{problem}: set a valid one in {_token_settings(connection)}; {_RERUN}"
     if isinstance(exc, PermissionDenied):
         return (
             f"the credential is valid but may not do this: grant it access to the experiment "
-            f"(CAN_EDIT or CAN_MANAGE on Databricks) or use another identity; {_RERUN}"
+            f"(CAN_EDIT or CAN_MANAGE on Databricks; EDIT or MANAGE with MLflow's basic-auth app, which an admin "
+            f"grants in its permissions API or UI) or use another identity; {_RERUN}"
         )
     if isinstance(exc, EndpointNotFound):
         return f"check that {server} is an MLflow tracking server new enough to offer this endpoint"
@@ -143,6 +149,9 @@ def _token_settings(connection: Connection | None) -> str:
     """Where a credential for this server is read from, by the setting that chose the server."""
     source = connection.source if connection is not None else ""
     databricks = connection is not None and connection.databricks
+    credential = getattr(connection, "credential_source", None) or ""
+    if credential.startswith("stack config 'mlflow:"):
+        source = "stack config 'mlflow:trackingUri'"
     if source == "env MLFLOW_TRACKING_URI" and not databricks:
         return "env MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
     if source == "env MLFLOW_TRACKING_URI":
@@ -152,9 +161,15 @@ def _token_settings(connection: Connection | None) -> str:
         )
     if source.startswith(("env DATABRICKS_HOST", "Databricks profile")):
         return "env DATABRICKS_TOKEN, or log the Databricks profile in again (`databricks auth login`)"
+    if source == "stack config 'mlflow:trackingUri'" and not databricks:
+        return (
+            "the stack secret `mlflow:token` (`pulumi config set --secret mlflow:token …`), or `mlflow:username` "
+            "and the stack secret `mlflow:password` (`pulumi config set --secret mlflow:password …`)"
+        )
     return (
-        "the stack secret `databricks:token` (`pulumi config set --secret databricks:token …`), or env "
-        "MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_TOKEN"
+        "the stack secret `databricks:token` (`pulumi config set --secret databricks:token …`) or `mlflow:token` "
+        "(or `mlflow:username` and secret `mlflow:password`), or env MLFLOW_TRACKING_TOKEN, "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_TOKEN"
     )
 
 

@@ -18,7 +18,7 @@ from ._errors import MlflowRunsError
 from ._host_errors import deliver, describe, host_call, resource_of
 from ._host_pool import widen
 from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
-from ._settings import SecretStr, StackConfig
+from ._settings import StackConfig, check_stack_config
 
 if TYPE_CHECKING:  # the HTTP side is loaded on the first request, not by Configure, Check or Diff
     import httpx
@@ -139,12 +139,9 @@ class BaseProvider(dyn.ResourceProvider):
     @user_facing
     def configure(self, req: dyn.ConfigureRequest) -> None:
         widen()  # the host configures the provider in one of its workers, once per process
-        host = req.config.get("databricks:host")
-        token = req.config.get("databricks:token")
-        self._runtime = _Runtime(
-            StackConfig(host=str(host) if host else None, token=SecretStr(str(token)) if token else None),
-            retry_policy(req.config.get(RETRY_DEADLINE_CONFIG)),
-        )
+        stack = StackConfig.from_config(req.config.get)
+        check_stack_config(stack)  # a contradiction fails Configure, before any resource is touched
+        self._runtime = _Runtime(stack, retry_policy(req.config.get(RETRY_DEADLINE_CONFIG)))
 
     def api_for(self, props: dict[str, Any]) -> MlflowApi:
         if self._runtime is None:  # used without a host (tests, scripts): no stack config

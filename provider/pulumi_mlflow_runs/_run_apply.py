@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _models as m
 from ._client import MlflowApi
-from ._errors import NotFound
+from ._errors import EndpointNotFound, InputError, NotFound
 from ._exactly_once import send_exactly_once
 from ._run_plan import BATCH_MAX_TAGS, Writes
 from ._run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
@@ -103,6 +103,42 @@ def find_unfinished(api: MlflowApi, experiment_id: str, key: str | None) -> list
         return _UNFINISHED_BY_EXPERIMENT[where].pop(key, [])
 
 
+def _mlflow3_only(w: Writes) -> tuple[str, str] | None:
+    """``(property, what)`` of the first input in ``w`` that only MLflow 3 servers keep, or None.
+
+    A 2.x server lacks runs/outputs (404), refuses model inputs alone (400 "Missing value for required
+    parameter 'datasets'") and silently drops them beside datasets, and silently drops a metric point's
+    model and dataset fields: so these are checked against the server's version before anything is sent.
+    """
+    if w.outputs:
+        return "model_outputs", "model outputs"
+    if w.inputs and w.inputs.models:
+        return "model_inputs", "model inputs"
+    for batch in w.batches:
+        for point in batch.metrics or []:
+            for field in ("model_id", "dataset_name", "dataset_digest"):
+                if getattr(point, field) is not None:
+                    return "metrics", f"a metric point's {field}"
+    return None
+
+
+def _needs_mlflow3(api: MlflowApi, prop: str, what: str, *, endpoint_missing: bool = False) -> InputError | None:
+    """The error for ``prop`` if the server is older than MLflow 3.0 (or, when it names no version and
+    lacks the endpoint, is taken to be), else None."""
+    version = api.server_version()
+    if version is not None and int(version.split(".")[0]) >= 3:
+        return None
+    if version is None and not endpoint_missing:
+        return None  # names no version and has not refused: send it
+    server = api.transport.connection.base_url
+    seen = f"MLflow {version}" if version else "older than 3.0 (it has no runs/outputs endpoint)"
+    return InputError(
+        prop,
+        f"needs an MLflow server of version 3.0 or newer for {what}; the server at {server} is {seen}. "
+        f"Upgrade the server, or leave `{prop}` out of the program for it",
+    )
+
+
 def _point_id(point: m.Metric) -> tuple[Any, ...]:
     return (point.key, point.step, point.timestamp, m.encode_float(point.value))
 
@@ -116,6 +152,11 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
     ``done`` collects a description of each step as it completes, so a failure can say what was applied.
     """
     done = [] if done is None else done
+    mlflow3_only = _mlflow3_only(w)
+    if mlflow3_only is not None:
+        too_old = _needs_mlflow3(api, *mlflow3_only)
+        if too_old is not None:
+            raise too_old
     if w.restore:
         api.restore_run(w.run_id)
         done.append("restored the run")
@@ -134,7 +175,11 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
             api.log_inputs(w.inputs)  # the server keeps one of each dataset and model input
         done.append(f"logged {len(w.inputs.datasets or []) + len(w.inputs.models or [])} input(s)")
     if w.outputs:
-        send_exactly_once(api.transport, w.outputs, api.log_outputs, lambda o: _unrecorded(api, o))
+        try:
+            send_exactly_once(api.transport, w.outputs, api.log_outputs, lambda o: _unrecorded(api, o))
+        except EndpointNotFound as exc:
+            too_old = _needs_mlflow3(api, "model_outputs", "model outputs", endpoint_missing=True)
+            raise too_old or exc from exc
         done.append(f"logged {len(w.outputs.models)} model output(s)")
     if w.update:
         api.update_run(w.update)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError
 
 ALLOW_HTTP_ENV = "PULUMI_MLFLOW_RUNS_ALLOW_HTTP"
 """Set to ``1`` to accept plain ``http://`` for a host that is not loopback."""
@@ -73,9 +75,92 @@ class SecretStr:
         raise TypeError("a credential must not be pickled")
 
 
+DATABRICKS_HOST_CONFIG = "databricks:host"
+DATABRICKS_TOKEN_CONFIG = "databricks:token"  # noqa: S105 - a config key, not a token
+TRACKING_URI_CONFIG = "mlflow:trackingUri"
+MLFLOW_TOKEN_CONFIG = "mlflow:token"  # noqa: S105 - a config key
+USERNAME_CONFIG = "mlflow:username"
+PASSWORD_CONFIG = "mlflow:password"  # noqa: S105 - a config key
+SERVER_CERT_CONFIG = "mlflow:serverCertPath"
+CLIENT_CERT_CONFIG = "mlflow:clientCertPath"
+
+
 @dataclass(frozen=True)
 class StackConfig:
-    """What ``configure`` read from the stack: the keys the Pulumi Databricks provider uses."""
+    """What ``configure`` read from the stack.
+
+    ``databricks:host`` / ``databricks:token`` are the keys of the Pulumi Databricks provider;
+    ``mlflow:trackingUri``, ``mlflow:token``, ``mlflow:username`` and ``mlflow:password`` those of the Pulumi
+    MLflow provider package, so one stack config serves both. ``mlflow:serverCertPath`` and
+    ``mlflow:clientCertPath`` are the stack forms of ``MLFLOW_TRACKING_SERVER_CERT_PATH`` and
+    ``MLFLOW_TRACKING_CLIENT_CERT_PATH``.
+    """
 
     host: str | None = None
     token: SecretStr | None = field(default=None, repr=False)
+    tracking_uri: str | None = None
+    mlflow_token: SecretStr | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: SecretStr | None = field(default=None, repr=False)
+    server_cert_path: str | None = None
+    client_cert_path: str | None = None
+
+    @classmethod
+    def from_config(cls, get: Callable[[str], Any]) -> StackConfig:
+        """Read every key through ``get`` (``ConfigureRequest.config.get``, or ``pulumi.Config`` lookups)."""
+
+        def text(key: str) -> str | None:
+            value = get(key)
+            return str(value).strip() or None if value is not None else None
+
+        def secret(key: str) -> SecretStr | None:
+            value = get(key)
+            return SecretStr(str(value)) if value is not None and str(value) != "" else None
+
+        return cls(
+            host=text(DATABRICKS_HOST_CONFIG),
+            token=secret(DATABRICKS_TOKEN_CONFIG),
+            tracking_uri=text(TRACKING_URI_CONFIG),
+            mlflow_token=secret(MLFLOW_TOKEN_CONFIG),
+            username=text(USERNAME_CONFIG),
+            password=secret(PASSWORD_CONFIG),
+            server_cert_path=text(SERVER_CERT_CONFIG),
+            client_cert_path=text(CLIENT_CERT_CONFIG),
+        )
+
+    def connection_keys(self) -> tuple[list[str], list[str]]:
+        """The Databricks and the MLflow connection keys that are set (TLS keys are not connection keys)."""
+        databricks = [k for k, v in ((DATABRICKS_HOST_CONFIG, self.host), (DATABRICKS_TOKEN_CONFIG, self.token)) if v]
+        mlflow = [
+            k
+            for k, v in (
+                (TRACKING_URI_CONFIG, self.tracking_uri),
+                (MLFLOW_TOKEN_CONFIG, self.mlflow_token),
+                (USERNAME_CONFIG, self.username),
+                (PASSWORD_CONFIG, self.password),
+            )
+            if v
+        ]
+        return databricks, mlflow
+
+
+def check_stack_config(stack: StackConfig) -> None:
+    """Refuse stack config that contradicts itself, naming the keys (never their values)."""
+    databricks, mlflow = stack.connection_keys()
+    if databricks and mlflow:
+        raise ConfigurationError(
+            f"stack config sets both Databricks keys ({', '.join(databricks)}) and MLflow keys "
+            f"({', '.join(mlflow)}): they are two ways to name one server and its credential; keep one family "
+            "(`pulumi config rm KEY`)"
+        )
+    if stack.mlflow_token is not None and (stack.username or stack.password is not None):
+        raise ConfigurationError(
+            f"stack config sets both '{MLFLOW_TOKEN_CONFIG}' and '{USERNAME_CONFIG}'/'{PASSWORD_CONFIG}': a server "
+            "takes one kind of credential; remove the one you do not mean (`pulumi config rm KEY`)"
+        )
+    if bool(stack.username) != (stack.password is not None):
+        given, missing = (USERNAME_CONFIG, PASSWORD_CONFIG) if stack.username else (PASSWORD_CONFIG, USERNAME_CONFIG)
+        raise ConfigurationError(
+            f"stack config '{given}' is set without '{missing}': basic auth needs both "
+            f"(`pulumi config set {USERNAME_CONFIG} …; pulumi config set --secret {PASSWORD_CONFIG} …`)"
+        )

@@ -9,9 +9,13 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +23,7 @@ from ._auth import Connection
 from ._errors import (
     ApiError,
     BadGateway,
+    ConnectionSetupError,
     EndpointNotFound,
     GatewayTimeout,
     InternalError,
@@ -67,6 +72,112 @@ def _no_retry(exc: Exception) -> tuple[bool, float | None]:
     return False, None
 
 
+# ---- failures below HTTP that no retry can mend ---------------------------------------------------------
+
+_TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ssl.SSLWantReadError)
+"""A TLS session cut short: as a reset connection, retried."""
+_PERMANENT_EAI = {
+    getattr(socket, name)
+    for name in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY", "EAI_FAIL")
+    if hasattr(socket, name)
+}
+"""``getaddrinfo`` answers that mean "no such name" (``EAI_AGAIN``, a resolver that did not answer, is retried)."""
+_CLIENT_CERT_ALERTS = (
+    "CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN",
+    "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED", "UNSUPPORTED_CERTIFICATE", "ACCESS_DENIED",
+)  # fmt: skip
+_SERVER_CERT_SETTING = "env MLFLOW_TRACKING_SERVER_CERT_PATH or stack config 'mlflow:serverCertPath'"
+_CLIENT_CERT_SETTING = "env MLFLOW_TRACKING_CLIENT_CERT_PATH or stack config 'mlflow:clientCertPath'"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _permanent(exc: httpx.TransportError, connection: Connection, endpoint: str) -> ConnectionSetupError | None:
+    """The failure as a ``ConnectionSetupError`` when retrying cannot help, else None."""
+    base = connection.base_url
+    hostname = urlsplit(base).hostname or base
+    tls = connection.tls
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = (cause.verify_message or cause.reason or "verification failed").rstrip(".")
+            trust = tls.describe_trust() if tls is not None else "the default trust store (certifi)"
+            if "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
+                fix = f"connect by a name the certificate is issued for (in {connection.source}), or reissue it"
+            else:
+                fix = (
+                    f"if the server uses a private CA, set {_SERVER_CERT_SETTING} to that CA's certificate (PEM); "
+                    "if it should be publicly trusted, fix the server's certificate chain"
+                )
+            return ConnectionSetupError(
+                f"the TLS certificate of {base} does not verify ({detail}; checked against {trust}). To fix: {fix}",
+                endpoint=endpoint,
+                kind="certificate",
+            )
+        if isinstance(cause, _TRANSIENT_SSL):
+            return None
+        if isinstance(cause, ssl.SSLError):
+            reason = str(cause.reason or cause.strerror or type(cause).__name__)
+            if any(alert in reason.upper() for alert in _CLIENT_CERT_ALERTS):
+                if tls is None or tls.client_cert_path is None:
+                    what = f"{base} requires a client certificate (mutual TLS) and none is configured ({reason})"
+                    fix = (
+                        f"set {_CLIENT_CERT_SETTING} to one PEM file holding the client certificate and its private key"
+                    )
+                else:
+                    what = (
+                        f"{base} rejected the client certificate {tls.client_cert_path!r} "
+                        f"(from {tls.client_cert_source}): {reason}"
+                    )
+                    fix = "use a client certificate issued by a CA the server trusts, valid today, for this server"
+                return ConnectionSetupError(f"{what}. To fix: {fix}", endpoint=endpoint, kind="client-certificate")
+            if "WRONG_VERSION_NUMBER" in reason.upper() or "RECORD_LAYER" in reason.upper():
+                fix = (
+                    "the port does not speak TLS: if the server serves plain http, use an http:// URL in "
+                    f"{connection.source}"
+                )
+            else:
+                fix = (
+                    "the server and this client share no TLS version or cipher: the server must offer TLS 1.2 or later"
+                )
+            return ConnectionSetupError(
+                f"the TLS handshake with {base} was refused ({reason}). To fix: {fix}",
+                endpoint=endpoint,
+                kind="handshake",
+            )
+        if isinstance(cause, socket.gaierror) and cause.errno in _PERMANENT_EAI:
+            return ConnectionSetupError(
+                f"the host name {hostname!r} of {base} is unknown ({cause.strerror}). To fix: correct the host "
+                f"name in {connection.source}",
+                endpoint=endpoint,
+                kind="hostname",
+            )
+    return None
+
+
+def _subject(content: bytes | None, params: dict[str, Any] | None) -> str:
+    """`` (experiment '1')`` or `` (run 'abc')`` from the request, to say what a 403 was about."""
+    fields: dict[str, Any] = dict(params or {})
+    if content:
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            fields.update(body)
+    for key, noun in (("experiment_id", "experiment"), ("run_id", "run"), ("name", "experiment")):
+        value = fields.get(key)
+        if isinstance(value, (str, int)) and str(value):
+            return f" ({noun} {str(value)[:200]!r})"
+    return ""
+
+
 class Transport:
     """Sends one JSON request to one server and returns the decoded body, or raises from the tree."""
 
@@ -110,17 +221,12 @@ class Transport:
             resp = self._client.request(
                 method, path, content=content, params=params, headers=headers, auth=self.connection.auth
             )
-        except httpx.ConnectError as exc:
-            raise TransportError(
-                f"cannot connect to {self.connection.base_url} ({exc})", endpoint=endpoint, sent=False
-            ) from exc
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            raise RequestTimeout(f"timed out ({type(exc).__name__})", endpoint=endpoint, sent=sent) from exc
         except httpx.TransportError as exc:
-            raise TransportError(
-                f"connection failed ({type(exc).__name__}: {exc})", endpoint=endpoint, sent=True
-            ) from exc
+            # Certificates, host names and handshakes do not mend by waiting: one attempt, one clear error.
+            permanent = _permanent(exc, self.connection, endpoint)
+            if permanent is not None:
+                raise permanent from None
+            raise self._transient(exc, endpoint) from exc
         log.debug("%s -> %s in %.1f ms", endpoint, resp.status_code, (time.perf_counter() - started) * 1e3)
         if resp.is_success:
             if not resp.content:
@@ -135,9 +241,19 @@ class Transport:
                     endpoint=endpoint,
                 ) from exc
             return data if isinstance(data, dict) else {}
-        raise self._error(resp, endpoint)
+        raise self._error(resp, endpoint, _subject(content, params) if resp.status_code == 403 else "")
 
-    def _error(self, resp: httpx.Response, endpoint: str) -> ApiError:
+    def _transient(self, exc: httpx.TransportError, endpoint: str) -> TransportError:
+        if isinstance(exc, httpx.ConnectError):
+            return TransportError(
+                f"cannot connect to {self.connection.base_url} ({exc})", endpoint=endpoint, sent=False
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+            return RequestTimeout(f"timed out ({type(exc).__name__})", endpoint=endpoint, sent=sent)
+        return TransportError(f"connection failed ({type(exc).__name__}: {exc})", endpoint=endpoint, sent=True)
+
+    def _error(self, resp: httpx.Response, endpoint: str, subject: str = "") -> ApiError:
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         try:
             envelope = resp.json()
@@ -147,7 +263,7 @@ class Transport:
             return map_error(
                 status=resp.status_code,
                 error_code=str(envelope.get("error_code")),
-                message=str(envelope.get("message", ""))[:2000],
+                message=str(envelope.get("message", ""))[:2000] + subject,
                 endpoint=endpoint,
                 retry_after=retry_after,
             )
@@ -163,7 +279,7 @@ class Transport:
         return map_error(
             status=resp.status_code,
             error_code=f"HTTP_{resp.status_code}",
-            message=text or resp.reason_phrase,
+            message=(text or resp.reason_phrase) + subject,
             endpoint=endpoint,
             retry_after=retry_after,
         )
@@ -173,7 +289,7 @@ class TransportPool:
     """One connection pool (``httpx.Client``) per server, shared by threads; built on first use.
 
     Credentials stay on the ``Connection`` and go with each request, so two ways of naming the same
-    server share one pool.
+    server share one pool; different TLS settings (CA bundle, client certificate) get their own.
     """
 
     def __init__(
@@ -184,24 +300,27 @@ class TransportPool:
         http_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[str, httpx.Client] = {}
+        self._clients: dict[tuple[str, tuple[str | None, str | None] | None], httpx.Client] = {}
         self._policy = policy
         self._clock = clock
         self._http_transport = http_transport
 
     def get(self, connection: Connection) -> Transport:
+        tls = connection.tls
+        key = (connection.base_url, tls.key if tls is not None else None)
         with self._lock:
-            client = self._clients.get(connection.base_url)
+            client = self._clients.get(key)
             if client is None:
                 client = httpx.Client(
                     base_url=connection.base_url,
                     transport=self._http_transport,
+                    verify=tls.context if tls is not None else True,
                     timeout=DEFAULT_TIMEOUT,
                     headers={"User-Agent": USER_AGENT},
                     limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
                     follow_redirects=False,
                 )
-                self._clients[connection.base_url] = client
+                self._clients[key] = client
         return Transport(connection, client, policy=self._policy, clock=self._clock)
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ import httpx
 import pydantic
 
 from . import _models as m
-from ._auth import StackConfig, resolve_connection
+from ._auth import STACK_CONFIG_WAYS, StackConfig, resolve_connection
 from ._client import ENDPOINTS, MlflowApi
 from ._errors import ConfigurationError, EndpointNotFound, InputError, MlflowRunsError
 from ._retries import RETRY_DEADLINE_ENV, RetryPolicy, retry_policy
@@ -499,7 +499,7 @@ def _as_cli_settings(message: str) -> str:
         message.replace("the resource input 'host' or 'deployment_name'", "--host or --deployment-name")
         .replace("resource input 'host'", "--host")
         .replace("resource input 'deployment_name'", "--deployment-name")
-        .replace("; stack config 'databricks:host' (with secret 'databricks:token')", "")
+        .replace(f"; {STACK_CONFIG_WAYS}", "")  # the CLI runs outside any stack
     )
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -69,16 +70,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _launch(workdir: Path, port: int, attempt: int, workers: int) -> MlflowServer:
+def _launch(
+    workdir: Path,
+    port: int,
+    attempt: int,
+    workers: int,
+    app_name: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    python: str | None = None,
+) -> MlflowServer:
     log_path = workdir / f"mlflow-server-{attempt}.log"
     cmd = [
-        sys.executable, "-m", "mlflow", "server",
+        python or sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--default-artifact-root", str(workdir / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
+    if app_name:
+        cmd += ["--app-name", app_name]
     env = dict(os.environ)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
+    env.update(extra_env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -105,16 +117,26 @@ def _wait_healthy(server: MlflowServer, timeout: float) -> bool:
 
 
 def start_mlflow_server(
-    workdir: Path, *, timeout: float = _STARTUP_TIMEOUT, attempts: int = 3, workers: int = 1
+    workdir: Path,
+    *,
+    timeout: float = _STARTUP_TIMEOUT,
+    attempts: int = 3,
+    workers: int = 1,
+    app_name: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    python: str | None = None,
 ) -> MlflowServer:
     """Start the server and block until healthy; retries on a lost free-port race.
 
-    One uvicorn worker for tests; the benchmark's scale test asks for more.
+    One uvicorn worker for tests; the benchmark's scale test asks for more. ``app_name`` is passed as
+    ``--app-name`` (``basic-auth`` for MLflow's auth app) and ``extra_env`` is added to the server's env
+    (the auth app's ``MLFLOW_FLASK_SERVER_SECRET_KEY`` and ``MLFLOW_AUTH_ADMIN_PASSWORD``).
+    ``python`` runs ``-m mlflow server`` instead of this interpreter: another venv's MLflow (2.x, say).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "artifacts").mkdir(exist_ok=True)
     for attempt in range(1, attempts + 1):
-        server = _launch(workdir, _free_port(), attempt, workers)
+        server = _launch(workdir, _free_port(), attempt, workers, app_name, extra_env, python)
         if _wait_healthy(server, timeout):
             return server
         server.stop()
