@@ -18,6 +18,7 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from support.host import DynamicHost, isolated_env  # noqa: E402
+from support.mlflow_proxy import RecordingProxy  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
 from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
@@ -52,6 +53,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
+    """A recording proxy in front of the test server: what the provider sent, in order (a file may override)."""
+    with RecordingProxy(mlflow_server.url) as p:
+        yield p
 
 
 @pytest.fixture(scope="session")

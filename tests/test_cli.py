@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return isolated_env(HOME=str(tmp_path), **extra)  # HOME: no ~/.databrickscfg
 
@@ -40,12 +40,6 @@ def _strict_json(text: str) -> Any:
         raise AssertionError(f"not valid JSON: bare {token}")
 
     return json.loads(text, parse_constant=refuse)
-
-
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
 
 
 @pytest.fixture
@@ -95,8 +89,9 @@ def test_entry_points_help_and_version(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("pulumi-mlflow-runs ")
     # the console script that `pip install` puts next to the interpreter
     script = Path(sys.executable).with_name("pulumi-mlflow-runs")
-    shown = subprocess.run([str(script), "runs", "--help"], capture_output=True, text=True, env=_env(tmp_path),
-                           check=False, timeout=60)
+    shown = subprocess.run(
+        [str(script), "runs", "--help"], capture_output=True, text=True, env=_env(tmp_path), check=False, timeout=60
+    )
     assert shown.returncode == 0 and "delete-bulk" in shown.stdout, shown.stderr
 
 

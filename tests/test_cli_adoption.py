@@ -8,7 +8,6 @@ program. ``ExperimentRun.get`` (a Read with inputs) reads a run without managing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +23,6 @@ from support.pulumi_cli import new_stack
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
-
-    from support.mlflow_server import MlflowServer
-
-
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
 
 
 def _existing_run(client: MlflowClient, experiment_id: str) -> str:

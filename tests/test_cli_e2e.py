@@ -12,14 +12,11 @@ report the same operation for every resource at every step: where they differ, t
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +29,16 @@ from pulumi_mlflow_runs import Experiment, ExperimentRun
 from support.engine import Engine
 from support.fault_proxy import FaultProxy
 from support.mlflow_proxy import RecordingProxy, Request
-from support.pulumi_cli import changes, cli, exported_state, new_stack, program_from_file, state_resources
+from support.pulumi_cli import (
+    changes,
+    cli,
+    exported_state,
+    kill_cli,
+    new_stack,
+    program_from_file,
+    run_with_ops,
+    state_resources,
+)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -44,45 +50,8 @@ QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
 
 
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
-
-
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class Ops:
-    """``on_event`` callback: the operations the engine reports per resource (the Stack and providers left out)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[str, list[str]] = {}
-
-    def __call__(self, event: Any) -> None:
-        pre = getattr(event, "resource_pre_event", None)
-        if (
-            pre is None
-            or pre.metadata.type == "pulumi:pulumi:Stack"
-            or pre.metadata.type.startswith("pulumi:providers:")
-        ):
-            return
-        op = str(getattr(pre.metadata.op, "value", pre.metadata.op))
-        self.by_name.setdefault(pre.metadata.urn.rsplit("::", 1)[-1], []).append(op)
-
-    def summary(self) -> dict[str, str]:
-        """One word per resource, in the engine stand-in's vocabulary (a replace's steps fold into one)."""
-        out = {}
-        for name, ops in self.by_name.items():
-            out[name] = "replace" if "replace" in ops or "create-replacement" in ops else ops[-1]
-        return out
-
-
-def _run(step: Callable[..., Any], **kwargs: Any) -> tuple[Any, dict[str, str]]:
-    ops = Ops()
-    result = step(on_event=ops, **kwargs)
-    return result, ops.summary()
 
 
 def _endpoints(requests: list[Request]) -> list[str]:
@@ -114,7 +83,7 @@ def test_quickstart_lifecycle(
     try:
         # preview of a fresh stack: all creates, not one request to MLflow
         mark = proxy.mark()
-        preview, ops = _run(stack.preview, diff=True)
+        preview, ops = run_with_ops(stack.preview, diff=True)
         assert ops == dict.fromkeys({"quickstart", *runs}, "create"), preview.stdout
         assert "experiment_id: [unknown]" in preview.stdout.replace("  ", " ")
         assert proxy.since(mark) == []
@@ -153,7 +122,7 @@ def test_quickstart_lifecycle(
         assert state["warmup"]["outputs"]["lifecycle_stage"] == "deleted"
         assert state["train"]["outputs"]["tags"]["team"] == "drifted"
         mark = proxy.mark()
-        heal, ops = _run(stack.up)
+        heal, ops = run_with_ops(stack.up)
         assert ops == {"quickstart": "same", "warmup": "update", "train": "update"}, heal.stdout
         assert sorted((w.endpoint, w.run_id) for w in proxy.writes_since(mark)) == [
             ("runs/log-batch", out["train_run_id"]),
@@ -202,7 +171,7 @@ def test_evaluation_as_data_edits_agree_with_the_stand_in(
     stand_in = Engine(project, tmp_path / "stand-in.json", env, {"experimentName": name + "-stand-in"})
 
     def both(step: str) -> dict[str, str]:
-        _, cli_ops = _run(getattr(stack, step))
+        _, cli_ops = run_with_ops(getattr(stack, step))
         stand_in_ops = getattr(stand_in, step)().ops()
         assert cli_ops == stand_in_ops, f"{step}: the CLI says {cli_ops}, the stand-in {stand_in_ops}"
         return cli_ops
@@ -485,33 +454,6 @@ class _SlowBatches(RecordingProxy):
         return None
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        out.append(child)
-        todo += children.get(child, [])
-    return out
-
-
-def _kill_cli() -> int:
-    """SIGKILL the Pulumi CLI this process started and everything under it (the provider hosts too)."""
-    killed = 0
-    for pid in _descendants(os.getpid()):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "pulumi":
-                for victim in [pid, *_descendants(pid)]:
-                    with contextlib.suppress(OSError):
-                        os.kill(victim, signal.SIGKILL)
-                        killed += 1
-    return killed
-
-
 def test_interrupted_up_leaves_each_run_once_and_no_orphan(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, mlflow_server: MlflowServer, mlflow_client: MlflowClient
 ) -> None:
@@ -548,7 +490,7 @@ def test_interrupted_up_leaves_each_run_once_and_no_orphan(
             deadline = time.monotonic() + 120
             while sum(r.endpoint == "runs/create" for r in proxy.requests) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert _kill_cli() > 0
+            assert kill_cli() > 0
             worker.join(timeout=120)
             assert outcome and isinstance(outcome[0], CommandError)
             proxy.delay = 0.0
@@ -560,7 +502,7 @@ def test_interrupted_up_leaves_each_run_once_and_no_orphan(
             # it cannot know, then up again
             cli(stack, "cancel", "--yes")
             cli(stack, "refresh", "--clear-pending-creates", "--yes", "--non-interactive")
-            up, ops = _run(stack.up)
+            up, ops = run_with_ops(stack.up)
             assert ops == dict.fromkeys(names, "create"), up.stdout
             active = _active_runs(mlflow_client, experiment_id)
             assert sorted(r.info.run_name for r in active.values()) == sorted(names), "each run exactly once"

@@ -15,7 +15,7 @@ changes config and keeps the program. These tests skip without a CLI, and fail i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,49 +26,17 @@ from pulumi import automation as auto
 from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 from support.mlflow_proxy import RecordingProxy
-from support.pulumi_cli import changes, new_stack, state_resources
+from support.pulumi_cli import changes, new_stack, run_with_ops, state_resources
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from support.mlflow_server import MlflowServer
 
 RUNS = ("run-a", "run-b")
 
 
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
-
-
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class Ops:
-    """``on_event`` callback: the operation per resource, one word (a replace's steps fold into one)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[str, list[str]] = {}
-
-    def __call__(self, event: Any) -> None:
-        pre = getattr(event, "resource_pre_event", None)
-        if pre is None or pre.metadata.type.startswith(("pulumi:pulumi:Stack", "pulumi:providers:")):
-            return
-        op = str(getattr(pre.metadata.op, "value", pre.metadata.op))
-        self.by_name.setdefault(pre.metadata.urn.rsplit("::", 1)[-1], []).append(op)
-
-    def summary(self) -> dict[str, str]:
-        return {
-            n: "replace" if {"replace", "create-replacement"} & set(ops) else ops[-1] for n, ops in self.by_name.items()
-        }
-
-
-def _run(step: Callable[..., Any], **kwargs: Any) -> tuple[Any, dict[str, str]]:
-    ops = Ops()
-    result = step(on_event=ops, **kwargs)
-    return result, ops.summary()
 
 
 def _program(*, delete_before_replace: bool = False) -> Callable[[], None]:
@@ -120,7 +88,7 @@ def test_renaming_an_experiment_previews_and_updates_only_the_experiment(
     try:
         # a brand new stack: the experiment id is not known yet, everything is a create, nothing is sent
         mark = proxy.mark()
-        preview, ops = _run(stack.preview, diff=True)
+        preview, ops = run_with_ops(stack.preview, diff=True)
         assert ops == dict.fromkeys(("exp", *RUNS), "create"), preview.stdout
         assert "experiment_id: [unknown]" in _flat(preview.stdout)
         assert proxy.since(mark) == []
@@ -133,7 +101,7 @@ def test_renaming_an_experiment_previews_and_updates_only_the_experiment(
         # rename and retag: the experiment is an update and its runs are unchanged, in preview ...
         _set(stack, name=name + "-renamed", owner="platform")
         mark = proxy.mark()
-        preview, ops = _run(stack.preview, diff=True)
+        preview, ops = run_with_ops(stack.preview, diff=True)
         assert ops == {"exp": "update", "run-a": "same", "run-b": "same"}, preview.stdout
         text = _flat(preview.stdout)
         assert f'~ name: "{name}" => "{name}-renamed"' in text, preview.stdout
@@ -143,7 +111,7 @@ def test_renaming_an_experiment_previews_and_updates_only_the_experiment(
 
         # ... and in up, which sends the rename and the tag and nothing for the runs
         mark = proxy.mark()
-        up, ops = _run(stack.up)
+        up, ops = run_with_ops(stack.up)
         assert ops == {"exp": "update", "run-a": "same", "run-b": "same"}, up.stdout
         assert changes(up.summary.resource_changes) == {"update": 1, "same": 3}, up.stdout
         writes = [(w.endpoint, w.body) for w in proxy.writes_since(mark)]
@@ -218,9 +186,9 @@ def test_new_artifact_location_with_a_new_name_replaces_the_experiment_and_its_r
         location = (tmp_path / "new-root").as_uri()
         _set(stack, name=name + "-moved", location=location)
 
-        preview, ops = _run(stack.preview, diff=True)
+        preview, ops = run_with_ops(stack.preview, diff=True)
         assert ops == dict.fromkeys(("exp", *RUNS), "replace"), preview.stdout
-        up, ops = _run(stack.up)
+        up, ops = run_with_ops(stack.up)
         assert ops == dict.fromkeys(("exp", *RUNS), "replace"), up.stdout
         after = _ids(stack)
         assert not set(after.values()) & set(before.values())

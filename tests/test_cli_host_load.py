@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.fault_proxy import Throttling
-from support.pulumi_cli import changes, cli, many_runs, new_stack, state_resources
+from support.pulumi_cli import changes, cli, cli_processes, many_runs, new_stack, state_resources
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -54,17 +54,6 @@ def test_fifty_runs_under_throttling_at_parallel_32_are_created_exactly_once(
         stack.destroy()
 
 
-def _cli_pid() -> int | None:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid() and Path(stat.parent, "comm").read_text().strip() == "pulumi":
-                return int(stat.parent.name)
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
 def test_ctrl_c_stops_the_update_without_an_orphaned_run(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, throttling: Throttling, mlflow_client: MlflowClient
 ) -> None:
@@ -89,8 +78,7 @@ def test_ctrl_c_stops_the_update_without_an_orphaned_run(
         deadline = time.monotonic() + 120
         while sum(r.endpoint == "runs/create" for r in throttling.requests) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        pid = _cli_pid()
-        assert pid is not None
+        (pid,) = cli_processes()
         os.kill(pid, signal.SIGINT)
         worker.join(timeout=180)
         assert not worker.is_alive()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +36,8 @@ from support.pulumi_cli import changes, exported_state, new_stack, state_resourc
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from support.mlflow_server import MlflowServer
 
 RUN = "evaluated"
-
-
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
 
 
 def _program(experiment_id: str, spec: dict[str, Any], opts: dict[str, Any]) -> Callable[[], None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,17 +26,10 @@ from support.mlflow_proxy import RecordingProxy, Request
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from support.mlflow_server import MlflowServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
-
-
-@pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
 
 
 @pytest.fixture

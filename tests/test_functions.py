@@ -66,12 +66,6 @@ def seeded(mlflow_server: MlflowServer) -> Seeded:
 
 
 @pytest.fixture
-def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
-    with RecordingProxy(mlflow_server.url) as p:
-        yield p
-
-
-@pytest.fixture
 def via_proxy(proxy: RecordingProxy) -> Iterator[MlflowApi]:
     """An API client whose every request the proxy records."""
     pool = TransportPool()

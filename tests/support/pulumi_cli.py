@@ -12,9 +12,11 @@ broken build cannot hide behind a skip.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import runpy
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -131,6 +133,73 @@ def new_stack(
     for key, value in (secret_config or {}).items():
         s.set_config(key, auto.ConfigValue(value=value, secret=True))
     return s
+
+
+class Ops:
+    """``on_event`` callback: the operations the engine reports per resource (the Stack and providers left out)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[str]] = {}
+
+    def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is None or pre.metadata.type.startswith(("pulumi:pulumi:Stack", "pulumi:providers:")):
+            return
+        op = str(getattr(pre.metadata.op, "value", pre.metadata.op))
+        self.by_name.setdefault(pre.metadata.urn.rsplit("::", 1)[-1], []).append(op)
+
+    def summary(self) -> dict[str, str]:
+        """One word per resource, in the engine stand-in's vocabulary (a replace's steps fold into one)."""
+        out = {}
+        for name, ops in self.by_name.items():
+            out[name] = "replace" if "replace" in ops or "create-replacement" in ops else ops[-1]
+        return out
+
+
+def run_with_ops(step: Callable[..., Any], **kwargs: Any) -> tuple[Any, dict[str, str]]:
+    """Run ``stack.up`` / ``preview`` / … and return its result with the operation per resource."""
+    ops = Ops()
+    result = step(on_event=ops, **kwargs)
+    return result, ops.summary()
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def _descendants(pid: int, children: Mapping[int, list[int]]) -> list[int]:
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += children.get(child, [])
+    return out
+
+
+def cli_processes() -> list[int]:
+    """The ``pulumi`` CLI processes this process started (through the Automation API)."""
+    found = []
+    for pid in _descendants(os.getpid(), _children()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "pulumi":
+                found.append(pid)
+    return found
+
+
+def kill_cli() -> int:
+    """SIGKILL the CLI and everything under it (the provider hosts too), as a lost machine would."""
+    children, killed = _children(), 0
+    for pid in cli_processes():
+        for victim in [pid, *_descendants(pid, children)]:
+            with contextlib.suppress(OSError):
+                os.kill(victim, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
