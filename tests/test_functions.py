@@ -276,8 +276,14 @@ def test_whole_floats_are_counts() -> None:
 # ---- Output forms in a whole program: preview and up ------------------------------------------------------
 
 
+@pytest.mark.parametrize("config_key", ["databricks:host", "mlflow:trackingUri"])
 def test_output_forms_run_in_preview_and_up_with_stack_config(
-    seeded: Seeded, mlflow_server: MlflowServer, mlflow_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    seeded: Seeded,
+    mlflow_server: MlflowServer,
+    mlflow_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    config_key: str,
 ) -> None:
     # No env connection: the functions (in the program) and the provider host both use stack config.
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
@@ -297,7 +303,7 @@ def test_output_forms_run_in_preview_and_up_with_stack_config(
         recount = search_runs_output([exp], filter=made.run_id.apply(lambda rid: f"attributes.run_id = '{rid}'"))
         pulumi.export("made_found", recount.apply(len))
 
-    engine = Engine(program, tmp_path / "state.json", {}, {"databricks:host": mlflow_server.url})
+    engine = Engine(program, tmp_path / "state.json", {}, {config_key: mlflow_server.url})
     preview = engine.preview()
     assert preview.ops() == {"made": "create"}
     assert preview.outputs["names"] == ["r-a", "r-c"], "read-only functions run during preview"

@@ -7,7 +7,7 @@ process (not through the engine) and only read, so they run during ``pulumi prev
 yet), its result stays unknown and nothing is sent.
 
 The server is chosen by the provider's rules, first match wins: the ``host`` / ``deployment_name``
-arguments; stack config ``databricks:host`` / ``databricks:token`` (inside a program); env
+arguments; stack config ``databricks:*`` / ``mlflow:*`` (inside a program); env
 ``MLFLOW_TRACKING_URI``; env ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` or a ``~/.databrickscfg`` profile.
 Retries follow the provider's policy too (stack config ``mlflow-runs:retryDeadline`` or env
 ``PULUMI_MLFLOW_RUNS_RETRY_DEADLINE``).
@@ -29,10 +29,11 @@ from typing import Any, TypeVar
 import pulumi
 
 from . import _models as m
-from ._auth import SecretStr, StackConfig, resolve_connection
+from ._auth import StackConfig, resolve_connection
 from ._client import MlflowApi
 from ._errors import InputError
 from ._retries import RetryPolicy, retry_policy
+from ._settings import check_stack_config
 from ._transport import TransportPool
 
 __all__ = [
@@ -204,16 +205,21 @@ def _in_worker(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Fu
 def _program_settings() -> tuple[StackConfig, RetryPolicy]:
     """The provider's settings from the running program's stack config; env only outside a program.
 
-    Stack config: ``databricks:host``, ``databricks:token``, ``mlflow-runs:retryDeadline``. Read on every
-    call, not cached: one process can run several stacks (Automation API inline programs).
+    Stack config: the keys the provider reads (``databricks:*``, ``mlflow:*``) and
+    ``mlflow-runs:retryDeadline``. Read on every call, not cached: one process can run several stacks
+    (Automation API inline programs).
     """
+
+    def get(key: str) -> str | None:
+        namespace, _, name = key.partition(":")
+        return pulumi.Config(namespace).get(name)
+
     try:
-        databricks = pulumi.Config("databricks")
-        host, token = databricks.get("host"), databricks.get("token")
-        deadline = pulumi.Config("mlflow-runs").get("retryDeadline")
+        stack = StackConfig.from_config(get)
+        deadline = get("mlflow-runs:retryDeadline")
     except Exception:  # noqa: BLE001 - no program, no stack config: the env rules still apply
-        host = token = deadline = None
-    stack = StackConfig(host=host or None, token=SecretStr(token) if token else None)
+        stack, deadline = StackConfig(), None
+    check_stack_config(stack)
     return stack, retry_policy(deadline)
 
 
