@@ -8,18 +8,7 @@ import pytest
 
 from pulumi_mlflow_runs import RetryPolicy, ServiceUnavailable, TooManyRequests, retry_call
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from support.fake_clock import FakeClock
 
 
 def _busy(retry_after: float | None = None) -> TooManyRequests:

@@ -32,23 +32,11 @@ from pulumi_mlflow_runs import (
 from pulumi_mlflow_runs._errors import ConnectionSetupError
 from pulumi_mlflow_runs._transport import TransportPool
 
+from support.fake_clock import FakeClock
 from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.tls_proxy import Pki, ScriptedServer, TlsProxy
 
 SEARCH = "/api/2.0/mlflow/experiments/search"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

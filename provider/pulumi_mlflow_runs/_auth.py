@@ -212,11 +212,7 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
             profile = uri.partition("://")[2] or None
             url, auth = _sdk_auth(None, profile, source, env)
             return Connection(_checked_url(url, source, env), source, True, auth, source)
-        if not uri.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
-                "file and database URIs cannot be used by a provider"
-            )
+        _require_server_uri(uri, source)
         return _with_credentials(_checked_url(uri, source, env), source, stack, env)
     # 3. MLFLOW_TRACKING_URI
     uri = env.get("MLFLOW_TRACKING_URI", "").strip()
@@ -230,11 +226,7 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
                 return Connection(url, source, True, token, "env DATABRICKS_TOKEN")
             url, auth = _sdk_auth(None, profile, source, env)
             return Connection(_checked_url(url, source, env), source, True, auth, source)
-        if not uri.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
-                "file and database URIs cannot be used by a provider"
-            )
+        _require_server_uri(uri, source)
         url = _checked_url(uri, source, env)
         # A stack credential comes before env's here too; `databricks:token` goes only with a host named in
         # the program or the stack, never to a server named by env alone.
@@ -254,6 +246,15 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
         url, sdk_auth = _sdk_auth(env.get("DATABRICKS_HOST"), profile, source, env)
         return Connection(_checked_url(url, source, env), source, True, sdk_auth, source)
     raise ConfigurationError(f"no MLflow tracking server is configured: {HOW_TO_CONNECT}")
+
+
+def _require_server_uri(uri: str, source: str) -> None:
+    """A tracking URI a provider can use: a server, not a file or a database."""
+    if not uri.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"{source} must point at a tracking server (http(s)://…) or 'databricks'; "
+            "file and database URIs cannot be used by a provider"
+        )
 
 
 def _with_credentials(url: str, source: str, stack: StackConfig, env: Mapping[str, str]) -> Connection:
