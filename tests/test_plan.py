@@ -19,6 +19,9 @@ def _checked(**inputs):
     return out
 
 
+DATASET = {"dataset": {"name": "d1", "digest": "abc", "source_type": "local", "source": "s"}, "tags": {}}
+
+
 def _points(n: int, keys: int = 1) -> list[dict]:
     return [{"key": f"m{i % keys}", "value": float(i), "step": i, "timestamp": 1000 + i} for i in range(n)]
 
@@ -67,11 +70,29 @@ def test_unknowns_pass_check_untouched() -> None:
         ({"model_outputs": [{"model_id": "m-2", "step": 2}]}, ("model_outputs",), ()),
         ({"model_inputs": [{"model_id": "a"}, {"model_id": "b"}]}, (), ("model_inputs",)),
         ({"model_inputs": []}, ("model_inputs",), ()),
+        # points: a logged timestamp is part of the point; order never matters; a timestamp-less one pairs
+        ({"metrics": [{**_points(2)[0], "timestamp": 2000}, _points(2)[1]]}, ("metrics",), ()),
+        ({"metrics": list(reversed(_points(2)))}, (), ()),
+        ({"metrics": [*reversed(_points(2)), _points(3)[2]]}, (), ("metrics",)),
+        ({"metrics": [{k: v for k, v in p.items() if k != "timestamp"} for p in _points(2)]}, (), ()),
+        ({"metrics": [{**_points(2)[0], "step": 7}, _points(2)[1]]}, ("metrics",), ()),
+        ({"metrics": [{**_points(2)[0], "key": "other"}, _points(2)[1]]}, ("metrics",), ()),
+        # dataset inputs: appended is an update, removed or altered a replace, reordered nothing
+        ({"dataset_inputs": [DATASET, {**DATASET, "dataset": {**DATASET["dataset"], "name": "d2"}}]}, (),
+         ("dataset_inputs",)),
+        ({"dataset_inputs": []}, ("dataset_inputs",), ()),
+        ({"dataset_inputs": [{**DATASET, "dataset": {**DATASET["dataset"], "digest": "other"}}]},
+         ("dataset_inputs",), ()),
+        ({"dataset_inputs": [{**DATASET, "tags": {"mlflow.data.context": "eval"}}]}, ("dataset_inputs",), ()),
+        # model outputs and inputs: an altered step is a replace, a new input anywhere in the list an update
+        ({"model_outputs": [{"model_id": "m-1", "step": 2}]}, ("model_outputs",), ()),
+        ({"model_inputs": [{"model_id": "b"}, {"model_id": "a"}], "model_outputs": [{"model_id": "m-1", "step": 1}]},
+         (), ("model_inputs",)),
     ],
 )
 def test_diff_rules_follow_the_spec_table(change: dict, replaces: tuple, updates: tuple) -> None:
     base = _checked(run_name="r", start_time=1, end_time=10, status="FINISHED", description="d",
-                    tags={"a": "1"}, params={"p": "1"}, metrics=_points(2),
+                    tags={"a": "1"}, params={"p": "1"}, metrics=_points(2), dataset_inputs=[DATASET],
                     model_outputs=[{"model_id": "m-1", "step": 1}], model_inputs=[{"model_id": "a"}])
     olds = {**base, "run_id": "r1", "lifecycle_stage": "active", "__provider": "x"}
     news = _checked(**{**{k: v for k, v in base.items() if k != "experiment_id"}, **change})
