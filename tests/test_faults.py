@@ -1,8 +1,9 @@
 """Faults on the wire, through the real host: every step of create, update and delete, each fault.
 
-A proxy in front of the real server fails one chosen request (429 with Retry-After, 500, 503, a connection
-dropped before the request arrives, or dropped after the server acted). Afterwards the server must hold
-no orphaned run, no duplicate run and no metric point twice.
+A proxy in front of the real server fails one chosen request: 429 with Retry-After, 500, 503, a connection
+dropped before the request arrives, and the two where the server has acted but the client is told
+otherwise (the connection dropped after it, or a 500 in place of its answer). Afterwards the server must
+hold no orphaned run, no duplicate run and no metric point or model output twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.server_version import server_is_mlflow3
 
-FAULTS = ["429", "500", "503", "drop-before", "drop-after"]
+FAULTS = ["429", "500", "503", "drop-before", "drop-after", "500-after"]
 # model outputs (runs/outputs) are MLflow 3's: against a 2.x server the runs carry none and that step is skipped
 OUTPUTS = server_is_mlflow3()
 _OUTPUTS_STEP = pytest.param("runs/outputs", marks=pytest.mark.mlflow3)

@@ -1,8 +1,9 @@
 """The recording proxy, failing chosen requests on purpose.
 
 Faults: an HTTP status (429 with Retry-After, 500, 503) returned without forwarding; a connection dropped
-before the request reaches the server; and the hard case, a connection dropped *after* the server has
-applied the request, so the client cannot know whether it took effect. It can also demand a bearer token.
+before the request reaches the server; and the hard cases, where the server has applied the request and
+the client is told otherwise: the connection dropped after it (``drop-after``), or a 500 in place of the
+server's answer (``500-after``). It can also demand a bearer token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from .mlflow_proxy import RecordingProxy
 
-Fault = Literal["429", "500", "503", "drop-before", "drop-after"]
+Fault = Literal["429", "500", "503", "drop-before", "drop-after", "500-after"]
 _ERROR_CODES = {"429": "REQUEST_LIMIT_EXCEEDED", "500": "INTERNAL_ERROR", "503": "TEMPORARILY_UNAVAILABLE"}
 
 
@@ -97,6 +98,12 @@ class FaultProxy(RecordingProxy):
 
     def _drop_answer(self, endpoint: str) -> bool:
         return self._pick(endpoint, ("drop-after",)) is not None
+
+    def _answer_after(self, endpoint: str) -> tuple[str, int, bytes, dict[str, str]] | None:
+        if self._pick(endpoint, ("500-after",)) is None:
+            return None
+        body = {"error_code": "INTERNAL_ERROR", "message": "injected after the server acted"}
+        return "500-after", 500, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
 class Throttling(RecordingProxy):

@@ -46,7 +46,7 @@ class Request:
     @property
     def reached_server(self) -> bool:
         """Forwarded to the real server, whether or not the answer came back."""
-        return self.fault in (None, "drop-after")
+        return self.fault is None or self.fault.endswith("after")
 
     @property
     def endpoint(self) -> str:
@@ -125,6 +125,10 @@ class RecordingProxy:
         """Hook: forward, then drop the answer (the server has acted, the client cannot know)."""
         return False
 
+    def _answer_after(self, endpoint: str) -> tuple[str, int, bytes, dict[str, str]] | None:
+        """Hook: forward, then give this answer instead of the server's (it has acted, and says it failed)."""
+        return None
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -174,6 +178,12 @@ class RecordingProxy:
                 if proxy._drop_answer(endpoint):
                     proxy._record(Request(self.command, path, parsed, 0, "drop-after", **sizes))
                     self.close_connection = True
+                    return
+                instead = proxy._answer_after(endpoint)
+                if instead is not None:
+                    fault, status, content, extra = instead
+                    proxy._record(Request(self.command, path, parsed, status, fault, **sizes))
+                    self._answer(status, content, extra)
                     return
                 proxy._record(
                     Request(self.command, path, parsed, upstream.status_code, None, **sizes,
