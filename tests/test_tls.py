@@ -12,6 +12,7 @@ connections, 5xx) keep the retry policy. The retry schedule runs on a fake clock
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pulumi_mlflow_runs import (
@@ -324,3 +326,26 @@ def test_each_tls_setting_gets_its_own_pool(private_ca_server: TlsProxy, pki: Pk
         assert pool.get(a)._client is pool.get(a)._client
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize(
+    ("reason", "permanent"),
+    [
+        ("[SSL: UNEXPECTED_MESSAGE] unexpected message", False),
+        ("[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed", False),
+        ("[SSL: NO_SHARED_CIPHER] no shared cipher", True),
+        ("[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version", True),
+        ("[SSL: WRONG_VERSION_NUMBER] wrong version number", True),
+    ],
+)
+def test_only_tls_errors_no_retry_can_mend_are_permanent(reason: str, permanent: bool) -> None:
+    """A record cut or garbled in transit is retried like a reset; no common version or cipher is not."""
+    from pulumi_mlflow_runs._auth import Connection
+    from pulumi_mlflow_runs._transport import _permanent
+
+    failure = httpx.ConnectError("handshake")
+    cause = ssl.SSLError(1, reason)
+    cause.reason = reason.split("]", maxsplit=1)[0].removeprefix("[SSL: ")  # as OpenSSL's errors carry it
+    failure.__cause__ = cause
+    found = _permanent(failure, Connection("https://127.0.0.1:1", "test", False), "GET /x")
+    assert (found is not None) is permanent

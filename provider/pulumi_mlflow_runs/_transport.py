@@ -86,6 +86,11 @@ _CLIENT_CERT_ALERTS = (
     "CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN",
     "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED", "UNSUPPORTED_CERTIFICATE", "ACCESS_DENIED",
 )  # fmt: skip
+_NO_COMMON_TLS = (
+    "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
+    "PROTOCOL_VERSION", "HANDSHAKE_FAILURE", "VERSION_TOO_LOW", "INAPPROPRIATE_FALLBACK",
+)  # fmt: skip
+"""Handshake alerts that say the two sides have no TLS version or cipher in common: no retry mends them."""
 _SERVER_CERT_SETTING = "env MLFLOW_TRACKING_SERVER_CERT_PATH or stack config 'mlflow:serverCertPath'"
 _CLIENT_CERT_SETTING = "env MLFLOW_TRACKING_CLIENT_CERT_PATH or stack config 'mlflow:clientCertPath'"
 
@@ -142,10 +147,12 @@ def _permanent(exc: httpx.TransportError, connection: Connection, endpoint: str)
                     "the port does not speak TLS: if the server serves plain http, use an http:// URL in "
                     f"{connection.source}"
                 )
-            else:
+            elif any(words in reason.upper() for words in _NO_COMMON_TLS):
                 fix = (
                     "the server and this client share no TLS version or cipher: the server must offer TLS 1.2 or later"
                 )
+            else:
+                return None  # another TLS error (a record cut or garbled in transit): retried like a reset
             return ConnectionSetupError(
                 f"the TLS handshake with {base} was refused ({reason}). To fix: {fix}",
                 endpoint=endpoint,

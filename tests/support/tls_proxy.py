@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import socket
 import ssl
 import threading
@@ -125,25 +126,31 @@ class TlsProxy:
         except OSError:
             client.close()
             return
-        back = threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True)
-        back.start()
-        self._pipe(conn, upstream, True)
-        back.join(timeout=30)
+        self._relay(conn, upstream)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+    def _relay(self, conn: socket.socket, upstream: socket.socket) -> None:
+        """Both directions in one thread: an ``SSLSocket`` must not be read and written from two threads at
+        once (OpenSSL's state is shared), which corrupts records now and then under load."""
         try:
             while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if count:
-                    with self._lock:
-                        self.requests += len(_REQUEST_LINE.findall(data))
-                dst.sendall(data)
+                readable, _, _ = select.select([conn, upstream], [], [], 30)
+                if not readable:
+                    return
+                for src in readable:
+                    dst = upstream if src is conn else conn
+                    data = src.recv(65536)
+                    while isinstance(src, ssl.SSLSocket) and src.pending():
+                        data += src.recv(src.pending())  # decrypted already: select would not see it
+                    if not data:
+                        return
+                    if src is conn:
+                        with self._lock:
+                            self.requests += len(_REQUEST_LINE.findall(data))
+                    dst.sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
+            for sock in (conn, upstream):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
