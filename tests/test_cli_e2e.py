@@ -13,7 +13,6 @@ report the same operation for every resource at every step: where they differ, t
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,17 +27,19 @@ from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 from support.engine import Engine
 from support.fault_proxy import FaultProxy
-from support.mlflow_proxy import RecordingProxy, Request
+from support.mlflow_proxy import RecordingProxy
 from support.pulumi_cli import (
     changes,
     cli,
     exported_state,
+    interrupted_up,
     kill_cli,
     new_stack,
     program_from_file,
     run_with_ops,
     state_resources,
 )
+from support.runs import all_runs, endpoints, unique
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -50,22 +51,11 @@ QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
-
-def _endpoints(requests: list[Request]) -> list[str]:
-    return [r.endpoint for r in requests]
-
-
-def _all_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
-    from mlflow.entities import ViewType
-
-    return {r.info.run_id: r for r in client.search_runs([experiment_id], run_view_type=ViewType.ALL)}
 
 
 def _active_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
-    return {rid: r for rid, r in _all_runs(client, experiment_id).items() if r.info.lifecycle_stage == "active"}
+    return {rid: r for rid, r in all_runs(client, experiment_id).items() if r.info.lifecycle_stage == "active"}
 
 
 # ---- the quickstart, the whole lifecycle ---------------------------------------------------------------
@@ -74,7 +64,7 @@ def _active_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
 def test_quickstart_lifecycle(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("cli-quickstart")
+    name = unique("cli-quickstart")
     program = program_from_file(QUICKSTART / "__main__.py")
     stack = new_stack(
         pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url}, config={"experimentName": name}
@@ -92,7 +82,7 @@ def test_quickstart_lifecycle(
         mark = proxy.mark()
         up = stack.up()
         assert changes(up.summary.resource_changes) == {"create": 4}, up.stdout
-        assert _endpoints(proxy.writes_since(mark)).count("runs/create") == 2
+        assert endpoints(proxy.writes_since(mark)).count("runs/create") == 2
         out = {key: value.value for key, value in up.outputs.items()}
         experiment_id = out["experiment_id"]
         train = mlflow_client.get_run(out["train_run_id"])
@@ -163,7 +153,7 @@ def test_evaluation_as_data_edits_agree_with_the_stand_in(
     """Each edit of evaluations.yaml: the CLI's operation per resource, the wire, and the stand-in's answer."""
     project = tmp_path / "evaluation-as-data"
     shutil.copytree(EVALUATION, project)
-    name = _unique("cli-evals")
+    name = unique("cli-evals")
     config = {"experimentName": name}
     env = {"MLFLOW_TRACKING_URI": proxy.url}
     stack = new_stack(pulumi_bin, tmp_path / "cli", program_from_file(project / "__main__.py"), env, config=config)
@@ -272,7 +262,7 @@ def test_secret_inputs_never_reach_state_in_plaintext(
         tmp_path,
         program,
         {"MLFLOW_TRACKING_URI": proxy.url},
-        config={"experimentName": _unique("cli-secrets")},
+        config={"experimentName": unique("cli-secrets")},
         secret_config={"dbPassword": param_secret},
     )
     try:
@@ -305,7 +295,7 @@ def test_every_input_given_as_a_secret_stays_secret_all_the_way_down(
     """Each input from Output.secret: not one value in plaintext in the state, inside ``run`` included."""
     mark = uuid.uuid4().hex[:12]
     start = 1_767_225_600_000 + int(mark[:6], 16)
-    experiment_id = mlflow_client.create_experiment(_unique("cli-secret-all"))
+    experiment_id = mlflow_client.create_experiment(unique("cli-secret-all"))
     values: dict[str, Any] = {
         "experiment_id": experiment_id,
         "run_name": f"name-{mark}",
@@ -348,7 +338,7 @@ def test_stack_config_token_reaches_the_server_and_never_state(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, mlflow_server: MlflowServer, mlflow_client: MlflowClient
 ) -> None:
     token = f"dapi-test-{uuid.uuid4().hex}"
-    name = _unique("cli-config")
+    name = unique("cli-config")
 
     def program() -> None:
         exp = Experiment("configured", name=name)
@@ -409,7 +399,7 @@ def _config_value(value: str, *, secret: bool = False) -> Any:
 def test_hundred_runs_at_the_default_parallelism_are_created_exactly_once(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("cli-parallel")
+    name = unique("cli-parallel")
     experiment_id = mlflow_client.create_experiment(name)
 
     def program() -> None:
@@ -431,7 +421,7 @@ def test_hundred_runs_at_the_default_parallelism_are_created_exactly_once(
         assert changes(up.summary.resource_changes) == {"create": 101}, up.stdout
         creates = [w for w in proxy.writes_since(mark) if w.endpoint == "runs/create"]
         assert len(creates) == 100
-        runs = _all_runs(mlflow_client, experiment_id)
+        runs = all_runs(mlflow_client, experiment_id)
         assert len(runs) == 100 and all(r.info.lifecycle_stage == "active" for r in runs.values())
         assert sorted(int(r.data.params["i"]) for r in runs.values()) == list(range(100))
         state = state_resources(stack)
@@ -459,7 +449,7 @@ def test_interrupted_up_leaves_each_run_once_and_no_orphan(
 ) -> None:
     from pulumi.automation.errors import CommandError
 
-    experiment_id = mlflow_client.create_experiment(_unique("cli-interrupted"))
+    experiment_id = mlflow_client.create_experiment(unique("cli-interrupted"))
     names = [f"run-{i:02d}" for i in range(12)]
 
     def program() -> None:
@@ -477,22 +467,10 @@ def test_interrupted_up_leaves_each_run_once_and_no_orphan(
         stack = new_stack(pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url})
         try:
             proxy.delay = 30.0
-            outcome: list[BaseException] = []
-
-            def up() -> None:
-                try:
-                    stack.up()
-                except BaseException as exc:  # the CLI is killed: its exit is the expected outcome
-                    outcome.append(exc)
-
-            worker = threading.Thread(target=up)
-            worker.start()
-            deadline = time.monotonic() + 120
-            while sum(r.endpoint == "runs/create" for r in proxy.requests) < 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert kill_cli() > 0
-            worker.join(timeout=120)
-            assert outcome and isinstance(outcome[0], CommandError)
+            killed: list[int] = []
+            ended = interrupted_up(stack, lambda: proxy.requests, 4, lambda: killed.append(kill_cli()))
+            assert killed[0] > 0
+            assert isinstance(ended, CommandError)
             proxy.delay = 0.0
             half_made = _active_runs(mlflow_client, experiment_id)
             assert half_made, "the kill landed after some runs were created"
@@ -507,7 +485,7 @@ def test_interrupted_up_leaves_each_run_once_and_no_orphan(
             active = _active_runs(mlflow_client, experiment_id)
             assert sorted(r.info.run_name for r in active.values()) == sorted(names), "each run exactly once"
             assert set(half_made) <= set(active), "the half-made runs were finished, not left behind"
-            assert _all_runs(mlflow_client, experiment_id).keys() == active.keys(), "nothing was thrown away"
+            assert all_runs(mlflow_client, experiment_id).keys() == active.keys(), "nothing was thrown away"
             for run in active.values():
                 assert run.data.params == {"name": run.info.run_name}
                 assert len(mlflow_client.get_metric_history(run.info.run_id, "loss")) == 5

@@ -14,7 +14,6 @@ changes config and keeps the program. These tests skip without a CLI, and fail i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 from support.mlflow_proxy import RecordingProxy
 from support.pulumi_cli import changes, new_stack, run_with_ops, state_resources
+from support.runs import unique
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 
 RUNS = ("run-a", "run-b")
 
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def _program(*, delete_before_replace: bool = False) -> Callable[[], None]:
@@ -83,7 +80,7 @@ def _flat(text: str) -> str:
 def test_renaming_an_experiment_previews_and_updates_only_the_experiment(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("cli-exp-rename")
+    name = unique("cli-exp-rename")
     stack = new_stack(pulumi_bin, tmp_path, _program(), {"MLFLOW_TRACKING_URI": proxy.url}, config={"name": name})
     try:
         # a brand new stack: the experiment id is not known yet, everything is a create, nothing is sent
@@ -142,7 +139,7 @@ def test_new_artifact_location_under_the_same_name_is_refused_before_anything_ch
     mlflow_client: MlflowClient,
     delete_before_replace: bool,
 ) -> None:
-    name = _unique("cli-exp-relocate")
+    name = unique("cli-exp-relocate")
     program = _program(delete_before_replace=delete_before_replace)
     stack = new_stack(pulumi_bin, tmp_path, program, {"MLFLOW_TRACKING_URI": proxy.url}, config={"name": name})
     try:
@@ -178,7 +175,7 @@ def test_new_artifact_location_under_the_same_name_is_refused_before_anything_ch
 def test_new_artifact_location_with_a_new_name_replaces_the_experiment_and_its_runs(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("cli-exp-move")
+    name = unique("cli-exp-move")
     stack = new_stack(pulumi_bin, tmp_path, _program(), {"MLFLOW_TRACKING_URI": proxy.url}, config={"name": name})
     try:
         stack.up()

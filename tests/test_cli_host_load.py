@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.fault_proxy import Throttling
-from support.pulumi_cli import changes, cli, cli_processes, many_runs, new_stack, state_resources
+from support.pulumi_cli import changes, cli, cli_processes, interrupted_up, many_runs, new_stack, state_resources
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -65,24 +63,12 @@ def test_ctrl_c_stops_the_update_without_an_orphaned_run(
     experiment_id = mlflow_client.create_experiment(f"interrupted-{tmp_path.name}")
     stack = new_stack(pulumi_bin, tmp_path, many_runs(experiment_id, 30), {"MLFLOW_TRACKING_URI": throttling.url})
     try:
-        outcome: list[BaseException] = []
+        def ctrl_c() -> None:
+            (pid,) = cli_processes()
+            os.kill(pid, signal.SIGINT)
 
-        def up() -> None:
-            try:
-                stack.up()
-            except BaseException as exc:  # the interrupted update fails: that is the expected outcome
-                outcome.append(exc)
-
-        worker = threading.Thread(target=up)
-        worker.start()
-        deadline = time.monotonic() + 120
-        while sum(r.endpoint == "runs/create" for r in throttling.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (pid,) = cli_processes()
-        os.kill(pid, signal.SIGINT)
-        worker.join(timeout=180)
-        assert not worker.is_alive()
-        assert outcome and isinstance(outcome[0], CommandError), "the update stopped early"
+        ended = interrupted_up(stack, lambda: throttling.requests, 3, ctrl_c)
+        assert isinstance(ended, CommandError), "the update stopped early"
         throttling.delay = {}
 
         in_state = {r["id"] for r in state_resources(stack).values() if r["type"].endswith("ExperimentRun")}

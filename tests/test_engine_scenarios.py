@@ -9,7 +9,6 @@ was written, in this order" are checked on the wire; the server's own view is ch
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,8 @@ import yaml
 from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 from support.engine import UNKNOWN, Engine, EngineError, Result
-from support.mlflow_proxy import RecordingProxy, Request
+from support.mlflow_proxy import RecordingProxy
+from support.runs import all_runs, endpoints, unique
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -38,22 +38,11 @@ def host_env(mlflow_env: str, proxy: RecordingProxy) -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": proxy.url}
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
-
-def _endpoints(requests: list[Request]) -> list[str]:
-    return [r.endpoint for r in requests]
-
-
-def _all_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
-    from mlflow.entities import ViewType
-
-    return {r.info.run_id: r for r in client.search_runs([experiment_id], run_view_type=ViewType.ALL)}
 
 
 def _assert_destroyed(client: MlflowClient, experiment_id: str, run_ids: set[str], result: Result) -> None:
-    runs = _all_runs(client, experiment_id)
+    runs = all_runs(client, experiment_id)
     assert set(runs) == run_ids, "the experiment holds exactly the runs the stack ever created"
     assert {rid: r.info.lifecycle_stage for rid, r in runs.items()} == dict.fromkeys(run_ids, "deleted")
     assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
@@ -66,7 +55,7 @@ def _assert_destroyed(client: MlflowClient, experiment_id: str, run_ids: set[str
 def test_quickstart_preview_up_noop_drift_refresh_heal_destroy(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("quickstart")
+    name = unique("quickstart")
     engine = Engine(QUICKSTART, tmp_path / "state.json", host_env, {"experimentName": name}, stack="dev")
 
     # preview of a fresh stack: everything is a create, the runs' experiment is not known yet, nothing is sent
@@ -89,7 +78,7 @@ def test_quickstart_preview_up_noop_drift_refresh_heal_destroy(
     mark = proxy.mark()
     up = engine.up()
     assert up.ops() == {"quickstart": "create", "warmup": "create", "train": "create"}
-    assert _endpoints(proxy.writes_since(mark)).count("runs/create") == 2
+    assert endpoints(proxy.writes_since(mark)).count("runs/create") == 2
     out = up.outputs
     experiment_id = out["experiment_id"]
     experiment = mlflow_client.get_experiment(experiment_id)
@@ -178,7 +167,7 @@ def test_evaluation_as_data_tag_edit_param_edit_append_destroy(
 ) -> None:
     project = tmp_path / "evaluation-as-data"
     shutil.copytree(EVALUATION, project)
-    stack = _unique("ci")
+    stack = unique("ci")
     # Registrations run in parallel: both runs log the same dataset at once, which MLflow's SQL store
     # answers with a UNIQUE-constraint 400 for one of them; the provider retries that idempotent request.
     engine = Engine(project, tmp_path / "state.json", host_env, stack=stack)
@@ -257,7 +246,7 @@ def test_evaluation_as_data_tag_edit_param_edit_append_destroy(
     old_id, new_id = ids["distilbert-sst2"], step.id
     assert (step.op, step.old_id) == ("replace", old_id) and new_id != old_id
     assert replace.events == [("create", "distilbert-sst2", new_id), ("delete", "distilbert-sst2", old_id)]
-    wire = _endpoints(proxy.writes_since(mark))
+    wire = endpoints(proxy.writes_since(mark))
     deleted_at = [i for i, r in enumerate(proxy.writes_since(mark)) if r.endpoint == "runs/delete"]
     assert wire.index("runs/create") < deleted_at[0]
     assert [proxy.writes_since(mark)[i].run_id for i in deleted_at] == [old_id]
@@ -318,7 +307,7 @@ def _curve(key: str, values: list[float]) -> list[dict[str, Any]]:
 def test_inline_program_append_points_tag_removal_and_dropped_resource(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("inline")
+    name = unique("inline")
     state = tmp_path / "state.json"
     base = {"run_name": "curve", "params": {"lr": 0.1}, "tags": {"team": "a", "temp": "x"}}
     first = {"curve": {**base, "metrics": _curve("loss", [0.9, 0.7, 0.5])}, "scratch": {"params": {"n": 1}}}
@@ -368,7 +357,7 @@ def test_inline_program_append_points_tag_removal_and_dropped_resource(
 def test_inline_program_param_edit_replaces_and_drift_deleted_run_is_restored(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
-    name = _unique("inline")
+    name = unique("inline")
     state = tmp_path / "state.json"
     runs = {"train": {"params": {"lr": "0.1"}, "tags": {"owner": "me"}, "status": "FINISHED"}}
     engine = Engine(_program(name, runs), state, host_env)
@@ -409,7 +398,7 @@ def test_failing_check_stops_before_any_request_and_keeps_state(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy
 ) -> None:
     state = tmp_path / "state.json"
-    program = _program(_unique("inline"), {"bad": {"status": "DONE", "tags": {"../x": "y"}}})
+    program = _program(unique("inline"), {"bad": {"status": "DONE", "tags": {"../x": "y"}}})
     mark = proxy.mark()
     with pytest.raises(EngineError) as info:
         Engine(program, state, host_env).preview()
@@ -420,7 +409,7 @@ def test_failing_check_stops_before_any_request_and_keeps_state(
     with pytest.raises(EngineError):
         Engine(program, state, host_env).up()
     # the experiment may have been created before the run failed its check; the run itself was never sent
-    assert "runs/create" not in _endpoints(proxy.since(mark))
+    assert "runs/create" not in endpoints(proxy.since(mark))
     created = Engine(program, state, host_env).resources()
     assert [r["name"] for r in created] in ([], ["experiment"])
     Engine(program, state, host_env).destroy()

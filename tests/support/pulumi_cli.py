@@ -19,6 +19,8 @@ import runpy
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +202,30 @@ def kill_cli() -> int:
                 os.kill(victim, signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def interrupted_up(
+    stack: Any, sent: Callable[[], list[Any]], creates: int, interrupt: Callable[[], object]
+) -> BaseException | None:
+    """Run ``stack.up()`` in a thread, call ``interrupt`` once ``creates`` runs/create requests were sent
+    (``sent`` lists the requests so far), and return how the ``up`` ended (None: it succeeded)."""
+    outcome: list[BaseException] = []
+
+    def up() -> None:
+        try:
+            stack.up()
+        except BaseException as exc:  # an interrupted update fails: that is what the caller looks at
+            outcome.append(exc)
+
+    worker = threading.Thread(target=up)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while sum(r.endpoint == "runs/create" for r in sent()) < creates and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interrupt()
+    worker.join(timeout=180)
+    assert not worker.is_alive(), "the interrupted up did not end"
+    return outcome[0] if outcome else None
 
 
 def changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
