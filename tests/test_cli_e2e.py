@@ -325,9 +325,9 @@ def test_every_input_given_as_a_secret_stays_secret_all_the_way_down(
             assert needle not in exported, needle
         outputs = state_resources(stack)["all-secret"]["outputs"]
         assert _secret_wrapped(outputs["run"]) and _secret_wrapped(outputs["latest_metrics"])
-        assert _secret_wrapped(outputs["artifact_uri"])
+        assert _secret_wrapped(outputs["artifact_uri"]) and _secret_wrapped(outputs["logged_points"])
         for key in values:
-            assert _hides(outputs[key]), key
+            assert _hides(outputs["logged_points" if key == "metrics" else key]), key
         assert not _secret_wrapped(outputs["run_id"]) and not _secret_wrapped(outputs["user_id"])
         stack.preview(expect_no_changes=True)
     finally:

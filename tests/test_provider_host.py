@@ -76,8 +76,14 @@ def test_create_lands_every_value_exactly_once(host, mlflow_client, experiment_i
     # outputs: inputs as normalized, plus the server's view
     assert outs["run_id"] == run_id and outs["lifecycle_stage"] == "active"
     assert outs["artifact_uri"] == run.info.artifact_uri
-    assert [p["value"] for p in outs["metrics"]][2:5] == ["NaN", "Infinity", "-Infinity"]
+    assert "metrics" not in outs, "the points are kept once, as logged_points"
+    assert outs["logged_points"]["loss"]["value"][2:5] == ["NaN", "Infinity", "-Infinity"]
+    assert outs["logged_points"]["loss"]["step"] == list(range(len(values)))
     assert outs["run"]["info"]["run_id"] == run_id
+    # run keeps what only the server knows (system tags) and leaves out what the program declares
+    shown = {t["key"] for t in outs["run"]["data"]["tags"]}
+    assert "mlflow.runName" in shown and not shown & {"team", "big", "mlflow.note.content"}
+    assert "params" not in outs["run"]["data"]
     assert outs["latest_metrics"]["loss"] == 3.0
 
 
@@ -161,7 +167,7 @@ def test_each_input_row_updates_or_replaces_as_the_spec_says(
         elif key == "model_inputs":
             assert [mi.model_id for mi in run.inputs.model_inputs] == ["m-in"]
         elif key == "model_outputs":
-            assert new_outs["run"]["outputs"]["model_outputs"] == [{"model_id": "m-out", "step": 3}]
+            assert [(x.model_id, x.step) for x in run.outputs.model_outputs] == [("m-out", 3)]
 
 
 def test_a_dropped_tag_is_deleted_and_foreign_tags_are_left_alone(host, mlflow_client, experiment_id) -> None:
@@ -198,10 +204,14 @@ def test_refresh_after_out_of_band_delete_and_up_restores(host, mlflow_client, e
     assert mlflow_client.get_run(run_id).info.lifecycle_stage == "active"
 
 
-def test_a_run_that_is_gone_leaves_state(host, experiment_id) -> None:
-    _, outs, _ = _create(host, experiment_id=experiment_id)
-    read = host.read("0" * 32, outs)
+def test_a_run_that_is_gone_leaves_state(host, mlflow_server, mlflow_client, experiment_id) -> None:
+    from support.purge import purge_run
+
+    run_id, outs, inputs = _create(host, experiment_id=experiment_id, params={"p": "1"})
+    purge_run(mlflow_server, mlflow_client, run_id)  # to the trash, then removed for good by `mlflow gc`
+    read = host.read(run_id, outs, inputs)  # a refresh: the engine drops a resource read back without an id
     assert read.id == ""
+    host.delete(run_id, outs)  # and destroying a run that is gone is success
 
 
 def test_delete_twice_is_fine(host, mlflow_client, experiment_id) -> None:

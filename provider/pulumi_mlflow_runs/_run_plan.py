@@ -15,6 +15,7 @@ from typing import Any
 from . import _models as m
 from ._run_diff import _blank, _key, match_points
 from ._run_spec import DESCRIPTION_TAG, INPUT_KEYS, MAX_BATCH_VALUE_CHARS, TERMINAL_STATUSES
+from ._state import pack_points
 
 # log-batch request limits (the seed page)
 BATCH_MAX_ITEMS = 1000
@@ -173,9 +174,38 @@ def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now
 # ---- outputs -------------------------------------------------------------------------------------------
 
 
-def run_view(run: m.Run) -> dict[str, Any]:
-    """The GetRun view that the ``run`` output shows (non-finite values as MLflow's strings)."""
-    return run.model_dump(mode="json", exclude_none=True, by_alias=True)
+def run_view(run: m.Run, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The GetRun view that the ``run`` output shows (non-finite values as MLflow's strings), less the
+    params, tags, dataset and model inputs and model outputs that the program declares: the outputs of the
+    same name hold those, and ``run`` would otherwise store each of them a second time."""
+    view = run.model_dump(mode="json", exclude_none=True, by_alias=True)
+    tags = set(inputs.get("tags") or ())
+    if inputs.get("description") is not None:
+        tags.add(DESCRIPTION_TAG)
+    _drop(view.get("data"), "params", lambda p: p.get("key") in (inputs.get("params") or ()))
+    _drop(view.get("data"), "tags", lambda t: t.get("key") in tags)
+    datasets = {_key(_dataset_item(d)) for d in inputs.get("dataset_inputs") or ()}
+    _drop(view.get("inputs"), "dataset_inputs", lambda d: _key(_dataset_item(d)) in datasets)
+    for section, name in (("inputs", "model_inputs"), ("outputs", "model_outputs")):
+        declared = {_key(x) for x in inputs.get(name) or ()}
+        _drop(view.get(section), name, lambda x, declared=declared: _key(x) in declared)
+    return view
+
+
+def _drop(section: dict[str, Any] | None, name: str, declared: Any) -> None:
+    if section is not None and name in section:
+        section[name] = [item for item in section[name] if not declared(item)]
+        if not section[name]:
+            del section[name]
+
+
+def _dataset_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset input as declared (``tags`` a dict) whether it comes from the program or the GetRun view."""
+    tags = item.get("tags") or {}
+    if isinstance(tags, list):
+        tags = {t["key"]: t["value"] for t in tags}
+    dataset = {k: v for k, v in (item.get("dataset") or {}).items() if v is not None}
+    return {"dataset": dataset, "tags": dict(tags)}
 
 
 def latest_metrics(run: m.Run) -> dict[str, Any]:
@@ -183,14 +213,22 @@ def latest_metrics(run: m.Run) -> dict[str, Any]:
 
 
 def outputs_for(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
-    """State of a resource: its normalized inputs (every input key, None where absent) plus the server's view."""
+    """State of a resource: its normalized inputs (every input key, None where absent) plus the server's
+    view; the metric points as ``logged_points``, in ``_state``'s columns, instead of ``metrics``."""
+    outs = _outputs(inputs, run)
+    outs["logged_points"] = pack_points(outs.pop("metrics"))
+    return outs
+
+
+def _outputs(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
+    """``outputs_for`` with the points still the ``metrics`` list: the state form the diff rules read."""
     outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS}
     outs.update(
         run_id=run.info.run_id,
         artifact_uri=run.info.artifact_uri,
         lifecycle_stage=run.info.lifecycle_stage,
         user_id=run.info.user_id,
-        run=run_view(run),
+        run=run_view(run, inputs),
         latest_metrics=latest_metrics(run),
     )
     return outs
@@ -270,11 +308,12 @@ def adopted_state(run: m.Run, history: Mapping[str, Sequence[m.Metric]], inputs:
     if inputs.get("description") is None:
         adopted.pop("description", None)
     adopted.update(start_time=run.info.start_time, end_time=run.info.end_time)
-    return outputs_for(adopted, run)
+    return _outputs(adopted, run)
 
 
 def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
     """Outputs after a refresh: managed values as the server now has them, so drift shows in a diff.
+    ``state`` is the stored outputs with the metric points unpacked (``_state.from_state``).
 
     Tags the program never declared are not adopted; metric points and inputs stay as logged (MLflow
     never changes or removes them short of deleting the run).

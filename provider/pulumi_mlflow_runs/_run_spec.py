@@ -57,7 +57,7 @@ INPUT_KEYS = (
 REPLACE_KEYS = ("experiment_id", "start_time", "deployment_name", "host")
 CREATE_ONLY_KEYS = ("adopt_run_id", "resource_key")
 """Inputs that matter only when the resource is created: never diffed, never in outputs."""
-OUTPUT_KEYS = ("run_id", "artifact_uri", "lifecycle_stage", "user_id", "run", "latest_metrics")
+OUTPUT_KEYS = ("run_id", "artifact_uri", "lifecycle_stage", "user_id", "run", "latest_metrics", "logged_points")
 
 _METRIC_KEYS = {"key", "value", "step", "timestamp", "dataset_name", "dataset_digest", "model_id"}
 _DATASET_KEYS = {"name", "digest", "source_type", "source", "schema", "profile"}

@@ -22,6 +22,7 @@ from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
 from ._run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
+from ._state import from_state
 
 if TYPE_CHECKING:
     from . import _models as m
@@ -91,7 +92,7 @@ def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     fresh = refreshed_outputs(stored, run)
     inputs = dict(stored)
     for key in INPUT_KEYS:
-        if stored.get(key) is not None:
+        if stored.get(key) is not None and key != "metrics":  # points stay as declared: they never drift
             if fresh.get(key) is None:
                 inputs.pop(key)
             else:
@@ -111,7 +112,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        d = diff_run(olds, news)
+        d = diff_run(from_state(olds), news)
         if not d.changes:
             return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
         # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
@@ -210,17 +211,17 @@ class ExperimentRunProvider(BaseProvider):
             adopted = adopted_inputs(run, history)
             return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
         # Refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) whether this is drift.
-        return dyn.ReadResult(id_, refreshed_outputs(props, run), inputs=_refreshed_inputs(run))
+        return dyn.ReadResult(id_, refreshed_outputs(from_state(props), run), inputs=_refreshed_inputs(run))
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(self._apply(self.api_for(news), id_, olds, _checked(news), _now_ms()))
+        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), _checked(news), _now_ms()))
 
     @staticmethod
     def _apply(
         api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
     ) -> dict[str, Any]:
-        """Send what takes the run from ``olds`` to ``inputs``; the outputs afterwards."""
+        """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
         from ._run_apply import apply_writes
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
@@ -328,9 +329,14 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     """``active``, or ``deleted`` when the run was deleted outside Pulumi (the next ``up`` restores it)."""
     user_id: pulumi.Output[str]
     run: pulumi.Output[dict[str, Any]]
-    """The GetRun view: ``info``, ``data`` (latest metric per key, params, all tags), ``inputs``."""
+    """The GetRun view: ``info``, ``data`` (latest metric per key, params, tags), ``inputs``, ``outputs``; the
+    params, tags and inputs the program declares are left out (the outputs of the same name hold them)."""
     latest_metrics: pulumi.Output[dict[str, Any]]
     """Latest value per metric key (MLflow's rule: latest timestamp, then the largest value)."""
+    logged_points: pulumi.Output[dict[str, dict[str, list[Any]]] | None]
+    """Every metric point as logged, in columns per key: ``{key: {"step": [...], "value": [...],
+    "timestamp": [...]}}``, plus ``dataset_name``, ``dataset_digest`` or ``model_id`` columns where used.
+    Points declared without a timestamp have the one they were logged with here."""
     experiment_id: pulumi.Output[str]
     run_name: pulumi.Output[str | None]
     start_time: pulumi.Output[int | None]
@@ -340,6 +346,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     tags: pulumi.Output[dict[str, str] | None]
     description: pulumi.Output[str | None]
     metrics: pulumi.Output[list[dict[str, Any]] | None]
+    """The points as the program declares them; ``logged_points`` has them as logged."""
     dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_outputs: pulumi.Output[list[dict[str, Any]] | None]
@@ -456,6 +463,7 @@ def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Inpu
 _ECHOED_IN = {
     "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
     "latest_metrics": ("metrics",),
+    "logged_points": ("metrics",),
     "artifact_uri": ("experiment_id",),
 }
 """Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
