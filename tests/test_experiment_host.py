@@ -8,7 +8,10 @@ import pytest
 
 from pulumi_mlflow_runs import ExperimentProvider
 
-from support.host import HostError, with_provider
+from support.fault_proxy import FaultProxy
+from support.host import DynamicHost, HostError, isolated_env, with_provider
+
+TOKEN_TAG = "pulumi.creation_token"
 
 
 def _props(**inputs):
@@ -56,7 +59,10 @@ def test_a_taken_name_says_so(host, mlflow_client) -> None:
     existing = mlflow_client.create_experiment(name)
     with pytest.raises(HostError) as info:
         host.create(host.check({}, _props(name=name)).inputs)
-    assert f"name: an experiment named '{name}' already exists (id {existing}) and is active" in info.value.details
+    details = info.value.details
+    assert f"name: an experiment named '{name}' already exists (id {existing}) and is active" in details
+    assert f"setting the runs' experiment_id to '{existing}'" in details
+    assert f"`mlflow experiments delete -x {existing}`" in details and "import_" not in details
 
 
 def test_bad_inputs(host) -> None:
@@ -78,3 +84,64 @@ def test_destroy_then_up_takes_the_name_back_without_its_old_runs(host, mlflow_c
     assert again_id == exp_id and again["lifecycle_stage"] == "active"
     assert mlflow_client.get_experiment(exp_id).tags["owner"] == "ml"
     assert mlflow_client.get_run(old_run).info.lifecycle_stage == "deleted"  # the old run stays in the trash
+
+
+def test_the_creation_token_is_the_providers_tag(host, mlflow_client) -> None:
+    failures = dict(host.check({}, _props(name=_name(), tags={TOKEN_TAG: "x"})).failures)
+    assert failures[f"tags.{TOKEN_TAG}"] == "is set by the provider itself and cannot be declared"
+
+    inputs = host.check({}, _props(name=_name(), tags={"owner": "ml"})).inputs
+    exp_id, outs = host.create(inputs)
+    token = mlflow_client.get_experiment(exp_id).tags[TOKEN_TAG]
+    read = host.read(exp_id, outs).outs
+    assert read["tags"] == outs["tags"] == {"owner": "ml"}  # not a managed tag: never shown, never drift
+    assert host.diff(exp_id, read, inputs).changes == "none"
+    host.update(exp_id, read, host.check({}, _props(name=inputs["name"])).inputs)  # every managed tag removed
+    assert mlflow_client.get_experiment(exp_id).tags == {TOKEN_TAG: token}
+
+
+@pytest.fixture(scope="module")
+def faulty(mlflow_server):
+    with FaultProxy(mlflow_server.url) as proxy, DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=proxy.url)) as h:
+        h.configure({})
+        yield proxy, h
+
+
+@pytest.mark.parametrize("stage", ["active", "deleted"])
+def test_a_name_found_without_this_creates_token_is_not_taken_for_its_own(faulty, mlflow_client, stage) -> None:
+    """A 500 leaves the outcome unknown: the experiment of that name is someone else's (no token of this
+    create), so the create goes on as if the name had been taken all along: refused, or taken from the trash."""
+    proxy, h = faulty
+    name = _name()
+    existing = mlflow_client.create_experiment(name)
+    if stage == "deleted":
+        mlflow_client.delete_experiment(existing)
+    inputs = h.check({}, _props(name=name, tags={"owner": "ml"})).inputs
+    with proxy.faults(("experiments/create", "500")):
+        if stage == "active":
+            with pytest.raises(HostError) as info:
+                h.create(inputs)
+            assert f"already exists (id {existing}) and is active" in info.value.details
+        else:
+            assert h.create(inputs)[0] == existing
+        assert [r.endpoint for r in proxy.requests if r.endpoint.startswith("experiments/")][:3] == [
+            "experiments/create", "experiments/get-by-name", "experiments/create"
+        ]
+    exp = mlflow_client.get_experiment(existing)
+    assert exp.lifecycle_stage == "active" and TOKEN_TAG not in exp.tags
+    assert exp.tags.get("owner") == (None if stage == "active" else "ml")
+
+
+def test_a_create_failing_until_the_deadline_names_the_deadline_in_force(mlflow_server, mlflow_client) -> None:
+    name = _name()
+    with FaultProxy(mlflow_server.url) as proxy, DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=proxy.url)) as h:
+        h.configure({"mlflow-runs:retryDeadline": "2"})
+        proxy.fail("experiments/create", "503", times=10_000)
+        with pytest.raises(HostError) as info:
+            h.create(h.check({}, _props(name=name)).inputs)
+        assert len([r for r in proxy.requests if r.endpoint == "experiments/create"]) >= 2  # retried
+    details = info.value.details
+    assert "experiments/create failed with HTTP 503" in details and "retry deadline (2s)" in details
+    fix = details.split("fix: ", 1)[1]
+    assert "Retries stopped at the retry deadline in force (2s)" in fix and "retryDeadline 600" in fix, fix
+    assert mlflow_client.get_experiment_by_name(name) is None

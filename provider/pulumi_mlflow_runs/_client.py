@@ -44,6 +44,7 @@ ENDPOINTS: dict[str, _Endpoint] = {
     # bulk: with max_runs, a repeat after a lost answer would act on the next batch of runs
     "runs.delete_bulk": _Endpoint("POST", f"{_BULK}/delete-runs", False),
     "runs.restore_bulk": _Endpoint("POST", f"{_BULK}/restore-runs", False),
+    # a repeat after a lost answer finds the name taken: sent once, reconciled by name (experiment.py)
     "experiments.create": _Endpoint("POST", f"{_EXPERIMENTS}/create", False),
     "experiments.get": _Endpoint("GET", f"{_EXPERIMENTS}/get", True),
     "experiments.get_by_name": _Endpoint("GET", f"{_EXPERIMENTS}/get-by-name", True),

@@ -22,6 +22,7 @@ and prints ``<nil>``); the reasons themselves never quote a value (``_run_spec``
 
 from __future__ import annotations
 
+import re
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,9 @@ _VERBS = {"check": "check", "diff": "diff", "create": "create", "read": "read", 
           "delete": "delete", "configure": "configure the provider of"}  # fmt: skip
 _RETRIED = (TooManyRequests, InternalError, BadGateway, ServiceUnavailable, GatewayTimeout, TransportError)
 _RERUN = "then run `pulumi up` again"
+_GAVE_UP = re.compile(r"would pass the retry deadline \((\d+)s\)")
+"""The end of ``_retries.retry_call``'s note when it gives up."""
+_MAX_DEADLINE = 3600
 
 
 def host_call() -> tuple[Any, Any] | None:
@@ -135,13 +139,27 @@ def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
     if isinstance(exc, NotFound):
         return "it is gone from the server: run `pulumi refresh`, then `pulumi up`"
     if isinstance(exc, _RETRIED):
+        fix = f"{server} is failing or out of reach: check that it is up and healthy (its logs), {_RERUN}"
+        deadline = _deadline_reached(exc)
+        if deadline is None or deadline >= _MAX_DEADLINE:
+            return fix
+        longer = min(_MAX_DEADLINE, max(600, 2 * deadline))
         return (
-            f"{server} is failing or out of reach: check that it is up and healthy (its logs), {_RERUN}. "
-            f"Retries stop after `mlflow-runs:retryDeadline` seconds (default 120); raise it to ride out "
-            f"longer outages (`pulumi config set mlflow-runs:retryDeadline 600`)"
+            f"{fix}. Retries stopped at the retry deadline in force ({deadline}s); raise it to ride out longer "
+            f"outages (`pulumi config set mlflow-runs:retryDeadline {longer}`)"
         )
     if isinstance(exc, ApiError):
         return f"the server refused the request for the reason above; correct what it names, {_RERUN}"
+    return None
+
+
+def _deadline_reached(exc: BaseException) -> int | None:
+    """The deadline that ended this error's retries, from ``retry_call``'s note; None if it was not retried
+    until one (a write that is sent once), so that the fix speaks of a deadline only where one was met."""
+    for note in getattr(exc, "__notes__", ()):
+        found = _GAVE_UP.search(str(note))
+        if found:
+            return int(found.group(1))
     return None
 
 

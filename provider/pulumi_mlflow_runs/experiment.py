@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,9 @@ import pulumi.dynamic as dyn
 from . import _models as m
 from ._client import MlflowApi
 from ._errors import InputError, NotFound, ResourceAlreadyExists
+from ._exactly_once import send_exactly_once
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
+from ._run_apply import CREATION_TOKEN_TAG
 from ._run_spec import _Checker, is_unknown
 
 MAX_EXPERIMENT_NAME_CHARS = 500
@@ -37,6 +40,9 @@ def check_experiment(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tupl
             mapping = c.mapping("tags", value)
             tags = {}
             for k, v in (mapping or {}).items():
+                if k == CREATION_TOKEN_TAG:
+                    c.fail(f"tags.{k}", "is set by the provider itself and cannot be declared")
+                    continue
                 k_s, v_s = c.name(f"tags.{k}", k, "tag"), c.string(f"tags.{k}", v)
                 if k_s is not None and v_s is not None:
                     tags[k_s] = v_s
@@ -134,7 +140,7 @@ class ExperimentProvider(BaseProvider):
             tags=[m.ExperimentTag(key=k, value=v) for k, v in (inputs.get("tags") or {}).items()] or None,
         )
         try:
-            experiment_id = api.create_experiment(req)
+            experiment_id = _create_once(api, req)
         except ResourceAlreadyExists:
             experiment_id = _reuse_trashed(api, inputs)
         return dyn.CreateResult(experiment_id, _outputs(inputs, api.get_experiment(experiment_id)))
@@ -182,6 +188,33 @@ class ExperimentProvider(BaseProvider):
         return inputs
 
 
+def _create_once(api: MlflowApi, req: m.CreateExperiment) -> str:
+    """``experiments/create`` once: after an uncertain outcome, look the name up and check for our token.
+
+    A repeat after a lost answer would find the name taken by the experiment the first attempt made,
+    and fail. Names are unique, so that experiment is the one holding the name and this create's token
+    (a tag that stays on it, as on a run). A name held without the token is someone else's: sending
+    again lets the server refuse it, as it would have refused the first attempt.
+    """
+    token = uuid.uuid4().hex
+    tag = m.ExperimentTag(key=CREATION_TOKEN_TAG, value=token)
+    req = req.model_copy(update={"tags": [*(req.tags or []), tag]})
+    made: list[str] = []
+
+    def remaining(r: m.CreateExperiment) -> m.CreateExperiment | None:
+        try:
+            existing = api.get_experiment_by_name(r.name)
+        except NotFound:
+            return r
+        if not any(t.key == CREATION_TOKEN_TAG and t.value == token for t in existing.tags):
+            return r
+        made.append(existing.experiment_id)
+        return None
+
+    send_exactly_once(api.transport, req, lambda r: made.append(api.create_experiment(r)), remaining)
+    return made[-1]
+
+
 def _reuse_trashed(api: MlflowApi, inputs: Mapping[str, Any]) -> str:
     """Take back an experiment of the same name from the trash (as after ``destroy`` then ``up``).
 
@@ -198,7 +231,10 @@ def _reuse_trashed(api: MlflowApi, inputs: Mapping[str, Any]) -> str:
         raise InputError(
             "name",
             f"an experiment named {name!r} already exists (id {existing.experiment_id}) and is active; "
-            "choose another name, or adopt it with the `import_` resource option",
+            "choose another name, or use it unmanaged by setting the runs' experiment_id to "
+            f"{existing.experiment_id!r} in place of this Experiment, or, to manage it here, delete it (in the "
+            f"MLflow UI or with `mlflow experiments delete -x {existing.experiment_id}`; its runs go to the "
+            "trash with it) and the next `pulumi up` takes it back from the trash, without its runs",
         )
     wanted = inputs.get("artifact_location")
     if wanted and wanted != existing.artifact_location:
