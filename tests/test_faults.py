@@ -3,7 +3,9 @@
 A proxy in front of the real server fails one chosen request: 429 with Retry-After, 500, 503, a connection
 dropped before the request arrives, and the two where the server has acted but the client is told
 otherwise (the connection dropped after it, or a 500 in place of its answer). Afterwards the server must
-hold no orphaned run, no duplicate run and no metric point or model output twice.
+hold no orphaned run, no duplicate run and no metric point, dataset input or model output twice.
+
+Every write of a run's create, update and delete is a step below, and so is an Experiment's create.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from mlflow.entities import ViewType
 
-from pulumi_mlflow_runs import ExperimentRunProvider
+from pulumi_mlflow_runs import ExperimentProvider, ExperimentRunProvider
 from pulumi_mlflow_runs._transport import MAX_CONNECTIONS
 
 from support.fault_proxy import FaultProxy
@@ -27,8 +29,12 @@ OUTPUTS = server_is_mlflow3()
 _OUTPUTS_STEP = pytest.param("runs/outputs", marks=pytest.mark.mlflow3)
 CREATE_STEPS = ["runs/create", "runs/log-batch", "runs/log-parameter", "runs/set-tag", "runs/log-inputs",
                 _OUTPUTS_STEP, "runs/update", "runs/get"]
-UPDATE_STEPS = ["runs/restore", "runs/log-batch", "runs/set-tag", "runs/delete-tag", _OUTPUTS_STEP,
-                "runs/update", "runs/get"]
+UPDATE_STEPS = ["runs/restore", "runs/log-parameter", "runs/log-batch", "runs/set-tag", "runs/delete-tag",
+                "runs/log-inputs", _OUTPUTS_STEP, "runs/update", "runs/get"]
+DATASET = {"dataset": {"name": "d", "digest": "1", "source_type": "local", "source": "s"},
+           "tags": {"mlflow.data.context": "train"}}
+EVAL_DATASET = {"dataset": {"name": "e", "digest": "2", "source_type": "local", "source": "s"},
+                "tags": {"mlflow.data.context": "eval"}}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +58,7 @@ def _inputs(experiment_id: str, name: str) -> dict:
         "experiment_id": experiment_id, "run_name": name, "status": "FINISHED",
         "params": {"lr": "0.1", "long": "p" * 300}, "tags": {"team": "a", "notes": "n" * 400, "old": "x"},
         "metrics": [{"key": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(5)],
-        "dataset_inputs": [{"dataset": {"name": "d", "digest": "1", "source_type": "local", "source": "s"},
-                            "tags": {"mlflow.data.context": "train"}}],
+        "dataset_inputs": [DATASET],
         "model_outputs": [{"model_id": "m-1", "step": 1}] if OUTPUTS else [],
     }
 
@@ -73,6 +78,11 @@ def _assert_points_once(client, run_id: str, key: str, expected: list[tuple[int,
     assert history == sorted(expected)
 
 
+def _datasets(run) -> list[tuple[str, str]]:
+    """The run's dataset inputs as the server holds them: a repeated one would be listed twice."""
+    return sorted((d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs)
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("step", CREATE_STEPS)
 def test_create_survives_one_fault_at_each_step(host, proxy, mlflow_client, experiment_id, step, fault) -> None:
@@ -90,6 +100,7 @@ def test_create_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     assert run.info.lifecycle_stage == "active" and run.info.status == "FINISHED"
     assert run.data.params["long"] == "p" * 300 and run.data.tags["notes"] == "n" * 400
     _assert_points_once(mlflow_client, run_id, "loss", [(i, 1.0 / (i + 1)) for i in range(5)])
+    assert _datasets(run) == [("d", "1")]
     assert [o.model_id for o in run.outputs.model_outputs] == (["m-1"] if OUTPUTS else [])
     assert outs["run_id"] == run_id
 
@@ -104,7 +115,9 @@ def test_update_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     mlflow_client.delete_run(run_id)  # so the update has to restore it
     olds = host.read(run_id, outs).outs
     new = {**first, "status": "FINISHED", "tags": {"team": "b", "notes": "m" * 500},
+           "params": {**first["params"], "added": "a" * 300},  # a new param: an update (log-parameter)
            "metrics": [*first["metrics"], *({"key": "loss", "value": -float(i), "step": 5 + i} for i in range(3))],
+           "dataset_inputs": [*first["dataset_inputs"], EVAL_DATASET],
            "model_outputs": [*first["model_outputs"], *([{"model_id": "m-2", "step": 2}] if OUTPUTS else [])]}
     news = _checked(host, new)
     with proxy.faults((step, fault)):
@@ -116,8 +129,10 @@ def test_update_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     run = mlflow_client.get_run(run_id)
     assert run.info.lifecycle_stage == "active" and run.info.status == "FINISHED"
     assert run.data.tags["team"] == "b" and run.data.tags["notes"] == "m" * 500 and "old" not in run.data.tags
+    assert run.data.params == {"lr": "0.1", "long": "p" * 300, "added": "a" * 300}
     expected = [(i, 1.0 / (i + 1)) for i in range(5)] + [(5 + i, -float(i)) for i in range(3)]
     _assert_points_once(mlflow_client, run_id, "loss", expected)
+    assert _datasets(run) == [("d", "1"), ("e", "2")]
     outputs = sorted((o.model_id, o.step) for o in run.outputs.model_outputs)
     assert outputs == ([("m-1", 1), ("m-2", 2)] if OUTPUTS else [])
 
@@ -129,6 +144,22 @@ def test_delete_survives_one_fault(host, proxy, mlflow_client, experiment_id, fa
         host.delete(run_id, outs)
         assert proxy.fired() == 1
     assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_experiment_create_survives_one_fault(host, proxy, mlflow_client, fault) -> None:
+    """A lost answer must not fail the create: a repeat would find the name taken by its own experiment."""
+    name = f"e-{uuid.uuid4().hex[:8]}"
+    checked = host.check({}, with_provider({"name": name, "tags": {"owner": "ml"}}, ExperimentProvider()))
+    assert checked.failures == []
+    with proxy.faults(("experiments/create", fault)):
+        experiment_id, outs = host.create(checked.inputs)
+        assert proxy.fired() == 1, proxy.requests
+        assert len(proxy.reached_server("experiments/create")) == 1  # after a lost answer, not sent again
+    made = mlflow_client.search_experiments(ViewType.ALL, filter_string=f"name = '{name}'")
+    assert [e.experiment_id for e in made] == [experiment_id]  # the one experiment of that name is this one
+    assert made[0].lifecycle_stage == "active" and made[0].tags["owner"] == "ml"
+    assert outs["experiment_id"] == experiment_id
 
 
 def test_a_create_that_keeps_failing_leaves_nothing_behind(mlflow_server, mlflow_client, experiment_id) -> None:

@@ -214,6 +214,20 @@ def test_a_run_that_is_gone_leaves_state(host, mlflow_server, mlflow_client, exp
     host.delete(run_id, outs)  # and destroying a run that is gone is success
 
 
+def test_an_update_of_a_run_gone_for_good_says_to_refresh(host, mlflow_server, mlflow_client, experiment_id) -> None:
+    """Diff does not read the server, so a plain `up` finds the run gone only when it writes."""
+    from support.purge import purge_run
+
+    run_id, outs, _ = _create(host, experiment_id=experiment_id, params={"p": "1"})
+    purge_run(mlflow_server, mlflow_client, run_id)
+    news = host.check({}, _props(experiment_id=experiment_id, params={"p": "1"}, tags={"new": "tag"}))
+    with pytest.raises(HostError) as info:
+        host.update(run_id, outs, news.inputs)
+    assert f"run {run_id} is no longer on the server" in info.value.details
+    assert "`pulumi refresh` drops it from the state" in info.value.details
+    assert "updated only in part" not in info.value.details, "running up again would fail the same way"
+
+
 def test_delete_twice_is_fine(host, mlflow_client, experiment_id) -> None:
     run_id, outs, _ = _create(host, experiment_id=experiment_id)
     host.delete(run_id, outs)

@@ -40,7 +40,7 @@ def test_unresolved_inputs_count_as_secret_and_declared_names_stay(loop) -> None
     never = loop.create_future()
     unresolved = pulumi.Output(set(), never, never)
     assert list(EchoedSecrets(["tags"], {"tags": {"a": unresolved}})) == ["tags", "run"]
-    assert len(EchoedSecrets([], {})) == 3, "as a plain list it holds every candidate"
+    assert len(EchoedSecrets([], {})) == 4, "as a plain list it holds every candidate"
     never.cancel()
 
 
@@ -63,7 +63,8 @@ def test_a_plain_output_is_not_secret(loop) -> None:
 
 
 def test_secret_metrics_also_hide_latest_metrics(loop) -> None:
-    assert _hidden(loop, {"metrics": [{"key": "m", "value": pulumi.Output.secret(0.5)}]}) == ["run", "latest_metrics"]
+    hidden = _hidden(loop, {"metrics": [{"key": "m", "value": pulumi.Output.secret(0.5)}]})
+    assert hidden == ["run", "latest_metrics", "logged_points"]
 
 
 def test_every_input_but_the_connection_hides_the_run_view(loop) -> None:
@@ -95,3 +96,47 @@ def test_no_token_in_pickle_outputs_logs_or_errors(mlflow_server, experiment_id)
     assert len(seen) == 7  # both bad creates failed
     for text in seen:
         assert TOKEN not in text
+
+
+def test_the_stand_in_keeps_what_repeats_a_secret_secret(mlflow_env, experiment_id, tmp_path) -> None:
+    """Through the engine stand-in, which marks outputs secret as the engine does: ``run`` repeats the secret
+    inputs and only ``additional_secret_outputs`` can say so; the echoes of the inputs are the engine's."""
+    from pulumi_mlflow_runs import ExperimentRun
+
+    from support.engine import Engine
+    from support.host import is_secret
+
+    points = [{"key": "loss", "value": 0.5, "step": 0}]
+    names = ("params-only", "params-and-tags")
+    asked = ("run", "params", "run_id", "latest_metrics")
+
+    def program() -> None:
+        runs = (
+            ExperimentRun(names[0], experiment_id=experiment_id, params=pulumi.Output.secret({"pw": "p1"}),
+                          tags={"team": "ml"}, metrics=points),
+            ExperimentRun(names[1], experiment_id=experiment_id, params={"pw": pulumi.Output.secret("p2")},
+                          tags={"team": "ml", "key": pulumi.Output.secret("k2")}, metrics=points),
+        )  # fmt: skip
+        told = {f"{n}.{out}": pulumi.Output.from_input(getattr(r, out).is_secret())
+                for n, r in zip(names, runs, strict=True) for out in asked}  # fmt: skip
+        pulumi.export("told", pulumi.Output.all(**told))
+
+    engine = Engine(program, tmp_path / "state.json", {"MLFLOW_TRACKING_URI": mlflow_env})
+
+    def assert_stored_secret() -> None:
+        state = {r["name"]: r["outputs"] for r in engine.resources()}
+        secret_keys = {name: tuple(sorted(k for k, v in outs.items() if is_secret(v))) for name, outs in state.items()}
+        # params alone is secret in the first, and `run` repeats it: only additional_secret_outputs marks `run`
+        assert secret_keys == dict.fromkeys(names, ("params", "run"))
+        tags = state["params-and-tags"]["tags"]
+        assert is_secret(tags["key"]) and tags["team"] == "ml", "the secret tag, key by key as the engine does"
+
+    up = engine.up()
+    assert up.ops() == dict.fromkeys(names, "create")
+    assert_stored_secret()
+    expected = {f"{n}.{out}": out in ("run", "params") for n in names for out in asked}
+    assert up.outputs["told"] == expected, "the program is handed them as secret Outputs"
+    assert engine.refresh().counts() == {"same": 2}
+    assert_stored_secret()  # a refresh keeps them secret
+    assert engine.up().outputs["told"] == expected  # and so does an up with nothing to change
+    engine.destroy()

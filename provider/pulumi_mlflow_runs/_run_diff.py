@@ -40,8 +40,11 @@ def match_points(
     Order does not matter (MLflow orders points by step and time). A declared point without timestamp
     pairs with a logged point that has any timestamp; one with a timestamp needs the same timestamp.
     """
+    # A declaration without timestamp may pair in order only when none has one: a timestamped one
+    # declared later must not find its point taken (the pool below serves those first).
+    loose = (None,) if not any(n.get("timestamp") is not None for n in new) else ()
     same_order = len(new) >= len(old) and all(
-        _ident(o) == _ident(n) and n.get("timestamp") in (None, o.get("timestamp"))
+        _ident(o) == _ident(n) and n.get("timestamp") in (*loose, o.get("timestamp"))
         for o, n in zip(old, new, strict=False)
     )
     if same_order:  # the usual case: the program lists what was logged, then appends

@@ -237,6 +237,12 @@ class ExperimentRunProvider(BaseProvider):
             apply_writes(api, plan_writes(run_id, olds, inputs, now), done)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
+        except NotFound as exc:  # Diff does not read the server: a run removed for good shows up here
+            exc.add_note(
+                f"run {run_id} is no longer on the server (removed for good); `pulumi refresh` drops it from "
+                "the state, and the next `pulumi up` creates it again"
+            )
+            raise
         except MlflowRunsError as exc:
             exc.add_note(
                 f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "

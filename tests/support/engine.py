@@ -32,12 +32,20 @@ deleted, dropped from state once the program stops reading it.
 What it does **not** model (it fails loudly where a program asks for it): non-dynamic custom resources and
 explicit provider resources; invokes; the resource options ``protect``, ``ignore_changes``, ``import_``,
 ``delete_before_replace``, ``replace_on_changes``, ``retain_on_delete`` and ``provider(s)``;
-delete-before-replace replacement. Silently not modeled: secrets (the host refuses them, so values are sent
-and stored in plain, and ``additional_secret_outputs`` is ignored), aliases, per-resource URNs on the
-provider RPCs (the host ignores them), parallelism beyond the executor size, plugin versions, ``--target``,
-the root Stack resource in the step list (its outputs are the result's ``outputs``), component resources
-beyond being recorded, and the engine's dependency graph (state order, which is registration order,
-stands in for it). Display diffs are old inputs against new inputs, top-level keys only.
+delete-before-replace replacement. Silently not modeled: aliases, per-resource URNs on the provider RPCs
+(the host ignores them), parallelism beyond the executor size, plugin versions, ``--target``, the root
+Stack resource in the step list (its outputs are the result's ``outputs``), component resources beyond
+being recorded, and the engine's dependency graph (state order, which is registration order, stands in
+for it). Display diffs are old inputs against new inputs, top-level keys only.
+
+Secrets, as the engine treats a provider that does not accept them (the dynamic host never does): the
+host is sent every value in plain. Outputs are marked secret where the engine marks them: an output whose
+input of the same name holds a secret (the engine's ``annotateSecrets``: into objects key by key, anything
+else secret as a whole), and every output the registration names in ``additional_secret_outputs``
+(``id`` excepted), which the record keeps under ``additional_secret_outputs`` so that a refresh marks them
+again, as the engine does with the state's list. Such outputs are stored in the state file with the RPC
+secret wrapper (``support.host.secret``; ``support.host.is_secret`` tells them) and handed back to the
+program as secret Outputs. Unlike the engine the stand-in encrypts nothing, and stores inputs in plain.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import empty_pb2  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped, unused-ignore]
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockEngine, MockMonitor, MockResourceArgs, Mocks
@@ -65,7 +73,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, _restore_unknowns, to_struct, unwrap
+from .host import PROVIDER_KEY, UNKNOWN, DynamicHost, _restore_unknowns, is_secret, secret, to_struct, unwrap
 
 __all__ = ["UNKNOWN", "CheckFailed", "Engine", "EngineError", "Result", "Step"]
 
@@ -224,6 +232,38 @@ def _markers(value: Any) -> Any:
     return _restore_unknowns(unwrap(value))
 
 
+def _contains_secret(value: Any) -> bool:
+    if is_secret(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret(v) for v in value)
+    return False
+
+
+def _annotate_secrets(outs: Mapping[str, Any], ins: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's ``annotateSecrets`` for a provider that does not accept secrets: each output whose input
+    of the same name holds a secret becomes secret; where both are objects (neither one secret as a whole),
+    key by key."""
+    marked = dict(outs)
+    for key, in_value in ins.items():
+        if key not in marked:
+            continue
+        out_value = marked[key]
+        if (isinstance(out_value, Mapping) and not is_secret(out_value)
+                and isinstance(in_value, Mapping) and not is_secret(in_value)):  # fmt: skip
+            marked[key] = _annotate_secrets(out_value, in_value)
+        elif not is_secret(out_value) and _contains_secret(in_value):
+            marked[key] = secret(out_value)
+    return marked
+
+
+def _additional_secrets(outs: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """The step executor's pass over ``additional_secret_outputs``: each named output present becomes secret."""
+    return {k: secret(v) if k in names and not is_secret(v) else v for k, v in outs.items()}
+
+
 class _NoMocks(Mocks):
     """The base monitor's hooks; this engine handles registrations itself and models no invokes."""
 
@@ -262,6 +302,9 @@ class _Deployment(MockMonitor):
         _ensure_event_loop()
         _refuse_unmodeled_options(request)
         inputs = _markers(rpc.deserialize_properties(request.object, keep_unknowns=True))
+        # Where the program's secrets are, as the engine sees them: the SDK's deserializer would mark a whole
+        # object secret for one secret value in it, the engine keeps each secret where it is.
+        sent = json_format.MessageToDict(request.object)
         with self.lock:
             if urn in self.seen:
                 raise ValueError(f"duplicate resource URN {urn}")
@@ -274,7 +317,8 @@ class _Deployment(MockMonitor):
         if request.custom:
             if not request.type.startswith(DYNAMIC_TYPE_PREFIX):
                 raise NotImplementedError(f"only dynamic resources are modeled, not {request.type} ({request.name})")
-            id_, outs = self._custom(record, inputs)
+            record["additional_secret_outputs"] = [n for n in request.additionalSecretOutputs if n != "id"]
+            id_, outs = self._custom(record, inputs, sent)
         else:
             id_, outs = self._component(record, inputs)
         with self.lock:
@@ -300,7 +344,8 @@ class _Deployment(MockMonitor):
             self.seen.add(urn)
             seq = next(self.seq)
         record = {"urn": urn, "type": request.type, "name": request.name, "custom": True, "external": True,
-                  "parent": request.parent, "dependencies": sorted(request.dependencies)}  # fmt: skip
+                  "parent": request.parent, "dependencies": sorted(request.dependencies),
+                  "additional_secret_outputs": [n for n in request.additionalSecretOutputs if n != "id"]}  # fmt: skip
         if request.id in ("", UNKNOWN):  # an id only known after an up: unknown in preview
             if not self.dry_run:
                 raise ValueError(f"{urn}: get() without an id")
@@ -310,11 +355,12 @@ class _Deployment(MockMonitor):
         read = self.host.read(request.id, {}, props)
         if not read.id:
             raise LookupError(f"{urn}: resource {request.id!r} does not exist")
-        record.update(id=read.id, inputs=read.inputs if read.inputs is not None else props, outputs=read.outs)
+        outs = _additional_secrets(read.outs, record["additional_secret_outputs"])
+        record.update(id=read.id, inputs=read.inputs if read.inputs is not None else props, outputs=outs)
         self._step("read", record, id=read.id, new=read.outs)
         with self.lock:
             self.registered.append((seq, record))
-        return resource_pb2.ReadResourceResponse(urn=urn, properties=to_struct(read.outs))
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=to_struct(outs))
 
     # -- the steps -----------------------------------------------------------------------------------
     def _step(self, op: str, record: Mapping[str, Any], **kw: Any) -> None:
@@ -332,7 +378,9 @@ class _Deployment(MockMonitor):
         self._step("same" if old else "create", record)
         return "", {}
 
-    def _custom(self, record: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _custom(
+        self, record: dict[str, Any], inputs: dict[str, Any], sent: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
         host, dry = self.host, self.dry_run
         old = self.old_live.get(record["urn"])
         checked = host.check(old["inputs"] if old else {}, inputs, preview=dry)
@@ -340,12 +388,18 @@ class _Deployment(MockMonitor):
             raise CheckFailed(record["urn"], checked.failures)
         news = checked.inputs
         record["inputs"] = news
+        secret_news = _annotate_secrets(news, sent)  # the engine marks Check's answer from the program's inputs
+
+        def secured(outs: Mapping[str, Any]) -> dict[str, Any]:
+            return _additional_secrets(_annotate_secrets(outs, secret_news), record["additional_secret_outputs"])
+
         if old is None:
             if dry:
                 id_, outs = "", news
             else:
                 id_, outs = host.create(news)
                 self._event("create", record["name"], id_)
+            outs = secured(outs)
             record.update(id=id_, outputs=outs)
             self._step("create", record, id=id_, new=news)
             return id_, outs
@@ -353,9 +407,10 @@ class _Deployment(MockMonitor):
         changed = _changed_keys(old["inputs"], news)
         diff = host.diff(old["id"], old["outputs"], news, old_inputs=old["inputs"], preview=dry)
         if diff.changes == "none" or (diff.changes == "unknown" and not changed):
-            record.update(id=old["id"], outputs=old["outputs"])
+            outs = _additional_secrets(old["outputs"], record["additional_secret_outputs"])
+            record.update(id=old["id"], outputs=outs)
             self._step("same", record, id=old["id"], old_id=old["id"], old=old["inputs"], new=news)
-            return old["id"], old["outputs"]
+            return old["id"], outs
         if diff.replaces:
             if diff.delete_before_replace:
                 raise NotImplementedError(f"delete-before-replace is not modeled ({record['urn']})")
@@ -366,6 +421,7 @@ class _Deployment(MockMonitor):
                 self._event("create", record["name"], id_)
                 with self.lock:
                     self.replaced.append(old)
+            outs = secured(outs)
             record.update(id=id_, outputs=outs)
             self._step("replace", record, id=id_, old_id=old["id"], diffs=changed, replaces=tuple(diff.replaces),
                        old=old["inputs"], new=news)  # fmt: skip
@@ -375,6 +431,7 @@ class _Deployment(MockMonitor):
         else:
             outs = host.update(old["id"], old["outputs"], news, old_inputs=old["inputs"])
             self._event("update", record["name"], old["id"])
+        outs = secured(outs)
         record.update(id=old["id"], outputs=outs)
         self._step("update", record, id=old["id"], old_id=old["id"], diffs=changed, old=old["inputs"], new=news)
         return old["id"], outs
@@ -478,13 +535,17 @@ class Engine:
                     continue
                 read = host.read(record["id"], record["outputs"], record["inputs"])
                 base = {"urn": record["urn"], "type": record["type"], "name": record["name"], "id": record["id"]}
+                old_outs = unwrap(record["outputs"])
                 if not read.id:
-                    result.steps.append(Step("refresh-deleted", **base, old=record["outputs"]))
+                    result.steps.append(Step("refresh-deleted", **base, old=old_outs))
                     continue
-                changed = _changed_keys(record["outputs"], read.outs)
+                changed = _changed_keys(old_outs, read.outs)
                 op = "refresh-changed" if changed else "same"
-                result.steps.append(Step(op, **base, diffs=changed, old=record["outputs"], new=read.outs))
-                kept.append({**record, "id": read.id, "outputs": read.outs,
+                result.steps.append(Step(op, **base, diffs=changed, old=old_outs, new=read.outs))
+                # What was secret stays secret (the engine annotates Read's answer from the state it sent).
+                outs = _additional_secrets(_annotate_secrets(read.outs, record["outputs"]),
+                                           record.get("additional_secret_outputs", []))  # fmt: skip
+                kept.append({**record, "id": read.id, "outputs": outs,
                              "inputs": read.inputs if read.inputs is not None else record["inputs"]})  # fmt: skip
         if not preview:
             self._save_state(kept, state["outputs"])
