@@ -92,7 +92,8 @@ def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     fresh = refreshed_outputs(stored, run)
     inputs = dict(stored)
     for key in INPUT_KEYS:
-        if stored.get(key) is not None and key != "metrics":  # points stay as declared: they never drift
+        # points stay as declared (they never drift); artifacts are assets, not refreshed in this version
+        if stored.get(key) is not None and key not in ("metrics", "artifacts"):
             if fresh.get(key) is None:
                 inputs.pop(key)
             else:
@@ -118,11 +119,14 @@ class ExperimentRunProvider(BaseProvider):
         # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
         # names the changed properties in the display and lets replace_on_changes / ignore_changes act on
         # them. Only where that diff is sure to show every key this one found; otherwise a plain "some".
-        changes = None if _engine_sees(news, (*d.replaces, *d.updates)) else True
+        # The engine compares assets by its own hash of the inputs, not by the files this provider stored.
+        sees = "artifacts" not in d.updates and _engine_sees(news, (*d.replaces, *d.updates))
+        changes = None if sees else True
         return dyn.DiffResult(changes=changes, replaces=list(d.replaces), delete_before_replace=False)
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        from ._artifacts import sync
         from ._run_apply import apply_writes, completion_tag
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
@@ -138,13 +142,15 @@ class ExperimentRunProvider(BaseProvider):
         try:
             writes = plan_writes(run_id, {}, inputs, now)
             completion_tag(writes, inputs.get("resource_key"))
+            # Files before the completion tag: a run marked complete has all of them.
+            files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
             apply_writes(api, writes)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except BaseException as exc:
             _rollback(api, run_id, exc)
             raise
-        return dyn.CreateResult(run_id, outputs_for(inputs, run))
+        return dyn.CreateResult(run_id, outputs_for(inputs, run, files))
 
     def _take_over(self, api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
         """Outputs of an existing run made to match the program, or None to create a new one.
@@ -222,6 +228,7 @@ class ExperimentRunProvider(BaseProvider):
         api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
     ) -> dict[str, Any]:
         """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
+        from ._artifacts import sync
         from ._run_apply import apply_writes
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
@@ -234,7 +241,10 @@ class ExperimentRunProvider(BaseProvider):
         ]
         done: list[str] = []
         try:
-            apply_writes(api, plan_writes(run_id, olds, inputs, now), done)
+            writes = plan_writes(run_id, olds, inputs, now)
+            artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
+            files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
+            apply_writes(api, writes, done)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except MlflowRunsError as exc:
@@ -243,7 +253,7 @@ class ExperimentRunProvider(BaseProvider):
                 "Run `pulumi up` again: it sends only what is still missing."
             )
             raise
-        return outputs_for(inputs, run)
+        return outputs_for(inputs, run, files)
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -350,6 +360,9 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_outputs: pulumi.Output[list[dict[str, Any]] | None]
+    artifact_files: pulumi.Output[dict[str, dict[str, Any]] | None]
+    """Every file the ``artifacts`` input put in the run's artifact root, by path:
+    ``{sha256, size, uri}`` (an archive has one entry per file). Never the content."""
     host: pulumi.Output[str | None]
     deployment_name: pulumi.Output[str | None]
 
@@ -369,6 +382,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         dataset_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         model_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        artifacts: pulumi.Input[Mapping[str, pulumi.Asset | pulumi.Archive]] | None = None,
         host: pulumi.Input[str] | None = None,
         deployment_name: pulumi.Input[str] | None = None,
         adopt_run_id: pulumi.Input[str] | None = None,
@@ -389,6 +403,10 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         :param dataset_inputs: ``{dataset: {name, digest, source_type, source, schema?, profile?}, tags}``.
         :param model_inputs: ``{model_id}`` items.
         :param model_outputs: ``{model_id, step}`` items.
+        :param artifacts: files for the run's artifact root: ``{"reports/eval.html": pulumi.FileAsset(...)}``;
+            a FileArchive of a folder or an AssetArchive lands under its key as a folder. FileAsset,
+            StringAsset, FileArchive (folder) and AssetArchive, on ``mlflow-artifacts:`` and ``file:`` roots.
+            Changed files are uploaded again, removed ones deleted (an update, never a replace).
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
         :param adopt_run_id: an existing run (in ``experiment_id``) that the create takes over instead of making
@@ -416,6 +434,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             "dataset_inputs": dataset_inputs,
             "model_inputs": model_inputs,
             "model_outputs": model_outputs,
+            "artifacts": artifacts,
             "host": host,
             "deployment_name": deployment_name,
         }
@@ -465,6 +484,7 @@ _ECHOED_IN = {
     "latest_metrics": ("metrics",),
     "logged_points": ("metrics",),
     "artifact_uri": ("experiment_id",),
+    "artifact_files": ("artifacts",),
 }
 """Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
 

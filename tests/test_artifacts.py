@@ -1,0 +1,299 @@
+"""Run artifacts declared as Pulumi assets, through the real provider host against the real MLflow server.
+
+What the provider says it stored must be what MLflow's own client downloads, byte for byte; an unchanged
+file is never sent again (counted on the wire with the recording proxy); a removed one is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from mlflow.entities import ViewType
+
+from pulumi_mlflow_runs import ExperimentRunProvider
+
+from support.host import DynamicHost, HostError, isolated_env, with_provider, without_provider
+from support.runs import unique
+
+
+def _props(**inputs: Any) -> dict[str, Any]:
+    return with_provider(inputs, ExperimentRunProvider())
+
+
+def _create(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    checked = host.check({}, _props(**inputs))
+    assert checked.failures == []
+    run_id, outs = host.create(checked.inputs)
+    return run_id, outs, checked.inputs
+
+
+def _recheck(host: DynamicHost, inputs: dict[str, Any]) -> dict[str, Any]:
+    checked = host.check(without_provider(inputs), _props(**without_provider(inputs)))
+    assert checked.failures == []
+    return checked.inputs
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download(client: Any, run_id: str, path: str, dst: Path) -> bytes:
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, path, str(dst))).read_bytes()
+
+
+def _listing(client: Any, run_id: str, path: str | None = None) -> set[str]:
+    """Every file path under ``path`` of the run's artifacts, as MLflow's client lists them."""
+    found: set[str] = set()
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            found |= _listing(client, run_id, info.path)
+        else:
+            found.add(info.path)
+    return found
+
+
+@pytest.fixture
+def proxied_experiment(mlflow_client: Any) -> str:
+    """An experiment on the server's proxied artifact store (``mlflow-artifacts:``)."""
+    name = unique("artifacts")
+    return str(mlflow_client.create_experiment(name, artifact_location=f"mlflow-artifacts:/{name}"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """Local files for the program: one binary file over several read chunks, a folder with a subfolder."""
+    (tmp_path / "model.bin").write_bytes(os.urandom(3 * (1 << 20) + 17))
+    folder = tmp_path / "report"
+    (folder / "img").mkdir(parents=True)
+    (folder / "index.html").write_text("<h1>eval</h1>")
+    (folder / "img" / "roc.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(1000))
+    return tmp_path
+
+
+def _declared(workdir: Path) -> dict[str, Any]:
+    return {
+        "notes/readme.txt": pulumi.StringAsset("hello, wörld\n"),
+        "weights/model.bin": pulumi.FileAsset(str(workdir / "model.bin")),
+        "reports/eval": pulumi.FileArchive(str(workdir / "report")),
+        "extra": pulumi.AssetArchive(
+            {"a.txt": pulumi.StringAsset("a"), "deep": pulumi.AssetArchive({"b.txt": pulumi.StringAsset("b")})}
+        ),
+    }
+
+
+EXPECTED = {
+    "notes/readme.txt",
+    "weights/model.bin",
+    "reports/eval/index.html",
+    "reports/eval/img/roc.png",
+    "extra/a.txt",
+    "extra/deep/b.txt",
+}
+
+
+def _content(workdir: Path, path: str) -> bytes:
+    local = {
+        "notes/readme.txt": "hello, wörld\n".encode(),
+        "extra/a.txt": b"a",
+        "extra/deep/b.txt": b"b",
+    }
+    if path in local:
+        return local[path]
+    if path == "weights/model.bin":
+        return (workdir / "model.bin").read_bytes()
+    return (workdir / "report" / path.removeprefix("reports/eval/")).read_bytes()
+
+
+def test_create_uploads_every_file_byte_for_byte(host, mlflow_client, proxied_experiment, workdir, tmp_path) -> None:
+    key = unique("key")
+    run_id, outs, inputs = _create(
+        host, experiment_id=proxied_experiment, artifacts=_declared(workdir), resource_key=key
+    )
+    run = mlflow_client.get_run(run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert _listing(mlflow_client, run_id) == EXPECTED
+    for path in EXPECTED:
+        assert _download(mlflow_client, run_id, path, tmp_path / "dl" / path) == _content(workdir, path), path
+    files = outs["artifact_files"]
+    assert set(files) == EXPECTED
+    for path, entry in files.items():
+        data = _content(workdir, path)
+        assert entry == {"sha256": _sha(data), "size": len(data), "uri": f"{run.info.artifact_uri}/{path}"}
+    assert "artifacts" not in outs, "assets (and a StringAsset's text) are not echoed in the outputs"
+    # Check handed the assets back as assets, so the engine still sees (and hashes) them.
+    assert isinstance(inputs["artifacts"]["weights/model.bin"], pulumi.FileAsset)
+    # The run was marked complete only after its files were there.
+    assert run.data.tags["pulumi.resource_key"] == key
+
+
+@pytest.fixture
+def proxied_host(proxy) -> Iterator[DynamicHost]:
+    with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=proxy.url)) as h:
+        h.configure({})
+        yield h
+
+
+def _artifact_writes(proxy, mark: int) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path.split("/mlflow-artifacts/artifacts/", 1)[1])
+        for r in proxy.since(mark)
+        if "/mlflow-artifacts/" in r.path and r.method in ("PUT", "DELETE")
+    ]
+
+
+def test_only_changed_files_are_sent_and_removed_ones_deleted(
+    proxied_host, proxy, mlflow_client, proxied_experiment, workdir, tmp_path
+) -> None:
+    host = proxied_host
+    mark = proxy.mark()
+    run_id, outs, inputs = _create(host, experiment_id=proxied_experiment, artifacts=_declared(workdir))
+    puts = _artifact_writes(proxy, mark)
+    assert len(puts) == len(EXPECTED) and all(method == "PUT" for method, _ in puts)
+    root = puts[0][1].split(f"{run_id}/artifacts/", 1)[0] + f"{run_id}/artifacts/"
+
+    # Same content: no change, and Diff sends nothing.
+    mark = proxy.mark()
+    assert host.diff(run_id, outs, _recheck(host, inputs), old_inputs=without_provider(inputs)).changes == "none"
+    assert proxy.since(mark) == []
+
+    # One file of the folder changes: an update that uploads that one file only.
+    (workdir / "report" / "index.html").write_text("<h1>eval, take 2</h1>")
+    news = _recheck(host, inputs)
+    diff = host.diff(run_id, outs, news, old_inputs=without_provider(inputs))
+    assert diff.changes == "some" and diff.replaces == []
+    mark = proxy.mark()
+    outs = host.update(run_id, outs, news, old_inputs=without_provider(inputs))
+    assert _artifact_writes(proxy, mark) == [("PUT", root + "reports/eval/index.html")]
+    got = _download(mlflow_client, run_id, "reports/eval/index.html", tmp_path / "dl1")
+    assert got == b"<h1>eval, take 2</h1>"
+    assert outs["artifact_files"]["reports/eval/index.html"]["sha256"] == _sha(got)
+    assert host.diff(run_id, outs, _recheck(host, news), old_inputs=without_provider(news)).changes == "none"
+
+    # One entry removed: an update that deletes its file and uploads nothing.
+    declared = _declared(workdir)
+    del declared["weights/model.bin"]
+    news2 = _recheck(host, {**without_provider(news), "artifacts": declared})
+    assert host.diff(run_id, outs, news2, old_inputs=without_provider(news)).changes == "some"
+    mark = proxy.mark()
+    outs = host.update(run_id, outs, news2, old_inputs=without_provider(news))
+    assert _artifact_writes(proxy, mark) == [("DELETE", root + "weights/model.bin")]
+    assert _listing(mlflow_client, run_id) == EXPECTED - {"weights/model.bin"}
+    assert set(outs["artifact_files"]) == EXPECTED - {"weights/model.bin"}
+
+    # Other inputs change, artifacts do not: the update sends no file.
+    news3 = _recheck(host, {**without_provider(news2), "tags": {"t": "1"}})
+    mark = proxy.mark()
+    outs = host.update(run_id, outs, news3, old_inputs=without_provider(news2))
+    assert _artifact_writes(proxy, mark) == []
+    assert set(outs["artifact_files"]) == EXPECTED - {"weights/model.bin"}
+
+
+def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    bad = {
+        "../up.txt": pulumi.StringAsset("x"),
+        "/abs.txt": pulumi.StringAsset("x"),
+        "a/./b": pulumi.StringAsset("x"),
+        "missing.txt": pulumi.FileAsset(str(tmp_path / "nope.txt")),
+        "dir": pulumi.FileAsset(str(tmp_path)),
+        "same/f.txt": pulumi.FileAsset(str(tmp_path / "f.txt")),
+        "same": pulumi.AssetArchive({"f.txt": pulumi.StringAsset("y")}),
+        "remote": pulumi.RemoteAsset("https://example.com/x"),
+        "zipped": pulumi.FileArchive(str(tmp_path / "bundle.zip")),
+        "text": "not an asset",
+    }
+    checked = host.check({}, _props(experiment_id=experiment_id, artifacts=bad))
+    reasons = dict(checked.failures)
+    assert set(reasons) == {f"artifacts.{key}" for key in bad if key != "same/f.txt"}
+    assert "relative" in reasons["artifacts./abs.txt"]
+    assert "'..'" in reasons["artifacts.../up.txt"]
+    assert "does not exist" in reasons["artifacts.missing.txt"]
+    assert "FileArchive" in reasons["artifacts.dir"]
+    assert "'same/f.txt'" in reasons["artifacts.same"]
+    assert "RemoteAsset" in reasons["artifacts.remote"] and "download" in reasons["artifacts.remote"]
+    assert "zip" in reasons["artifacts.zipped"]
+    assert "FileAsset" in reasons["artifacts.text"]
+    # Check hands back what it was given: the assets stay assets.
+    assert isinstance(checked.inputs["artifacts"]["missing.txt"], pulumi.FileAsset)
+    not_a_map = host.check({}, _props(experiment_id=experiment_id, artifacts=["x"]))
+    assert [prop for prop, _ in not_a_map.failures] == ["artifacts"]
+
+
+def test_a_file_and_a_folder_on_the_same_path_fail_check(host, experiment_id) -> None:
+    checked = host.check(
+        {},
+        _props(
+            experiment_id=experiment_id,
+            artifacts={"a": pulumi.StringAsset("x"), "a/b.txt": pulumi.StringAsset("y")},
+        ),
+    )
+    assert [prop for prop, _ in checked.failures] == ["artifacts.a/b.txt"]
+
+
+def test_an_unsupported_root_fails_the_create_and_rolls_the_run_back(host, mlflow_client) -> None:
+    experiment_id = mlflow_client.create_experiment(unique("s3"), artifact_location="s3://bucket/x")
+    with pytest.raises(HostError) as failed:
+        _create(host, experiment_id=experiment_id, artifacts={"a.txt": pulumi.StringAsset("x")})
+    message = failed.value.details
+    assert "artifacts" in message and "s3://bucket/x/" in message and "s3: store is not supported" in message
+    assert "mlflow-artifacts:" in message and "file:" in message  # the way out
+    assert "was deleted" in message
+    assert mlflow_client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY) == []
+    # Without artifacts the same experiment works: the root is only looked at when there is a file to send.
+    _, outs, _ = _create(host, experiment_id=experiment_id)
+    assert outs.get("artifact_files") is None
+
+
+def test_a_file_root_is_written_and_pruned_locally(host, mlflow_client, tmp_path, workdir) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    experiment_id = mlflow_client.create_experiment(unique("file"), artifact_location=root.as_uri())
+    run_id, outs, inputs = _create(host, experiment_id=experiment_id, artifacts=_declared(workdir))
+    run_root = root / run_id / "artifacts"
+    assert mlflow_client.get_run(run_id).info.artifact_uri.startswith("file://")
+    for path in EXPECTED:
+        assert (run_root / path).read_bytes() == _content(workdir, path)
+        assert _download(mlflow_client, run_id, path, tmp_path / "dl" / path) == _content(workdir, path)
+    assert not list(run_root.rglob("*.part")), "no temporary file left behind"
+    declared = _declared(workdir)
+    del declared["extra"]
+    news = _recheck(host, {**without_provider(inputs), "artifacts": declared})
+    assert host.diff(run_id, outs, news).changes == "some"
+    outs = host.update(run_id, outs, news)
+    assert not (run_root / "extra").exists(), "the emptied folders go too"
+    assert set(outs["artifact_files"]) == EXPECTED - {"extra/a.txt", "extra/deep/b.txt"}
+
+
+def test_the_servers_default_root_is_a_local_path(host, mlflow_client, experiment_id, tmp_path) -> None:
+    """The test server's default root is a plain path (``--default-artifact-root <dir>``): a file: root."""
+    run_id, outs, _ = _create(host, experiment_id=experiment_id, artifacts={"x/y.txt": pulumi.StringAsset("yes")})
+    assert _download(mlflow_client, run_id, "x/y.txt", tmp_path / "dl") == b"yes"
+    assert outs["artifact_files"]["x/y.txt"]["size"] == 3
+
+
+def test_check_and_diff_stay_light() -> None:
+    """Check and Diff with artifacts import neither httpx nor pydantic (they run on every preview)."""
+    code = textwrap.dedent(
+        """
+        import sys, pulumi
+        from pulumi_mlflow_runs._run_spec import check_inputs
+        from pulumi_mlflow_runs._run_diff import diff_run
+        news, failures = check_inputs({"experiment_id": "1", "artifacts": {"a.txt": pulumi.StringAsset("x")}})
+        assert failures == [], failures
+        assert diff_run({"artifact_files": {}}, news).updates == ("artifacts",)
+        heavy = sorted(m for m in ("httpx", "pydantic") if m in sys.modules)
+        assert not heavy, heavy
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
