@@ -215,12 +215,12 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
     }
     checked = host.check({}, _props(experiment_id=experiment_id, artifacts=bad))
     reasons = dict(checked.failures)
-    assert set(reasons) == {f"artifacts.{key}" for key in bad if key != "same/f.txt"}
+    assert set(reasons) == {f"artifacts.{key}" for key in bad if key != "same"}
     assert "relative" in reasons["artifacts./abs.txt"]
     assert "'..'" in reasons["artifacts.../up.txt"]
     assert "does not exist" in reasons["artifacts.missing.txt"]
     assert "FileArchive" in reasons["artifacts.dir"]
-    assert "'same/f.txt'" in reasons["artifacts.same"]
+    assert "lands on 'same/f.txt', which 'same' also writes" in reasons["artifacts.same/f.txt"]
     assert "RemoteAsset" in reasons["artifacts.remote"] and "download" in reasons["artifacts.remote"]
     assert "zip" in reasons["artifacts.zipped"]
     assert "FileAsset" in reasons["artifacts.text"]
@@ -282,6 +282,34 @@ def test_the_servers_default_root_is_a_local_path(host, mlflow_client, experimen
     assert outs["artifact_files"]["x/y.txt"]["size"] == 3
 
 
+ASSET_SIG = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17"}
+ARCHIVE_SIG = {"4dabf18193072939515e22adb298388d": "0def7320c3a5731c473e5ecbe6d01bc7"}
+
+
+def test_diff_reads_the_assets_the_engine_elides(mlflow_server, mlflow_client, proxied_experiment, workdir) -> None:
+    """The engine's Diff request carries each asset as its signature alone (no path, text or hash), which
+    the SDK's host cannot read; Diff then compares the files Check saw for the same resource."""
+    declared = _declared(workdir)
+    elided = {k: dict(ARCHIVE_SIG if isinstance(v, pulumi.Archive) else ASSET_SIG) for k, v in declared.items()}
+    env = isolated_env(MLFLOW_TRACKING_URI=mlflow_server.url)
+    with DynamicHost(env=env, urn_name=unique("elided")) as host:
+        host.configure({})
+        run_id, outs, inputs = _create(host, experiment_id=proxied_experiment, artifacts=declared)
+        as_engine_sends = {**inputs, "artifacts": elided}
+        assert host.diff(run_id, outs, as_engine_sends).changes == "none"
+        (workdir / "model.bin").write_bytes(b"changed")
+        news = _recheck(host, inputs)  # Check sees the assets whole and keeps them for Diff
+        assert host.diff(run_id, outs, {**news, "artifacts": elided}).changes == "some"
+        outs = host.update(run_id, outs, news)
+        assert outs["artifact_files"]["weights/model.bin"]["size"] == len(b"changed")
+    with DynamicHost(env=env, urn_name=unique("no-check")) as fresh:
+        fresh.configure({})
+        # No Check for this resource in this host (a refresh: Read, then Diff): the files are not compared.
+        fresh.read(run_id, outs)
+        assert fresh.diff(run_id, outs, {**news, "artifacts": elided}).changes == "none"
+        assert fresh.diff(run_id, outs, {**news, "artifacts": elided, "run_name": "x"}).changes != "none"
+
+
 def test_check_and_diff_stay_light() -> None:
     """Check and Diff with artifacts import neither httpx nor pydantic (they run on every preview)."""
     code = textwrap.dedent(
@@ -297,3 +325,60 @@ def test_check_and_diff_stay_light() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
+    tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy, mlflow_client: Any, workdir: Path
+) -> None:
+    """The real engine: it hashes the assets itself, shows `artifacts` in the preview, and the program sees
+    ``artifact_files`` (and its own ``artifacts``) with the same shape at preview and up."""
+    from pulumi_mlflow_runs import ExperimentRun
+
+    from support.pulumi_cli import changes, new_stack, run_with_ops, state_resources
+
+    name = unique("cli-artifacts")
+    experiment_id = str(mlflow_client.create_experiment(name, artifact_location=f"mlflow-artifacts:/{name}"))
+
+    def program() -> None:
+        run = ExperimentRun("art", experiment_id=experiment_id, artifacts=_declared(workdir))
+        pulumi.export("run_id", run.run_id)
+        pulumi.export("files", run.artifact_files)
+        pulumi.export("artifact_keys", run.artifacts.apply(lambda a: sorted(a or {})))
+
+    stack = new_stack(pulumi_bin, tmp_path / "stack", program, {"MLFLOW_TRACKING_URI": proxy.url})
+    try:
+        mark = proxy.mark()
+        preview, ops = run_with_ops(stack.preview, diff=True)
+        assert ops == {"art": "create"}, preview.stdout
+        assert proxy.since(mark) == []
+        up = stack.up()
+        assert changes(up.summary.resource_changes) == {"create": 2}, up.stdout
+        out = {key: value.value for key, value in up.outputs.items()}
+        assert set(out["files"]) == EXPECTED
+        assert out["artifact_keys"] == sorted(_declared(workdir))
+        run_id = out["run_id"]
+        for path in EXPECTED:
+            assert _download(mlflow_client, run_id, path, tmp_path / "dl" / path) == _content(workdir, path)
+        resource = state_resources(stack)["art"]
+        assert "artifacts" not in resource["outputs"]
+        assert "hello, wörld" in str(resource["inputs"]["artifacts"]), "a StringAsset's text is an input"
+
+        stack.preview(expect_no_changes=True)
+        mark = proxy.mark()
+        again = stack.up()
+        assert changes(again.summary.resource_changes) == {"same": 2}, again.stdout
+        assert proxy.writes_since(mark) == []
+
+        (workdir / "model.bin").write_bytes(b"retrained")
+        preview, ops = run_with_ops(stack.preview, diff=True)
+        assert ops == {"art": "update"}, preview.stdout
+        mark = proxy.mark()
+        edit = stack.up()
+        assert changes(edit.summary.resource_changes) == {"update": 1, "same": 1}, edit.stdout
+        sent = [(r.method, r.path.rsplit("/artifacts/", 1)[-1]) for r in proxy.writes_since(mark)]
+        assert [s for s in sent if s[0] in ("PUT", "DELETE")] == [("PUT", "weights/model.bin")], sent
+        assert _download(mlflow_client, run_id, "weights/model.bin", tmp_path / "dl2") == b"retrained"
+        stack.preview(expect_no_changes=True)
+    finally:
+        stack.destroy()
+        stack.workspace.remove_stack("test")

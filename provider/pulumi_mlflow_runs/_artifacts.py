@@ -77,6 +77,83 @@ FileDigest = dict[str, Any]
 """``{"sha256": hex, "size": bytes}``, plus ``"uri"`` once stored: one file's entry in ``artifact_files``."""
 
 
+# ---- what the engine hides from Diff ------------------------------------------------------------------
+
+
+class Elided:
+    """An asset or archive as the engine sends it to Diff: its signature alone, no path, text or hash.
+
+    The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so
+    ``tolerate_elided_assets`` makes it read as this placeholder; Diff then takes the assets that Check
+    saw for the same resource (``remember_checked``), which the engine always calls first in this host.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"Elided({self.kind})"
+
+
+_ELIDED_FIELDS = ("path", "text", "uri", "assets", "hash")
+_patch_lock = threading.Lock()
+
+
+def tolerate_elided_assets() -> None:
+    """Let the SDK's ``deserialize_properties`` read a signature-only asset or archive as ``Elided``.
+
+    Only values it would otherwise reject change: everything it reads today reads the same.
+    """
+    from pulumi.runtime import rpc
+
+    with _patch_lock:
+        if getattr(rpc.deserialize_properties, "_tolerates_elided", False):
+            return
+        original = rpc.deserialize_properties
+        kinds = {rpc._special_asset_sig: "asset", rpc._special_archive_sig: "archive"}
+
+        def deserialize_properties(props_struct: Any, *args: Any, **kwargs: Any) -> Any:
+            # ``in`` first: indexing a protobuf Struct by a missing key adds that key.
+            if rpc._special_sig_key in props_struct and not any(f in props_struct for f in _ELIDED_FIELDS):
+                kind = kinds.get(props_struct[rpc._special_sig_key])
+                if kind is not None:
+                    return Elided(kind)
+            return original(props_struct, *args, **kwargs)
+
+        deserialize_properties._tolerates_elided = True  # type: ignore[attr-defined]
+        rpc.deserialize_properties = deserialize_properties
+
+
+def holds_elided(value: Any) -> bool:
+    if isinstance(value, Elided):
+        return True
+    if isinstance(value, Mapping):
+        return any(holds_elided(v) for v in value.values())
+    return False
+
+
+_CHECKED: dict[str, Any] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def remember_checked(urn: str | None, artifacts: Any) -> None:
+    """Keep the assets Check saw for ``urn``: the engine's Diff request leaves their contents out."""
+    if urn:
+        with _CHECKED_LOCK:
+            _CHECKED[urn] = artifacts
+
+
+def as_checked(urn: str | None, artifacts: Any) -> tuple[Any, bool]:
+    """``(artifacts, known)``: the value itself, or, where the engine elided the assets, what Check saw
+    for ``urn``; ``known`` is False when neither is at hand (a Diff after a refresh's Read, say)."""
+    if not holds_elided(artifacts):
+        return artifacts, True
+    with _CHECKED_LOCK:
+        if urn in _CHECKED:
+            return _CHECKED[urn], True
+    return artifacts, False
+
+
 # ---- check and expand --------------------------------------------------------------------------------
 
 
@@ -145,6 +222,8 @@ class _Expander:
                 f"{type(value).__name__} ({value.uri}) is not supported yet: download it in the program and "
                 "declare a FileAsset or FileArchive of the local copy",
             )
+        elif isinstance(value, Elided):
+            self.unknown = True
         elif isinstance(value, (Asset, Archive)):
             self.fail(declared, f"{type(value).__name__} is not supported (use FileAsset, StringAsset, FileArchive)")
         else:
@@ -231,7 +310,7 @@ def expand(artifacts: Any) -> tuple[dict[str, Source], list[tuple[str, str]], bo
         return {}, [], True
     if not isinstance(artifacts, Mapping):
         return {}, [(PROP, f"must be a map of artifact path to asset or archive, got {_kind(artifacts)}")], False
-    for key, value in artifacts.items():
+    for key, value in sorted(artifacts.items(), key=lambda item: str(item[0])):  # same order, same messages
         problem = _bad_key(key)
         if problem is not None:
             e.failures.append((f"{PROP}.{key}", f"path {problem}"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic as dyn
 
+from ._artifacts import as_checked, remember_checked, tolerate_elided_assets
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from . import _models as m
     from ._client import MlflowApi
 
+tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
+
 
 def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs as the engine hands them to create/update (numbers as floats) back in normal form."""
@@ -36,6 +39,14 @@ def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
         prop, reason = failures[0]
         raise InputError(prop, reason)
     return inputs
+
+
+def _resolved(props: dict[str, Any]) -> dict[str, Any]:
+    """Inputs of a create or update with their assets whole, or an error naming ``artifacts``."""
+    props, known = _with_artifacts(props)
+    if not known:
+        raise InputError("artifacts", "the engine sent the assets without their contents; run `pulumi up` again")
+    return props
 
 
 def _now_ms() -> int:
@@ -59,6 +70,22 @@ def _request_props(field: str) -> dict[str, Any] | None:
         return None
     props = rpc.deserialize_properties(struct, True)
     return {k: v for k, v in props.items() if k != "__provider"} if isinstance(props, dict) else None
+
+
+def _request_urn() -> str | None:
+    from ._host_errors import host_call
+
+    found = host_call()
+    urn = getattr(found[1], "urn", None) if found is not None else None
+    return urn if isinstance(urn, str) else None
+
+
+def _with_artifacts(props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``props`` with the assets Check saw where the engine sent them without content; False if unknown."""
+    if props.get("artifacts") is None:
+        return props, True
+    artifacts, known = as_checked(_request_urn(), props["artifacts"])
+    return {**props, "artifacts": artifacts}, known
 
 
 def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
@@ -109,11 +136,17 @@ class ExperimentRunProvider(BaseProvider):
     @user_facing
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         inputs, failures = check_inputs(news)
+        if news.get("artifacts") is not None:
+            remember_checked(_request_urn(), news["artifacts"])
         return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        d = diff_run(from_state(olds), news)
+        state = from_state(olds)
+        news, known = _with_artifacts(news)
+        if not known:  # no Check in this host (a refresh): the files are not compared
+            news["artifacts"], state["artifact_files"] = None, None
+        d = diff_run(state, news)
         if not d.changes:
             return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
         # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
@@ -130,7 +163,7 @@ class ExperimentRunProvider(BaseProvider):
         from ._run_apply import apply_writes, completion_tag
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
-        inputs = _checked(props)
+        inputs = _checked(_resolved(props))
         now = _now_ms()
         api = self.api_for(inputs)
         taken = self._take_over(api, inputs, now)
@@ -221,7 +254,8 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), _checked(news), _now_ms()))
+        inputs = _checked(_resolved(news))
+        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), inputs, _now_ms()))
 
     @staticmethod
     def _apply(
