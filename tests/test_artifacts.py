@@ -7,14 +7,20 @@ file is never sent again (counted on the wire with the recording proxy); a remov
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import textwrap
+import time
+import tracemalloc
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pulumi
 import pytest
 from mlflow.entities import ViewType
@@ -22,6 +28,7 @@ from mlflow.entities import ViewType
 from pulumi_mlflow_runs import ExperimentRunProvider
 
 from support.host import DynamicHost, HostError, isolated_env, with_provider, without_provider
+from support.mlflow_proxy import RecordingProxy
 from support.runs import unique
 
 
@@ -200,7 +207,9 @@ def test_only_changed_files_are_sent_and_removed_ones_deleted(
 
 def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path) -> None:
     (tmp_path / "f.txt").write_text("x")
-    (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    (tmp_path / "bundle.zip").write_bytes(b"not a zip")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+        z.writestr("../evil.txt", "x")
     bad = {
         "../up.txt": pulumi.StringAsset("x"),
         "/abs.txt": pulumi.StringAsset("x"),
@@ -211,6 +220,8 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
         "same": pulumi.AssetArchive({"f.txt": pulumi.StringAsset("y")}),
         "remote": pulumi.RemoteAsset("https://example.com/x"),
         "zipped": pulumi.FileArchive(str(tmp_path / "bundle.zip")),
+        "evil": pulumi.FileArchive(str(tmp_path / "evil.zip")),
+        "plain": pulumi.FileArchive(str(tmp_path / "f.txt")),
         "text": "not an asset",
     }
     checked = host.check({}, _props(experiment_id=experiment_id, artifacts=bad))
@@ -222,12 +233,42 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
     assert "FileArchive" in reasons["artifacts.dir"]
     assert "lands on 'same/f.txt', which 'same' also writes" in reasons["artifacts.same/f.txt"]
     assert "RemoteAsset" in reasons["artifacts.remote"] and "download" in reasons["artifacts.remote"]
-    assert "zip" in reasons["artifacts.zipped"]
+    assert "cannot be read as a zip or tar file" in reasons["artifacts.zipped"]
+    assert "'../evil.txt'" in reasons["artifacts.evil"] and "'..'" in reasons["artifacts.evil"]
+    assert "FileAsset" in reasons["artifacts.plain"]
     assert "FileAsset" in reasons["artifacts.text"]
     # Check hands back what it was given: the assets stay assets.
     assert isinstance(checked.inputs["artifacts"]["missing.txt"], pulumi.FileAsset)
     not_a_map = host.check({}, _props(experiment_id=experiment_id, artifacts=["x"]))
     assert [prop for prop, _ in not_a_map.failures] == ["artifacts"]
+
+
+def test_zip_and_tar_files_land_as_folders(host, mlflow_client, proxied_experiment, tmp_path) -> None:
+    members = {"model/weights.bin": os.urandom(200_000), "model/README": b"read me", "top.txt": b"top"}
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    (tmp_path / "src").mkdir()
+    for name, data in members.items():
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as t:
+        t.add(tmp_path / "src", arcname=".")  # members named ./model/..., as `tar -C src -czf x .` makes them
+    run_id, outs, inputs = _create(
+        host,
+        experiment_id=proxied_experiment,
+        artifacts={
+            "zipped": pulumi.FileArchive(str(tmp_path / "bundle.zip")),
+            "tarred": pulumi.FileArchive(str(tmp_path / "bundle.tar.gz")),
+        },
+    )
+    expected = {f"{folder}/{name}" for folder in ("zipped", "tarred") for name in members}
+    assert _listing(mlflow_client, run_id) == expected == set(outs["artifact_files"])
+    for path in expected:
+        data = members[path.split("/", 1)[1]]
+        assert _download(mlflow_client, run_id, path, tmp_path / "dl" / path) == data
+        assert outs["artifact_files"][path]["sha256"] == _sha(data)
+    assert host.diff(run_id, outs, _recheck(host, inputs)).changes == "none"
 
 
 def test_a_file_and_a_folder_on_the_same_path_fail_check(host, experiment_id) -> None:
@@ -382,3 +423,112 @@ def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
     finally:
         stack.destroy()
         stack.workspace.remove_stack("test")
+
+
+class _ArtifactFaults(RecordingProxy):
+    """Fails artifact uploads on purpose: a 503 before the server sees the first PUT, the answer to the
+    second dropped after the server stored it; or every artifact request answered as a server started
+    with ``--no-serve-artifacts`` answers."""
+
+    def __init__(self, upstream: str, *, not_served: bool = False) -> None:
+        self.not_served = not_served
+        self.puts = 0
+        super().__init__(upstream)
+
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        if "mlflow-artifacts/artifacts" not in endpoint:
+            return None
+        if self.not_served:
+            text = b"Endpoint: /api/2.0/mlflow-artifacts/artifacts/<path:artifact_path> disabled due to the mlflow "
+            text += b"server running with `--no-serve-artifacts`. To enable artifacts server functionality, run "
+            text += b"`mlflow server` with `--serve-artifacts`"
+            return "not-served", 503, text, {"Content-Type": "text/plain"}
+        with self._lock:
+            self.puts += 1
+            first = self.puts == 1
+        if first:
+            body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "injected"}).encode()
+            return "503", 503, body, {"Content-Type": "application/json"}
+        return None
+
+    def _drop_answer(self, endpoint: str) -> bool:
+        with self._lock:
+            return "mlflow-artifacts/artifacts" in endpoint and self.puts == 2
+
+
+def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow_client, proxied_experiment, tmp_path):
+    with _ArtifactFaults(mlflow_server.url) as faults:
+        env = isolated_env(MLFLOW_TRACKING_URI=faults.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="20")
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            files = {"a.txt": pulumi.StringAsset("alpha"), "b.txt": pulumi.StringAsset("beta")}
+            run_id, outs, _ = _create(host, experiment_id=proxied_experiment, artifacts=files)
+        sent = [(r.fault, r.path.rsplit("/", 1)[-1]) for r in faults.requests if r.method == "PUT"]
+    assert [fault for fault, _ in sent] == ["503", "drop-after", None, None], sent
+    assert _download(mlflow_client, run_id, "a.txt", tmp_path / "a") == b"alpha"
+    assert _download(mlflow_client, run_id, "b.txt", tmp_path / "b") == b"beta"
+    assert outs["artifact_files"]["b.txt"]["sha256"] == _sha(b"beta")
+
+
+def test_a_server_that_does_not_serve_artifacts_fails_at_once(mlflow_server, mlflow_client, proxied_experiment):
+    with _ArtifactFaults(mlflow_server.url, not_served=True) as faults:
+        env = isolated_env(MLFLOW_TRACKING_URI=faults.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="60")
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            started = time.monotonic()
+            with pytest.raises(HostError) as failed:
+                _create(host, experiment_id=proxied_experiment, artifacts={"a.txt": pulumi.StringAsset("x")})
+            assert time.monotonic() - started < 20, "no waiting for a server that will never serve artifacts"
+        assert len([r for r in faults.requests if r.method == "PUT"]) == 1
+    message = failed.value.details
+    assert "artifacts.a.txt" in message and "--serve-artifacts" in message and "was deleted" in message
+    assert mlflow_client.search_runs([proxied_experiment], run_view_type=ViewType.ACTIVE_ONLY) == []
+
+
+class _Sink(httpx.BaseTransport):
+    """Reads each request body piece by piece, as a server would, keeping only its hash and size."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, str | None, str, int]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        sha, size = hashlib.sha256(), 0
+        for chunk in request.stream:  # type: ignore[union-attr]
+            sha.update(chunk)
+            size += len(chunk)
+        self.got.append(
+            (request.method, request.url.path, request.headers.get("Content-Length"), sha.hexdigest(), size)
+        )
+        return httpx.Response(200, json={})
+
+
+def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
+    """A 64 MB file is hashed, written to a file: root and sent to mlflow-artifacts with a few MB at most."""
+    from pulumi_mlflow_runs._artifacts import LocalStore, MlflowArtifactsStore, Source, digest
+    from pulumi_mlflow_runs._auth import Connection
+    from pulumi_mlflow_runs._transport import Transport
+
+    size = 64 << 20
+    big = tmp_path / "big.bin"
+    with big.open("wb") as f:
+        f.truncate(size)  # sparse: no disk, reads as zeros
+    want = hashlib.sha256(b"\0" * size).hexdigest()
+    source = Source(path=str(big))
+    sink = _Sink()
+    client = httpx.Client(base_url="http://mlflow.test", transport=sink)
+    transport = Transport(Connection("http://mlflow.test", "test", databricks=False), client)
+    stores = [
+        LocalStore((tmp_path / "root").as_uri(), tmp_path / "root"),
+        MlflowArtifactsStore(transport, "mlflow-artifacts:/1/r/artifacts", "/1/r/artifacts"),
+    ]
+    for step in (lambda: digest(source), *(lambda s=s: s.put("m/big.bin", source) for s in stores)):
+        tracemalloc.start()
+        try:
+            result = step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result["sha256"] == want and result["size"] == size
+        assert peak < 8 << 20, f"{peak / 2**20:.1f} MB held for a {size >> 20} MB file"
+    assert (tmp_path / "root" / "m" / "big.bin").stat().st_size == size
+    assert sink.got == [("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/m/big.bin", str(size), want, size)]

@@ -15,12 +15,14 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import tarfile
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from pulumi.asset import (
@@ -51,10 +53,13 @@ _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".jar")
 
 @dataclass(frozen=True)
 class Source:
-    """Where one artifact file's bytes come from: a local file, or a StringAsset's text."""
+    """Where one artifact file's bytes come from: a local file, a member of a local zip or tar file, or a
+    StringAsset's text."""
 
     path: str | None = None
     text: str | None = None
+    member: str | None = None
+    """The member's name inside the zip or tar file at ``path``."""
 
     def chunks(self) -> Iterator[bytes]:
         """The content in ``CHUNK_BYTES`` pieces, read as it is consumed."""
@@ -62,7 +67,7 @@ class Source:
             yield self.text.encode("utf-8")
             return
         assert self.path is not None
-        with open(self.path, "rb") as f:
+        with open(self.path, "rb") if self.member is None else _open_member(self.path, self.member) as f:
             while chunk := f.read(CHUNK_BYTES):
                 yield chunk
 
@@ -70,7 +75,41 @@ class Source:
         if self.text is not None:
             return len(self.text.encode("utf-8"))
         assert self.path is not None
-        return os.stat(self.path).st_size
+        if self.member is None:
+            return os.stat(self.path).st_size
+        if _is_zip(self.path):
+            with zipfile.ZipFile(self.path) as z:
+                return z.getinfo(self.member).file_size
+        with tarfile.open(self.path, "r:*") as t:
+            return t.getmember(self.member).size
+
+
+def _is_zip(path: str) -> bool:
+    return path.lower().endswith((".zip", ".jar"))
+
+
+@contextlib.contextmanager
+def _open_member(path: str, member: str) -> Iterator[IO[bytes]]:
+    """One member of a zip or tar file, opened for reading (decompressed as it is read)."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z, z.open(member) as f:
+            yield f
+        return
+    with tarfile.open(path, "r:*") as t:
+        extracted = t.extractfile(member)
+        if extracted is None:
+            raise OSError(f"{member!r} is not a file in {path!r}")
+        with extracted:
+            yield extracted
+
+
+def _archive_members(path: str) -> list[str]:
+    """The file members of a zip or tar file (folders, links and devices left out)."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z:
+            return [info.filename for info in z.infolist() if not info.is_dir()]
+    with tarfile.open(path, "r:*") as t:
+        return [m.name for m in t.getmembers() if m.isfile()]
 
 
 FileDigest = dict[str, Any]
@@ -253,10 +292,9 @@ class _Expander:
             return
         if os.path.isfile(local):
             if local.lower().endswith(_ARCHIVE_SUFFIXES):
-                why = "zip and tar files are not supported yet: unpack it and declare a FileArchive of the folder"
+                self.archive_file(path, local, declared)
             else:
-                why = "is a file: declare it as a FileAsset"
-            self.fail(declared, f"FileArchive {local!r}: {why}")
+                self.fail(declared, f"FileArchive {local!r} is a file but not a zip or tar file: declare a FileAsset")
             return
         if not os.path.isdir(local):
             self.fail(declared, f"FileArchive {local!r} does not exist (relative paths start at the program's folder)")
@@ -270,6 +308,24 @@ class _Expander:
                     continue  # sockets, broken links: nothing to upload
                 rel = os.path.relpath(full, root).replace(os.sep, "/")
                 self.add(f"{path}/{rel}", Source(path=full), declared)
+
+    def archive_file(self, path: str, local: str, declared: str) -> None:
+        """A zip or tar file: one artifact per file member, under ``path``."""
+        try:
+            members = _archive_members(local)
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            self.fail(declared, f"FileArchive {local!r} cannot be read as a zip or tar file ({exc})")
+            return
+        full = os.path.abspath(local)
+        for name in members:
+            clean = name
+            while clean.startswith("./"):
+                clean = clean[2:]
+            problem = _bad_key(clean)
+            if problem is not None:
+                self.fail(declared, f"FileArchive {local!r}: member {name!r} {problem}")
+                continue
+            self.add(f"{path}/{clean}", Source(path=full, member=name), declared)
 
     def asset_archive(self, path: str, assets: Any, declared: str) -> None:
         if _unknown(assets):
@@ -327,7 +383,7 @@ def check_artifacts(artifacts: Any) -> list[tuple[str, str]]:
 
 # ---- hashing ------------------------------------------------------------------------------------------
 
-_DIGESTS: dict[tuple[str, int, int, int, int], FileDigest] = {}
+_DIGESTS: dict[tuple[str, str | None, int, int, int, int], FileDigest] = {}
 _DIGESTS_LOCK = threading.Lock()
 
 
@@ -339,7 +395,7 @@ def digest(source: Source) -> FileDigest:
         return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     assert source.path is not None
     st = os.stat(source.path)
-    key = (source.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (source.path, source.member, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     with _DIGESTS_LOCK:
         known = _DIGESTS.get(key)
     if known is not None:

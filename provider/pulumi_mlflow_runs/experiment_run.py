@@ -439,7 +439,8 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         :param model_outputs: ``{model_id, step}`` items.
         :param artifacts: files for the run's artifact root: ``{"reports/eval.html": pulumi.FileAsset(...)}``;
             a FileArchive of a folder or an AssetArchive lands under its key as a folder. FileAsset,
-            StringAsset, FileArchive (folder) and AssetArchive, on ``mlflow-artifacts:`` and ``file:`` roots.
+            StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:`` and
+            ``file:`` roots.
             Changed files are uploaded again, removed ones deleted (an update, never a replace).
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
