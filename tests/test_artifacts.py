@@ -314,6 +314,13 @@ def test_a_file_root_is_written_and_pruned_locally(host, mlflow_client, tmp_path
     outs = host.update(run_id, outs, news)
     assert not (run_root / "extra").exists(), "the emptied folders go too"
     assert set(outs["artifact_files"]) == EXPECTED - {"extra/a.txt", "extra/deep/b.txt"}
+    # artifacts dropped from the program: every file it put there goes
+    bare = {k: v for k, v in without_provider(news).items() if k != "artifacts"}
+    news = _recheck(host, bare)
+    assert host.diff(run_id, outs, news).changes == "some"
+    outs = host.update(run_id, outs, news)
+    assert outs.get("artifact_files") is None
+    assert [p for p in run_root.rglob("*") if p.is_file()] == []
 
 
 def test_the_servers_default_root_is_a_local_path(host, mlflow_client, experiment_id, tmp_path) -> None:
@@ -368,6 +375,12 @@ def test_check_and_diff_stay_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
 
 
+def _no_hash(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_hash(v) for k, v in value.items() if k != "hash"}
+    return value
+
+
 def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy, mlflow_client: Any, workdir: Path
 ) -> None:
@@ -381,7 +394,7 @@ def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
     experiment_id = str(mlflow_client.create_experiment(name, artifact_location=f"mlflow-artifacts:/{name}"))
 
     def program() -> None:
-        run = ExperimentRun("art", experiment_id=experiment_id, artifacts=_declared(workdir))
+        run = ExperimentRun("art", experiment_id=experiment_id, tags={"team": "a"}, artifacts=_declared(workdir))
         pulumi.export("run_id", run.run_id)
         pulumi.export("files", run.artifact_files)
         pulumi.export("artifact_keys", run.artifacts.apply(lambda a: sorted(a or {})))
@@ -409,6 +422,25 @@ def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
         again = stack.up()
         assert changes(again.summary.resource_changes) == {"same": 2}, again.stdout
         assert proxy.writes_since(mark) == []
+
+        # refresh reads the run (its files are not looked at) and keeps the assets as the inputs
+        refresh = stack.refresh()
+        assert changes(refresh.summary.resource_changes) == {"same": 2}, refresh.stdout
+        kept = state_resources(stack)["art"]["inputs"]["artifacts"]
+        assert _no_hash(kept) == _no_hash(resource["inputs"]["artifacts"]), "paths and texts stay (hashes may be added)"
+        stack.preview(expect_no_changes=True)
+
+        # a tag edited outside Pulumi: refresh records it, the next preview shows it, up undoes it
+        mlflow_client.set_tag(run_id, "team", "drifted")
+        stack.refresh()
+        assert state_resources(stack)["art"]["outputs"]["tags"] == {"team": "drifted"}
+        _, ops = run_with_ops(stack.preview, diff=True)
+        assert ops == {"art": "update"}
+        mark = proxy.mark()
+        stack.up()
+        assert mlflow_client.get_run(run_id).data.tags["team"] == "a"
+        assert [r for r in proxy.writes_since(mark) if "mlflow-artifacts" in r.path] == [], "no file is sent again"
+        stack.preview(expect_no_changes=True)
 
         (workdir / "model.bin").write_bytes(b"retrained")
         preview, ops = run_with_ops(stack.preview, diff=True)

@@ -120,7 +120,8 @@ FileDigest = dict[str, Any]
 
 
 class Elided:
-    """An asset or archive as the engine sends it to Diff: its signature alone, no path, text or hash.
+    """An asset or archive as the engine sends it to Diff (its signature alone) or in Read's stored inputs
+    (signature and hash): no path, text or member assets.
 
     The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so
     ``tolerate_elided_assets`` makes it read as this placeholder; Diff then takes the assets that Check
@@ -134,7 +135,7 @@ class Elided:
         return f"Elided({self.kind})"
 
 
-_ELIDED_FIELDS = ("path", "text", "uri", "assets", "hash")
+_CONTENT_FIELDS = ("path", "text", "uri", "assets")
 _patch_lock = threading.Lock()
 
 
@@ -153,7 +154,7 @@ def tolerate_elided_assets() -> None:
 
         def deserialize_properties(props_struct: Any, *args: Any, **kwargs: Any) -> Any:
             # ``in`` first: indexing a protobuf Struct by a missing key adds that key.
-            if rpc._special_sig_key in props_struct and not any(f in props_struct for f in _ELIDED_FIELDS):
+            if rpc._special_sig_key in props_struct and not any(f in props_struct for f in _CONTENT_FIELDS):
                 kind = kinds.get(props_struct[rpc._special_sig_key])
                 if kind is not None:
                     return Elided(kind)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from ._artifacts import as_checked, remember_checked, tolerate_elided_assets
+from ._artifacts import as_checked, holds_elided, remember_checked, tolerate_elided_assets
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
@@ -104,7 +104,8 @@ def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
 def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     """The stored inputs with refresh's findings: managed values as the server has them, and
     ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
-    at hand (then the engine keeps them as they were).
+    at hand, or hold ``artifacts`` (the engine sends assets without their contents): then the engine keeps
+    them as they were.
 
     With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
     a new input to its old one) keeps a value edited outside Pulumi. No key is added but
@@ -113,8 +114,8 @@ def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     from ._run_plan import refreshed_outputs
 
     stored = _request_props("inputs")
-    if stored is None:
-        return None
+    if stored is None or holds_elided(stored.get("artifacts")):
+        return None  # assets without their contents could not be handed back: the engine keeps its own
     stored.pop("lifecycle_stage", None)
     fresh = refreshed_outputs(stored, run)
     inputs = dict(stored)
