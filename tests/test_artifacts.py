@@ -210,6 +210,11 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
     (tmp_path / "bundle.zip").write_bytes(b"not a zip")
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
         z.writestr("../evil.txt", "x")
+    with zipfile.ZipFile(tmp_path / "corrupt.zip", "w") as z:
+        z.writestr("data.txt", "0123456789" * 10)
+    damaged = bytearray((tmp_path / "corrupt.zip").read_bytes())
+    damaged[damaged.index(b"0123456789") + 3] ^= 0xFF  # the member's bytes no longer match its CRC
+    (tmp_path / "corrupt.zip").write_bytes(bytes(damaged))
     bad = {
         "../up.txt": pulumi.StringAsset("x"),
         "/abs.txt": pulumi.StringAsset("x"),
@@ -222,6 +227,7 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
         "zipped": pulumi.FileArchive(str(tmp_path / "bundle.zip")),
         "evil": pulumi.FileArchive(str(tmp_path / "evil.zip")),
         "plain": pulumi.FileArchive(str(tmp_path / "f.txt")),
+        "corrupt": pulumi.FileArchive(str(tmp_path / "corrupt.zip")),
         "text": "not an asset",
     }
     checked = host.check({}, _props(experiment_id=experiment_id, artifacts=bad))
@@ -236,6 +242,7 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
     assert "cannot be read as a zip or tar file" in reasons["artifacts.zipped"]
     assert "'../evil.txt'" in reasons["artifacts.evil"] and "'..'" in reasons["artifacts.evil"]
     assert "FileAsset" in reasons["artifacts.plain"]
+    assert "cannot read 'data.txt in" in reasons["artifacts.corrupt"], "Check reads (hashes) every file"
     assert "FileAsset" in reasons["artifacts.text"]
     # Check hands back what it was given: the assets stay assets.
     assert isinstance(checked.inputs["artifacts"]["missing.txt"], pulumi.FileAsset)

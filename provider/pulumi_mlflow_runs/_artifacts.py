@@ -280,7 +280,9 @@ class _Expander:
             self.fail(declared, f"FileAsset path must be a non-empty string, got {_kind(local)}")
         elif not os.path.isfile(local):
             what = "is a folder (use a FileArchive for a folder)" if os.path.isdir(local) else "does not exist"
-            self.fail(declared, f"FileAsset {local!r} {what} (relative paths start at the program's folder)")
+            self.fail(
+                declared, f"FileAsset {local!r} {what} (a relative path is resolved in the folder pulumi runs in)"
+            )
         else:
             self.add(path, Source(path=os.path.abspath(local)), declared)
 
@@ -298,7 +300,10 @@ class _Expander:
                 self.fail(declared, f"FileArchive {local!r} is a file but not a zip or tar file: declare a FileAsset")
             return
         if not os.path.isdir(local):
-            self.fail(declared, f"FileArchive {local!r} does not exist (relative paths start at the program's folder)")
+            self.fail(
+                declared,
+                f"FileArchive {local!r} does not exist (a relative path is resolved in the folder pulumi runs in)",
+            )
             return
         root = os.path.abspath(local)
         for folder, dirs, names in os.walk(root):
@@ -356,30 +361,46 @@ class _Expander:
                     break
 
 
+def _expand(artifacts: Any) -> _Expander:
+    e = _Expander()
+    if _unknown(artifacts):
+        e.unknown = True
+    elif not isinstance(artifacts, Mapping):
+        e.failures.append((PROP, f"must be a map of artifact path to asset or archive, got {_kind(artifacts)}"))
+    else:
+        for key, value in sorted(artifacts.items(), key=lambda item: str(item[0])):  # same order, same messages
+            problem = _bad_key(key)
+            if problem is not None:
+                e.failures.append((f"{PROP}.{key}", f"path {problem}"))
+                continue
+            e.value(key, value, key)
+        e.folders_clash()
+    return e
+
+
 def expand(artifacts: Any) -> tuple[dict[str, Source], list[tuple[str, str]], bool]:
     """``(files by artifact path, failures, unknown)`` for the declared ``artifacts`` map.
 
-    Only stats the files (Check runs on every preview): hashing is for Diff, Create and Update.
     ``unknown`` is True when part of it is not known yet (a preview): the files are then incomplete.
     """
-    e = _Expander()
-    if _unknown(artifacts):
-        return {}, [], True
-    if not isinstance(artifacts, Mapping):
-        return {}, [(PROP, f"must be a map of artifact path to asset or archive, got {_kind(artifacts)}")], False
-    for key, value in sorted(artifacts.items(), key=lambda item: str(item[0])):  # same order, same messages
-        problem = _bad_key(key)
-        if problem is not None:
-            e.failures.append((f"{PROP}.{key}", f"path {problem}"))
-            continue
-        e.value(key, value, key)
-    e.folders_clash()
+    e = _expand(artifacts)
     return e.files, e.failures, e.unknown
 
 
 def check_artifacts(artifacts: Any) -> list[tuple[str, str]]:
-    """Check's failures for the ``artifacts`` input (each names ``artifacts.<path>`` and the problem)."""
-    return expand(artifacts)[1]
+    """Check's failures for the ``artifacts`` input (each names ``artifacts.<path>`` and the problem).
+
+    Check hashes every file too: an unreadable one fails here, before anything is sent, and Diff, which
+    follows in the same provider host, finds the hashes made (``digest`` keeps them per file version).
+    """
+    e = _expand(artifacts)
+    for path, source in e.files.items():
+        try:
+            digest(source)
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            what = source.path if source.member is None else f"{source.member} in {source.path}"
+            e.fail(e.origin[path], f"cannot read {what!r} ({getattr(exc, 'strerror', None) or exc})")
+    return e.failures
 
 
 # ---- hashing ------------------------------------------------------------------------------------------
