@@ -571,3 +571,62 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
         assert peak < 8 << 20, f"{peak / 2**20:.1f} MB held for a {size >> 20} MB file"
     assert (tmp_path / "root" / "m" / "big.bin").stat().st_size == size
     assert sink.got == [("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/m/big.bin", str(size), want, size)]
+
+
+@pytest.mark.parametrize(
+    ("uri", "store", "root"),
+    [
+        ("mlflow-artifacts:/exp/r1/artifacts", "MlflowArtifactsStore", "/exp/r1/artifacts"),
+        ("mlflow-artifacts://mlflow.test:5000/exp/r1/artifacts", "MlflowArtifactsStore", "/exp/r1/artifacts"),
+        (
+            "https://mlflow.test:5000/prefix/api/2.0/mlflow-artifacts/artifacts/exp/r1/artifacts",
+            "MlflowArtifactsStore",
+            "/exp/r1/artifacts",
+        ),
+        ("file:///srv/mlruns/1/r1/artifacts", "LocalStore", "/srv/mlruns/1/r1/artifacts"),
+        ("file://localhost/srv/mlruns/1/r1/artifacts", "LocalStore", "/srv/mlruns/1/r1/artifacts"),
+        ("/srv/mlruns/1/r1/artifacts", "LocalStore", "/srv/mlruns/1/r1/artifacts"),
+    ],
+)
+def test_supported_roots(uri: str, store: str, root: str) -> None:
+    from pulumi_mlflow_runs._artifacts import store_for
+    from pulumi_mlflow_runs._auth import Connection
+    from pulumi_mlflow_runs._client import MlflowApi
+    from pulumi_mlflow_runs._transport import Transport
+
+    base = "https://mlflow.test:5000/prefix"
+    api = MlflowApi(Transport(Connection(base, "test", databricks=False), httpx.Client(base_url=base)))
+    found = store_for(api, uri)
+    assert type(found).__name__ == store
+    assert str(getattr(found, "root", "")).rstrip("/").lstrip("/") == root.strip("/")
+    assert found.file_uri("a/b.txt") == f"{uri}/a/b.txt"
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("s3://bucket/x/r1/artifacts", "the s3: store is not supported yet"),
+        ("gs://bucket/x/r1/artifacts", "the gs: store is not supported yet"),
+        ("wasbs://c@acct.blob.core.windows.net/x", "the wasbs: store is not supported yet"),
+        ("dbfs:/databricks/mlflow-tracking/1/r1/artifacts", "Databricks (dbfs:/Unity Catalog) artifact roots"),
+        ("mlflow-artifacts://elsewhere:5000/x", "its server elsewhere:5000 is not the tracking server"),
+        ("https://elsewhere/api/2.0/mlflow-artifacts/artifacts/x", "its server is not the tracking server"),
+        ("https://cdn.example/x", "the https: store is not supported yet"),
+        ("file://fileserver/share/x", "a file: root on another host (fileserver)"),
+        ("relative/path", "it is not an absolute path"),
+    ],
+)
+def test_unsupported_roots_say_why_and_the_way_out(uri: str, says: str) -> None:
+    from pulumi_mlflow_runs._artifacts import store_for
+    from pulumi_mlflow_runs._auth import Connection
+    from pulumi_mlflow_runs._client import MlflowApi
+    from pulumi_mlflow_runs._errors import InputError
+    from pulumi_mlflow_runs._transport import Transport
+
+    base = "https://mlflow.test:5000"
+    api = MlflowApi(Transport(Connection(base, "test", databricks=False), httpx.Client(base_url=base)))
+    with pytest.raises(InputError) as refused:
+        store_for(api, uri)
+    assert refused.value.prop == "artifacts"
+    assert says in refused.value.reason and uri in refused.value.reason
+    assert "mlflow-artifacts:" in refused.value.reason and "file:" in refused.value.reason

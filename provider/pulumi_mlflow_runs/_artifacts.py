@@ -614,9 +614,13 @@ def store_for(api: MlflowApi, artifact_uri: str | None) -> Store:
         if parts.netloc and parts.netloc != ours:
             raise _unsupported(uri, f"its server {parts.netloc} is not the tracking server {ours}")
         return MlflowArtifactsStore(api.transport, uri, unquote(parts.path))
-    if scheme in ("http", "https") and uri.startswith(f"{base}{ARTIFACTS_API}/"):
+    if scheme in ("http", "https") and ARTIFACTS_API in parts.path:
+        if not uri.startswith(f"{base}{ARTIFACTS_API}/"):
+            raise _unsupported(uri, f"its server is not the tracking server {base}")
         return MlflowArtifactsStore(api.transport, uri, unquote(uri[len(base + ARTIFACTS_API) :]))
-    if scheme == "file" and parts.netloc in ("", "localhost"):
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise _unsupported(uri, f"a file: root on another host ({parts.netloc}) cannot be written from here")
         return LocalStore(uri, Path(unquote(parts.path)))
     if scheme == "" and uri.startswith("/"):
         return LocalStore(uri, Path(uri))
