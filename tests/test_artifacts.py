@@ -330,6 +330,17 @@ def test_a_file_root_is_written_and_pruned_locally(host, mlflow_client, tmp_path
     assert [p for p in run_root.rglob("*") if p.is_file()] == []
 
 
+def test_deleting_the_run_leaves_its_files(host, mlflow_client, tmp_path) -> None:
+    """MLflow removes a deleted run's files itself when it purges the run (``mlflow gc``)."""
+    root = tmp_path / "store"
+    root.mkdir()
+    experiment_id = mlflow_client.create_experiment(unique("file"), artifact_location=root.as_uri())
+    run_id, outs, _ = _create(host, experiment_id=experiment_id, artifacts={"k.txt": pulumi.StringAsset("kept")})
+    host.delete(run_id, outs)
+    assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
+    assert (root / run_id / "artifacts" / "k.txt").read_text() == "kept"
+
+
 def test_the_servers_default_root_is_a_local_path(host, mlflow_client, experiment_id, tmp_path) -> None:
     """The test server's default root is a plain path (``--default-artifact-root <dir>``): a file: root."""
     run_id, outs, _ = _create(host, experiment_id=experiment_id, artifacts={"x/y.txt": pulumi.StringAsset("yes")})
@@ -630,3 +641,17 @@ def test_unsupported_roots_say_why_and_the_way_out(uri: str, says: str) -> None:
     assert refused.value.prop == "artifacts"
     assert says in refused.value.reason and uri in refused.value.reason
     assert "mlflow-artifacts:" in refused.value.reason and "file:" in refused.value.reason
+
+
+def test_the_same_bytes_elsewhere_on_disk_are_no_change(host, experiment_id, tmp_path) -> None:
+    (tmp_path / "one.txt").write_text("same")
+    (tmp_path / "two.txt").write_text("same")
+    run_id, outs, inputs = _create(
+        host, experiment_id=experiment_id, artifacts={"f.txt": pulumi.FileAsset(str(tmp_path / "one.txt"))}
+    )
+    moved = _recheck(host, {**without_provider(inputs), "artifacts": {"f.txt": pulumi.StringAsset("same")}})
+    assert host.diff(run_id, outs, moved).changes == "none"
+    moved = _recheck(
+        host, {**without_provider(inputs), "artifacts": {"f.txt": pulumi.FileAsset(str(tmp_path / "two.txt"))}}
+    )
+    assert host.diff(run_id, outs, moved).changes == "none"
