@@ -104,7 +104,7 @@ def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
         if is_unknown(new):
             (replaces if key in REPLACE_KEYS else updates).append(key)
             continue
-        if key == "artifacts":  # the old side is the stored hashes; the new files are hashed here
+        if key == "artifacts":  # the old side is the stored hashes (not an echo of the input); new files hashed
             if differs(olds.get("artifact_files"), new):
                 updates.append(key)
             continue
