@@ -58,14 +58,20 @@ def _download(client: Any, run_id: str, path: str, dst: Path) -> bytes:
     return Path(client.download_artifacts(run_id, path, str(dst))).read_bytes()
 
 
-def _listing(client: Any, run_id: str, path: str | None = None) -> set[str]:
-    """Every file path under ``path`` of the run's artifacts, as MLflow's client lists them."""
+def _listing(client: Any, run_id: str) -> set[str]:
+    """Every file path of the run's artifacts, as MLflow's own artifact repository lists them (not
+    ``MlflowClient.list_artifacts``: MLflow 3's asks an MLflow 2 server for logged models it lacks)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri, tracking_uri=client.tracking_uri)
     found: set[str] = set()
-    for info in client.list_artifacts(run_id, path):
-        if info.is_dir:
-            found |= _listing(client, run_id, info.path)
-        else:
-            found.add(info.path)
+    todo: list[str | None] = [None]
+    while todo:
+        for info in repo.list_artifacts(todo.pop()):
+            if info.is_dir:
+                todo.append(info.path)
+            else:
+                found.add(info.path)
     return found
 
 
