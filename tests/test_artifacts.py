@@ -482,14 +482,20 @@ def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
 
 
 class _ArtifactFaults(RecordingProxy):
-    """Fails artifact uploads on purpose: a 503 before the server sees the first PUT, the answer to the
-    second dropped after the server stored it; or every artifact request answered as a server started
-    with ``--no-serve-artifacts`` answers."""
+    """Fails artifact uploads on purpose: the first PUT of ``a.txt`` gets a 503 without reaching the
+    server, the answer to the first PUT of ``b.txt`` is dropped after the server stored it; or every
+    artifact request is answered as a server started with ``--no-serve-artifacts`` answers."""
 
     def __init__(self, upstream: str, *, not_served: bool = False) -> None:
         self.not_served = not_served
-        self.puts = 0
+        self.attempts: dict[str, int] = {}
         super().__init__(upstream)
+
+    def _attempt(self, endpoint: str) -> tuple[str, int]:
+        name = endpoint.rsplit("/", 1)[-1]
+        with self._lock:
+            self.attempts[name] = self.attempts.get(name, 0) + 1
+            return name, self.attempts[name]
 
     def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
         if "mlflow-artifacts/artifacts" not in endpoint:
@@ -499,17 +505,15 @@ class _ArtifactFaults(RecordingProxy):
             text += b"server running with `--no-serve-artifacts`. To enable artifacts server functionality, run "
             text += b"`mlflow server` with `--serve-artifacts`"
             return "not-served", 503, text, {"Content-Type": "text/plain"}
-        with self._lock:
-            self.puts += 1
-            first = self.puts == 1
-        if first:
+        name, attempt = self._attempt(endpoint)
+        if (name, attempt) == ("a.txt", 1):
             body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "injected"}).encode()
             return "503", 503, body, {"Content-Type": "application/json"}
         return None
 
     def _drop_answer(self, endpoint: str) -> bool:
         with self._lock:
-            return "mlflow-artifacts/artifacts" in endpoint and self.puts == 2
+            return endpoint.endswith("/b.txt") and self.attempts.get("b.txt") == 1
 
 
 def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow_client, proxied_experiment, tmp_path):
@@ -519,8 +523,8 @@ def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow
             host.configure({})
             files = {"a.txt": pulumi.StringAsset("alpha"), "b.txt": pulumi.StringAsset("beta")}
             run_id, outs, _ = _create(host, experiment_id=proxied_experiment, artifacts=files)
-        sent = [(r.fault, r.path.rsplit("/", 1)[-1]) for r in faults.requests if r.method == "PUT"]
-    assert [fault for fault, _ in sent] == ["503", "drop-after", None, None], sent
+        sent = sorted((r.path.rsplit("/", 1)[-1], r.fault or "ok") for r in faults.requests if r.method == "PUT")
+    assert sent == [("a.txt", "503"), ("a.txt", "ok"), ("b.txt", "drop-after"), ("b.txt", "ok")], sent
     assert _download(mlflow_client, run_id, "a.txt", tmp_path / "a") == b"alpha"
     assert _download(mlflow_client, run_id, "b.txt", tmp_path / "b") == b"beta"
     assert outs["artifact_files"]["b.txt"]["sha256"] == _sha(b"beta")
@@ -661,3 +665,44 @@ def test_the_same_bytes_elsewhere_on_disk_are_no_change(host, experiment_id, tmp
         host, {**without_provider(inputs), "artifacts": {"f.txt": pulumi.FileAsset(str(tmp_path / "two.txt"))}}
     )
     assert host.diff(run_id, outs, moved).changes == "none"
+
+
+class _SlowArtifacts(RecordingProxy):
+    """Holds each artifact PUT for a while, counting how many are under way at once; refuses ``bad.txt``."""
+
+    def __init__(self, upstream: str) -> None:
+        self.now = 0
+        self.most = 0
+        super().__init__(upstream)
+
+    def _intercept(self, endpoint: str, headers: Any) -> tuple[str, int, bytes, dict[str, str]] | None:
+        if "mlflow-artifacts/artifacts" not in endpoint:
+            return None
+        if endpoint.endswith("/bad.txt"):
+            body = json.dumps({"error_code": "INVALID_PARAMETER_VALUE", "message": "refused"}).encode()
+            return "400", 400, body, {"Content-Type": "application/json"}
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.3)
+        with self._lock:
+            self.now -= 1
+        return None
+
+
+def test_uploads_go_a_few_at_a_time_and_stop_at_the_first_failure(mlflow_server, mlflow_client, proxied_experiment):
+    files = {f"f{i:02d}.txt": pulumi.StringAsset(f"file {i}") for i in range(10)}
+    with _SlowArtifacts(mlflow_server.url) as slow:
+        with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=slow.url)) as host:
+            host.configure({})
+            run_id, outs, _ = _create(host, experiment_id=proxied_experiment, artifacts=files)
+            assert set(outs["artifact_files"]) == set(files)
+            assert 2 <= slow.most <= 4, slow.most
+            mark = slow.mark()
+            with pytest.raises(HostError) as failed:
+                _create(host, experiment_id=proxied_experiment, artifacts={"bad.txt": pulumi.StringAsset("x"), **files})
+        puts = [r for r in slow.since(mark) if r.method == "PUT"]
+    assert _listing(mlflow_client, run_id) == set(files)
+    assert "refused" in failed.value.details and "was deleted" in failed.value.details
+    assert len(puts) < 1 + len(files), "no new upload starts after the first failure"
+    assert [r.info.run_id for r in mlflow_client.search_runs([proxied_experiment])] == [run_id]

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -641,6 +642,10 @@ def _unsupported(uri: str, why: str) -> InputError:
     )
 
 
+UPLOAD_WORKERS = 4
+"""Files sent at once per resource: many small files go faster, and memory stays a few chunks per file."""
+
+
 def sync(
     api: MlflowApi,
     artifact_uri: str | None,
@@ -649,28 +654,58 @@ def sync(
     done: list[str] | None = None,
 ) -> dict[str, FileDigest] | None:
     """Upload the declared files whose content the run lacks, delete the stored ones no longer declared;
-    return the new ``artifact_files`` (None when nothing is declared or stored)."""
+    return the new ``artifact_files`` (None when nothing is declared or stored).
+
+    Uploads run ``UPLOAD_WORKERS`` at a time; after the first failure no new one starts, the ones under way
+    finish, and that failure is raised (``done`` lists what was stored).
+    """
     if declared is None and not old_files:
         return None
     diff = changes(old_files, declared)
     files = dict(diff.keep)
+    done = [] if done is None else done
     if diff.any:
         store = store_for(api, artifact_uri)
-        for path, source in diff.upload.items():
-            with _served(path):
-                try:
-                    stored = store.put(path, source)
-                except OSError as exc:
-                    raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
+        for path, stored in _put_all(store, diff.upload, done):
             files[path] = {**stored, "uri": store.file_uri(path)}
-            if done is not None:
-                done.append(f"uploaded artifact {path!r}")
         for path in diff.delete:
             with _served(path):
                 store.delete(path)
-            if done is not None:
-                done.append(f"deleted artifact {path!r}")
+            done.append(f"deleted artifact {path!r}")
     return {path: files[path] for path in sorted(files)} if files or declared is not None else None
+
+
+def _put(store: Store, path: str, source: Source) -> FileDigest:
+    with _served(path):
+        try:
+            return store.put(path, source)
+        except OSError as exc:
+            raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
+
+
+def _put_all(store: Store, uploads: Mapping[str, Source], done: list[str]) -> list[tuple[str, FileDigest]]:
+    """Every upload, a few at a time; the first failure stops new ones and is raised once the rest end."""
+    if len(uploads) <= 1:
+        results = [(path, _put(store, path, source)) for path, source in uploads.items()]
+        done.extend(f"uploaded artifact {path!r}" for path, _ in results)
+        return results
+    results = []
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(uploads)), thread_name_prefix="artifacts") as pool:
+        pending = {pool.submit(_put, store, path, source): path for path, source in uploads.items()}
+        for future in as_completed(pending):
+            path = pending[future]
+            try:
+                results.append((path, future.result()))
+                done.append(f"uploaded artifact {path!r}")
+            except BaseException as exc:  # noqa: BLE001 - the first one is raised below
+                if failure is None:
+                    failure = exc
+                    for other in pending:
+                        other.cancel()  # not started yet: never sent
+    if failure is not None:
+        raise failure
+    return results
 
 
 @contextlib.contextmanager
