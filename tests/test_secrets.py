@@ -40,7 +40,7 @@ def test_unresolved_inputs_count_as_secret_and_declared_names_stay(loop) -> None
     never = loop.create_future()
     unresolved = pulumi.Output(set(), never, never)
     assert list(EchoedSecrets(["tags"], {"tags": {"a": unresolved}})) == ["tags", "run"]
-    assert len(EchoedSecrets([], {})) == 4, "as a plain list it holds every candidate"
+    assert len(EchoedSecrets([], {})) == 5, "as a plain list it holds every candidate"
     never.cancel()
 
 
@@ -65,6 +65,12 @@ def test_a_plain_output_is_not_secret(loop) -> None:
 def test_secret_metrics_also_hide_latest_metrics(loop) -> None:
     hidden = _hidden(loop, {"metrics": [{"key": "m", "value": pulumi.Output.secret(0.5)}]})
     assert hidden == ["run", "latest_metrics", "logged_points"]
+
+
+def test_secret_artifacts_hide_their_hashes(loop) -> None:
+    secret_assets = pulumi.Output.secret({"a.txt": pulumi.StringAsset("x")})
+    assert _hidden(loop, {"artifacts": secret_assets}) == ["run", "artifact_files"]
+    assert _hidden(loop, {"artifacts": {"a.txt": pulumi.StringAsset("x")}}) == []
 
 
 def test_every_input_but_the_connection_hides_the_run_view(loop) -> None:

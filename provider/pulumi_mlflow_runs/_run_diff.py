@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._artifacts import differs
 from ._run_spec import INPUT_KEYS, REPLACE_KEYS, is_unknown
 
 
@@ -105,6 +106,10 @@ def diff_run(olds: Mapping[str, Any], news: Mapping[str, Any]) -> RunDiff:
         old, new = olds.get(key), news.get(key)
         if is_unknown(new):
             (replaces if key in REPLACE_KEYS else updates).append(key)
+            continue
+        if key == "artifacts":  # the old side is the stored hashes (not an echo of the input); new files hashed
+            if differs(olds.get("artifact_files"), new):
+                updates.append(key)
             continue
         if _blank(old) and _blank(new):
             continue

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _models as m
 from ._run_diff import _blank, _key, match_points
-from ._run_spec import DESCRIPTION_TAG, INPUT_KEYS, MAX_BATCH_VALUE_CHARS, TERMINAL_STATUSES
+from ._run_spec import DESCRIPTION_TAG, INPUT_KEYS, MAX_BATCH_VALUE_CHARS, NOT_ECHOED_KEYS, TERMINAL_STATUSES
 from ._state import pack_points
 
 # log-batch request limits (the seed page)
@@ -212,17 +212,21 @@ def latest_metrics(run: m.Run) -> dict[str, Any]:
     return {metric.key: m.encode_float(metric.value) for metric in run.data.metrics}
 
 
-def outputs_for(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
-    """State of a resource: its normalized inputs (every input key, None where absent) plus the server's
-    view; the metric points as ``logged_points``, in ``_state``'s columns, instead of ``metrics``."""
-    outs = _outputs(inputs, run)
+def outputs_for(
+    inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """State of a resource: its normalized inputs (every input key, None where absent, but ``artifacts``)
+    plus the server's view; the metric points as ``logged_points``, in ``_state``'s columns, instead of
+    ``metrics``; the stored artifact files (``_artifacts``) as ``artifact_files``."""
+    outs = _outputs(inputs, run, artifact_files)
     outs["logged_points"] = pack_points(outs.pop("metrics"))
     return outs
 
 
-def _outputs(inputs: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
+def _outputs(inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``outputs_for`` with the points still the ``metrics`` list: the state form the diff rules read."""
-    outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS}
+    outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
+    outs["artifact_files"] = dict(artifact_files) if artifact_files is not None else None
     outs.update(
         run_id=run.info.run_id,
         artifact_uri=run.info.artifact_uri,
@@ -331,4 +335,4 @@ def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
         if state.get(key) is not None:
             outs[key] = getattr(run.info, key)
     outs["experiment_id"] = run.info.experiment_id
-    return outputs_for(outs, run)
+    return outputs_for(outs, run, state.get("artifact_files"))  # files as stored: no refresh of them yet

@@ -17,6 +17,7 @@ from typing import Any
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
+from ._artifacts import check_artifacts
 from ._settings import validate_deployment_name, validate_host
 
 # ---- documented limits (the seed page) ----------------------------------------------------------------
@@ -51,13 +52,26 @@ INPUT_KEYS = (
     "dataset_inputs",
     "model_inputs",
     "model_outputs",
+    "artifacts",
     "deployment_name",
     "host",
 )
 REPLACE_KEYS = ("experiment_id", "start_time", "deployment_name", "host")
 CREATE_ONLY_KEYS = ("adopt_run_id", "resource_key")
 """Inputs that matter only when the resource is created: never diffed, never in outputs."""
-OUTPUT_KEYS = ("run_id", "artifact_uri", "lifecycle_stage", "user_id", "run", "latest_metrics", "logged_points")
+OUTPUT_KEYS = (
+    "run_id",
+    "artifact_uri",
+    "lifecycle_stage",
+    "user_id",
+    "run",
+    "latest_metrics",
+    "logged_points",
+    "artifact_files",
+)
+NOT_ECHOED_KEYS = ("artifacts",)
+"""Inputs not repeated in the outputs: ``artifacts`` holds assets (and a StringAsset's text); the outputs
+keep ``artifact_files`` (hash, size, URI per file) instead."""
 
 _METRIC_KEYS = {"key", "value", "step", "timestamp", "dataset_name", "dataset_digest", "model_id"}
 _DATASET_KEYS = {"name", "digest", "source_type", "source", "schema", "profile"}
@@ -454,6 +468,8 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[st
             normal = _dataset_inputs(c, value)
         elif key in ("model_inputs", "model_outputs"):
             normal = _model_refs(c, key, value, key == "model_outputs")
+        elif key == "artifacts":
+            c.failures += check_artifacts(value)  # kept as given: the engine must still see the assets
         if normal is not None:
             out[key] = normal
     if "experiment_id" not in given:

@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,7 +58,7 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
+def retry_idempotent(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(exc, TooManyRequests):
         return True, exc.retry_after
     if isinstance(exc, TransportError):
@@ -215,14 +215,47 @@ class Transport:
         content = json.dumps(body, allow_nan=False, separators=(",", ":")).encode() if body is not None else None
         return retry_call(
             lambda: self._send(method, path, content, params),
-            should_retry=_retry_idempotent if idempotent else _no_retry,
+            should_retry=retry_idempotent if idempotent else _no_retry,
             policy=self.policy,
             clock=self.clock,
         )
 
-    def _send(self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None) -> dict[str, Any]:
-        endpoint = f"{method} {path}"
-        headers = {"Content-Type": "application/json"} if content is not None else None
+    def send_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: Callable[[], Iterable[bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        should_retry: Callable[[Exception], tuple[bool, float | None]] = retry_idempotent,
+    ) -> httpx.Response:
+        """An idempotent request whose body is not JSON (an artifact file), retried within the deadline.
+
+        ``content`` makes the body anew for each attempt, so a file is streamed from its start every time
+        and never held in memory whole. The caller sets ``Content-Length`` for a streamed body.
+        """
+
+        def attempt() -> httpx.Response:
+            endpoint = f"{method} {path}"
+            body = content() if content is not None else None
+            resp = self._exchange(endpoint, method=method, path=path, content=body, params=None, headers=headers)
+            if resp.is_success:
+                return resp
+            raise self._error(resp, endpoint)
+
+        return retry_call(attempt, should_retry=should_retry, policy=self.policy, clock=self.clock)
+
+    def _exchange(
+        self,
+        endpoint: str,
+        *,
+        method: str,
+        path: str,
+        content: bytes | Iterable[bytes] | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One request and its answer; a failure below HTTP as this package's error."""
         started = time.perf_counter()
         try:
             resp = self._client.request(
@@ -235,6 +268,12 @@ class Transport:
                 raise permanent from None
             raise self._transient(exc, endpoint) from exc
         log.debug("%s -> %s in %.1f ms", endpoint, resp.status_code, (time.perf_counter() - started) * 1e3)
+        return resp
+
+    def _send(self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None) -> dict[str, Any]:
+        endpoint = f"{method} {path}"
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        resp = self._exchange(endpoint, method=method, path=path, content=content, params=params, headers=headers)
         if resp.is_success:
             if not resp.content:
                 return {}

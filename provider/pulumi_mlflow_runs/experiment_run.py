@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic as dyn
 
+from ._artifacts import as_checked, holds_elided, remember_checked, tolerate_elided_assets
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from . import _models as m
     from ._client import MlflowApi
 
+tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
+
 
 def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs as the engine hands them to create/update (numbers as floats) back in normal form."""
@@ -36,6 +39,14 @@ def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
         prop, reason = failures[0]
         raise InputError(prop, reason)
     return inputs
+
+
+def _resolved(props: dict[str, Any]) -> dict[str, Any]:
+    """Inputs of a create or update with their assets whole, or an error naming ``artifacts``."""
+    props, known = _with_artifacts(props)
+    if not known:
+        raise InputError("artifacts", "the engine sent the assets without their contents; run `pulumi up` again")
+    return props
 
 
 def _now_ms() -> int:
@@ -61,6 +72,22 @@ def _request_props(field: str) -> dict[str, Any] | None:
     return {k: v for k, v in props.items() if k != "__provider"} if isinstance(props, dict) else None
 
 
+def _request_urn() -> str | None:
+    from ._host_errors import host_call
+
+    found = host_call()
+    urn = getattr(found[1], "urn", None) if found is not None else None
+    return urn if isinstance(urn, str) else None
+
+
+def _with_artifacts(props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``props`` with the assets Check saw where the engine sent them without content; False if unknown."""
+    if props.get("artifacts") is None:
+        return props, True
+    artifacts, known = as_checked(_request_urn(), props["artifacts"])
+    return {**props, "artifacts": artifacts}, known
+
+
 def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
     """True if the engine's own diff of the old and new inputs changes each of ``keys``.
 
@@ -77,7 +104,8 @@ def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
 def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     """The stored inputs with refresh's findings: managed values as the server has them, and
     ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
-    at hand (then the engine keeps them as they were).
+    at hand, or hold ``artifacts`` (the engine sends assets without their contents): then the engine keeps
+    them as they were.
 
     With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
     a new input to its old one) keeps a value edited outside Pulumi. No key is added but
@@ -86,13 +114,14 @@ def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
     from ._run_plan import refreshed_outputs
 
     stored = _request_props("inputs")
-    if stored is None:
-        return None
+    if stored is None or holds_elided(stored.get("artifacts")):
+        return None  # assets without their contents could not be handed back: the engine keeps its own
     stored.pop("lifecycle_stage", None)
     fresh = refreshed_outputs(stored, run)
     inputs = dict(stored)
     for key in INPUT_KEYS:
-        if stored.get(key) is not None and key != "metrics":  # points stay as declared: they never drift
+        # points stay as declared (they never drift); artifacts are assets, not refreshed in this version
+        if stored.get(key) is not None and key not in ("metrics", "artifacts"):
             if fresh.get(key) is None:
                 inputs.pop(key)
             else:
@@ -108,25 +137,34 @@ class ExperimentRunProvider(BaseProvider):
     @user_facing
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         inputs, failures = check_inputs(news)
+        if news.get("artifacts") is not None:
+            remember_checked(_request_urn(), news["artifacts"])
         return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        d = diff_run(from_state(olds), news)
+        state = from_state(olds)
+        news, known = _with_artifacts(news)
+        if not known:  # no Check in this host (a refresh): the files are not compared
+            news["artifacts"], state["artifact_files"] = None, None
+        d = diff_run(state, news)
         if not d.changes:
             return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
         # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
         # names the changed properties in the display and lets replace_on_changes / ignore_changes act on
         # them. Only where that diff is sure to show every key this one found; otherwise a plain "some".
-        changes = None if _engine_sees(news, (*d.replaces, *d.updates)) else True
+        # The engine compares assets by its own hash of the inputs, not by the files this provider stored.
+        sees = "artifacts" not in d.updates and _engine_sees(news, (*d.replaces, *d.updates))
+        changes = None if sees else True
         return dyn.DiffResult(changes=changes, replaces=list(d.replaces), delete_before_replace=False)
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        from ._artifacts import sync
         from ._run_apply import apply_writes, completion_tag
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
-        inputs = _checked(props)
+        inputs = _checked(_resolved(props))
         now = _now_ms()
         api = self.api_for(inputs)
         taken = self._take_over(api, inputs, now)
@@ -138,13 +176,15 @@ class ExperimentRunProvider(BaseProvider):
         try:
             writes = plan_writes(run_id, {}, inputs, now)
             completion_tag(writes, inputs.get("resource_key"))
+            # Files before the completion tag: a run marked complete has all of them.
+            files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
             apply_writes(api, writes)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except BaseException as exc:
             _rollback(api, run_id, exc)
             raise
-        return dyn.CreateResult(run_id, outputs_for(inputs, run))
+        return dyn.CreateResult(run_id, outputs_for(inputs, run, files))
 
     def _take_over(self, api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
         """Outputs of an existing run made to match the program, or None to create a new one.
@@ -215,13 +255,15 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), _checked(news), _now_ms()))
+        inputs = _checked(_resolved(news))
+        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), inputs, _now_ms()))
 
     @staticmethod
     def _apply(
         api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
     ) -> dict[str, Any]:
         """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
+        from ._artifacts import sync
         from ._run_apply import apply_writes
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
@@ -234,7 +276,10 @@ class ExperimentRunProvider(BaseProvider):
         ]
         done: list[str] = []
         try:
-            apply_writes(api, plan_writes(run_id, olds, inputs, now), done)
+            writes = plan_writes(run_id, olds, inputs, now)
+            artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
+            files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
+            apply_writes(api, writes, done)
             run = api.get_run(run_id)
             _raise_if_not_stored(inputs, run)
         except NotFound as exc:  # Diff does not read the server: a run removed for good shows up here
@@ -249,7 +294,7 @@ class ExperimentRunProvider(BaseProvider):
                 "Run `pulumi up` again: it sends only what is still missing."
             )
             raise
-        return outputs_for(inputs, run)
+        return outputs_for(inputs, run, files)
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -356,6 +401,9 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_outputs: pulumi.Output[list[dict[str, Any]] | None]
+    artifact_files: pulumi.Output[dict[str, dict[str, Any]] | None]
+    """Every file the ``artifacts`` input put in the run's artifact root, by path:
+    ``{sha256, size, uri}`` (an archive has one entry per file). Never the content."""
     host: pulumi.Output[str | None]
     deployment_name: pulumi.Output[str | None]
 
@@ -375,6 +423,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         dataset_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         model_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        artifacts: pulumi.Input[Mapping[str, pulumi.Asset | pulumi.Archive]] | None = None,
         host: pulumi.Input[str] | None = None,
         deployment_name: pulumi.Input[str] | None = None,
         adopt_run_id: pulumi.Input[str] | None = None,
@@ -395,6 +444,11 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         :param dataset_inputs: ``{dataset: {name, digest, source_type, source, schema?, profile?}, tags}``.
         :param model_inputs: ``{model_id}`` items.
         :param model_outputs: ``{model_id, step}`` items.
+        :param artifacts: files for the run's artifact root: ``{"reports/eval.html": pulumi.FileAsset(...)}``;
+            a FileArchive of a folder or an AssetArchive lands under its key as a folder. FileAsset,
+            StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:`` and
+            ``file:`` roots.
+            Changed files are uploaded again, removed ones deleted (an update, never a replace).
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
         :param adopt_run_id: an existing run (in ``experiment_id``) that the create takes over instead of making
@@ -422,6 +476,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             "dataset_inputs": dataset_inputs,
             "model_inputs": model_inputs,
             "model_outputs": model_outputs,
+            "artifacts": artifacts,
             "host": host,
             "deployment_name": deployment_name,
         }
@@ -471,6 +526,7 @@ _ECHOED_IN = {
     "latest_metrics": ("metrics",),
     "logged_points": ("metrics",),
     "artifact_uri": ("experiment_id",),
+    "artifact_files": ("artifacts",),
 }
 """Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
 

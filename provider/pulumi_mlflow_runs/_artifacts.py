@@ -1,0 +1,723 @@
+"""Run artifacts declared as Pulumi assets: checking, expanding to files, hashing, and the two stores.
+
+The ``artifacts`` input maps a path under the run's artifact root to an asset or archive. Everything
+here works per *file*: an archive expands to one file per member under its folder, and state records
+``{sha256, size, uri}`` per file (never content), so Diff, which sees only old outputs and new inputs,
+can tell from hashes alone which files changed.
+
+Check and Diff import this module (no httpx, no pydantic at import time): the stores below load the
+HTTP side only when a create or update has something to send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import tarfile
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit
+
+from pulumi.asset import (
+    Archive,
+    Asset,
+    AssetArchive,
+    FileArchive,
+    FileAsset,
+    RemoteArchive,
+    RemoteAsset,
+    StringAsset,
+)
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
+
+from ._errors import InputError, NotFound, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from ._client import MlflowApi
+    from ._transport import Transport
+
+PROP = "artifacts"
+CHUNK_BYTES = 1 << 20
+"""Files are read, hashed and sent in pieces of this size: memory stays flat whatever their size."""
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".jar")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one artifact file's bytes come from: a local file, a member of a local zip or tar file, or a
+    StringAsset's text."""
+
+    path: str | None = None
+    text: str | None = None
+    member: str | None = None
+    """The member's name inside the zip or tar file at ``path``."""
+
+    def chunks(self) -> Iterator[bytes]:
+        """The content in ``CHUNK_BYTES`` pieces, read as it is consumed."""
+        if self.text is not None:
+            yield self.text.encode("utf-8")
+            return
+        assert self.path is not None
+        with open(self.path, "rb") if self.member is None else _open_member(self.path, self.member) as f:
+            while chunk := f.read(CHUNK_BYTES):
+                yield chunk
+
+    def size(self) -> int:
+        if self.text is not None:
+            return len(self.text.encode("utf-8"))
+        assert self.path is not None
+        if self.member is None:
+            return os.stat(self.path).st_size
+        if _is_zip(self.path):
+            with zipfile.ZipFile(self.path) as z:
+                return z.getinfo(self.member).file_size
+        with tarfile.open(self.path, "r:*") as t:
+            return t.getmember(self.member).size
+
+
+def _is_zip(path: str) -> bool:
+    return path.lower().endswith((".zip", ".jar"))
+
+
+@contextlib.contextmanager
+def _open_member(path: str, member: str) -> Iterator[IO[bytes]]:
+    """One member of a zip or tar file, opened for reading (decompressed as it is read)."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z, z.open(member) as f:
+            yield f
+        return
+    with tarfile.open(path, "r:*") as t:
+        extracted = t.extractfile(member)
+        if extracted is None:
+            raise OSError(f"{member!r} is not a file in {path!r}")
+        with extracted:
+            yield extracted
+
+
+def _archive_members(path: str) -> list[str]:
+    """The file members of a zip or tar file (folders, links and devices left out)."""
+    if _is_zip(path):
+        with zipfile.ZipFile(path) as z:
+            return [info.filename for info in z.infolist() if not info.is_dir()]
+    with tarfile.open(path, "r:*") as t:
+        return [m.name for m in t.getmembers() if m.isfile()]
+
+
+FileDigest = dict[str, Any]
+"""``{"sha256": hex, "size": bytes}``, plus ``"uri"`` once stored: one file's entry in ``artifact_files``."""
+
+
+# ---- what the engine hides from Diff ------------------------------------------------------------------
+
+
+class Elided:
+    """An asset or archive as the engine sends it to Diff (its signature alone) or in Read's stored inputs
+    (signature and hash): no path, text or member assets.
+
+    The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so
+    ``tolerate_elided_assets`` makes it read as this placeholder; Diff then takes the assets that Check
+    saw for the same resource (``remember_checked``), which the engine always calls first in this host.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"Elided({self.kind})"
+
+
+_CONTENT_FIELDS = ("path", "text", "uri", "assets")
+_patch_lock = threading.Lock()
+
+
+def tolerate_elided_assets() -> None:
+    """Let the SDK's ``deserialize_properties`` read a signature-only asset or archive as ``Elided``.
+
+    Only values it would otherwise reject change: everything it reads today reads the same.
+    """
+    from pulumi.runtime import rpc
+
+    with _patch_lock:
+        if getattr(rpc.deserialize_properties, "_tolerates_elided", False):
+            return
+        original = rpc.deserialize_properties
+        kinds = {rpc._special_asset_sig: "asset", rpc._special_archive_sig: "archive"}
+
+        def deserialize_properties(props_struct: Any, *args: Any, **kwargs: Any) -> Any:
+            # ``in`` first: indexing a protobuf Struct by a missing key adds that key.
+            if rpc._special_sig_key in props_struct and not any(f in props_struct for f in _CONTENT_FIELDS):
+                kind = kinds.get(props_struct[rpc._special_sig_key])
+                if kind is not None:
+                    return Elided(kind)
+            return original(props_struct, *args, **kwargs)
+
+        deserialize_properties._tolerates_elided = True  # type: ignore[attr-defined]
+        rpc.deserialize_properties = deserialize_properties
+
+
+def holds_elided(value: Any) -> bool:
+    if isinstance(value, Elided):
+        return True
+    if isinstance(value, Mapping):
+        return any(holds_elided(v) for v in value.values())
+    return False
+
+
+_CHECKED: dict[str, Any] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def remember_checked(urn: str | None, artifacts: Any) -> None:
+    """Keep the assets Check saw for ``urn``: the engine's Diff request leaves their contents out."""
+    if urn:
+        with _CHECKED_LOCK:
+            _CHECKED[urn] = artifacts
+
+
+def as_checked(urn: str | None, artifacts: Any) -> tuple[Any, bool]:
+    """``(artifacts, known)``: the value itself, or, where the engine elided the assets, what Check saw
+    for ``urn``; ``known`` is False when neither is at hand (a Diff after a refresh's Read, say)."""
+    if not holds_elided(artifacts):
+        return artifacts, True
+    with _CHECKED_LOCK:
+        if urn in _CHECKED:
+            return _CHECKED[urn], True
+    return artifacts, False
+
+
+# ---- check and expand --------------------------------------------------------------------------------
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def _bad_key(key: Any) -> str | None:
+    """Why ``key`` cannot be a path under the run's artifact root, or None."""
+    if not isinstance(key, str) or not key:
+        return "must be a non-empty path relative to the run's artifact root"
+    if "\\" in key or "\0" in key:
+        return "must use '/' between folders and hold no backslash or NUL"
+    if key.startswith("/"):
+        return "must be relative to the run's artifact root, not absolute"
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return f"must not hold '..', '.' or empty segments (it would land at {posixpath.normpath(key)!r})"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+class _Expander:
+    """Walks the declared assets into ``{artifact path: Source}``, collecting ``(prop, reason)`` failures."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Source] = {}
+        self.origin: dict[str, str] = {}
+        self.failures: list[tuple[str, str]] = []
+        self.unknown = False
+
+    def fail(self, path: str, reason: str) -> None:
+        self.failures.append((f"{PROP}.{path}", reason))
+
+    def add(self, path: str, source: Source, declared: str) -> None:
+        if path in self.files:
+            self.fail(declared, f"lands on {path!r}, which {self.origin[path]!r} also writes: give each file one path")
+            return
+        self.files[path] = source
+        self.origin[path] = declared
+
+    def value(self, path: str, value: Any, declared: str) -> None:
+        """One declared asset or archive (``declared`` names the ``artifacts`` key it came from)."""
+        if _unknown(value):
+            self.unknown = True
+        elif isinstance(value, FileAsset):
+            self.file_asset(path, value.path, declared)
+        elif isinstance(value, StringAsset):
+            text: Any = value.text  # typed str, but a preview may hand an unknown
+            if _unknown(text):
+                self.unknown = True
+            elif not isinstance(text, str):
+                self.fail(declared, f"StringAsset text must be a string, got {_kind(text)}")
+            else:
+                self.add(path, Source(text=text), declared)
+        elif isinstance(value, FileArchive):
+            self.folder(path, value.path, declared)
+        elif isinstance(value, AssetArchive):
+            self.asset_archive(path, value.assets, declared)
+        elif isinstance(value, (RemoteAsset, RemoteArchive)):
+            self.fail(
+                declared,
+                f"{type(value).__name__} ({value.uri}) is not supported yet: download it in the program and "
+                "declare a FileAsset or FileArchive of the local copy",
+            )
+        elif isinstance(value, Elided):
+            self.unknown = True
+        elif isinstance(value, (Asset, Archive)):
+            self.fail(declared, f"{type(value).__name__} is not supported (use FileAsset, StringAsset, FileArchive)")
+        else:
+            self.fail(
+                declared,
+                f"must be a pulumi.FileAsset, StringAsset, FileArchive or AssetArchive, got {_kind(value)}",
+            )
+
+    def file_asset(self, path: str, local: Any, declared: str) -> None:
+        if _unknown(local):
+            self.unknown = True
+            return
+        if not isinstance(local, str) or not local:
+            self.fail(declared, f"FileAsset path must be a non-empty string, got {_kind(local)}")
+        elif not os.path.isfile(local):
+            what = "is a folder (use a FileArchive for a folder)" if os.path.isdir(local) else "does not exist"
+            self.fail(
+                declared, f"FileAsset {local!r} {what} (a relative path is resolved in the folder pulumi runs in)"
+            )
+        else:
+            self.add(path, Source(path=os.path.abspath(local)), declared)
+
+    def folder(self, path: str, local: Any, declared: str) -> None:
+        if _unknown(local):
+            self.unknown = True
+            return
+        if not isinstance(local, str) or not local:
+            self.fail(declared, f"FileArchive path must be a non-empty string, got {_kind(local)}")
+            return
+        if os.path.isfile(local):
+            if local.lower().endswith(_ARCHIVE_SUFFIXES):
+                self.archive_file(path, local, declared)
+            else:
+                self.fail(declared, f"FileArchive {local!r} is a file but not a zip or tar file: declare a FileAsset")
+            return
+        if not os.path.isdir(local):
+            self.fail(
+                declared,
+                f"FileArchive {local!r} does not exist (a relative path is resolved in the folder pulumi runs in)",
+            )
+            return
+        root = os.path.abspath(local)
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            for name in sorted(names):
+                full = os.path.join(folder, name)
+                if not os.path.isfile(full):
+                    continue  # sockets, broken links: nothing to upload
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                self.add(f"{path}/{rel}", Source(path=full), declared)
+
+    def archive_file(self, path: str, local: str, declared: str) -> None:
+        """A zip or tar file: one artifact per file member, under ``path``."""
+        try:
+            members = _archive_members(local)
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            self.fail(declared, f"FileArchive {local!r} cannot be read as a zip or tar file ({exc})")
+            return
+        full = os.path.abspath(local)
+        for name in members:
+            clean = name
+            while clean.startswith("./"):
+                clean = clean[2:]
+            problem = _bad_key(clean)
+            if problem is not None:
+                self.fail(declared, f"FileArchive {local!r}: member {name!r} {problem}")
+                continue
+            self.add(f"{path}/{clean}", Source(path=full, member=name), declared)
+
+    def asset_archive(self, path: str, assets: Any, declared: str) -> None:
+        if _unknown(assets):
+            self.unknown = True
+            return
+        if not isinstance(assets, Mapping):
+            self.fail(declared, f"AssetArchive must hold a map of name to asset, got {_kind(assets)}")
+            return
+        for name, member in assets.items():
+            problem = _bad_key(name)
+            if problem is not None:
+                self.fail(f"{declared}/{name}", f"AssetArchive member name {problem}")
+                continue
+            self.value(f"{path}/{name}", member, declared)
+
+    def folders_clash(self) -> None:
+        """A file cannot also be a folder of another file (``a`` and ``a/b``)."""
+        names = set(self.files)
+        for path in sorted(names):
+            head = path
+            while "/" in head:
+                head = head.rsplit("/", 1)[0]
+                if head in names:
+                    self.fail(
+                        self.origin[path], f"puts {path!r} under {head!r}, which {self.origin[head]!r} writes as a file"
+                    )
+                    break
+
+
+def _expand(artifacts: Any) -> _Expander:
+    e = _Expander()
+    if _unknown(artifacts):
+        e.unknown = True
+    elif not isinstance(artifacts, Mapping):
+        e.failures.append((PROP, f"must be a map of artifact path to asset or archive, got {_kind(artifacts)}"))
+    else:
+        for key, value in sorted(artifacts.items(), key=lambda item: str(item[0])):  # same order, same messages
+            problem = _bad_key(key)
+            if problem is not None:
+                e.failures.append((f"{PROP}.{key}", f"path {problem}"))
+                continue
+            e.value(key, value, key)
+        e.folders_clash()
+    return e
+
+
+def expand(artifacts: Any) -> tuple[dict[str, Source], list[tuple[str, str]], bool]:
+    """``(files by artifact path, failures, unknown)`` for the declared ``artifacts`` map.
+
+    ``unknown`` is True when part of it is not known yet (a preview): the files are then incomplete.
+    """
+    e = _expand(artifacts)
+    return e.files, e.failures, e.unknown
+
+
+def check_artifacts(artifacts: Any) -> list[tuple[str, str]]:
+    """Check's failures for the ``artifacts`` input (each names ``artifacts.<path>`` and the problem).
+
+    Check hashes every file too: an unreadable one fails here, before anything is sent, and Diff, which
+    follows in the same provider host, finds the hashes made (``digest`` keeps them per file version).
+    """
+    e = _expand(artifacts)
+    for path, source in e.files.items():
+        try:
+            digest(source)
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            what = source.path if source.member is None else f"{source.member} in {source.path}"
+            e.fail(e.origin[path], f"cannot read {what!r} ({getattr(exc, 'strerror', None) or exc})")
+    return e.failures
+
+
+# ---- hashing ------------------------------------------------------------------------------------------
+
+_DIGESTS: dict[tuple[str, str | None, int, int, int, int], FileDigest] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def digest(source: Source) -> FileDigest:
+    """sha256 and size, streamed; a file unchanged since it was last hashed here (same inode, size and
+    mtime) is not read again, so Diff then Update in one host reads each file once."""
+    if source.text is not None:
+        data = source.text.encode("utf-8")
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert source.path is not None
+    st = os.stat(source.path)
+    key = (source.path, source.member, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(key)
+    if known is not None:
+        return dict(known)
+    h = hashlib.sha256()
+    size = 0
+    for chunk in source.chunks():
+        h.update(chunk)
+        size += len(chunk)
+    found = {"sha256": h.hexdigest(), "size": size}
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = found
+    return dict(found)
+
+
+@dataclass(frozen=True)
+class ArtifactChanges:
+    """What takes the stored files (``artifact_files`` in state) to the declared ones."""
+
+    upload: dict[str, Source]
+    delete: tuple[str, ...]
+    keep: dict[str, FileDigest]
+    """Stored entries that stay as they are."""
+
+    @property
+    def any(self) -> bool:
+        return bool(self.upload or self.delete)
+
+
+def changes(old_files: Mapping[str, Any] | None, declared: Any) -> ArtifactChanges:
+    """Files whose content differs from (or is missing in) ``old_files``, and stored files no longer declared.
+
+    Raises ``InputError`` naming ``artifacts.<path>`` if the declared files cannot be read.
+    """
+    files, failures, unknown = expand(declared if declared is not None else {})
+    if failures:
+        raise InputError(*failures[0])
+    if unknown:
+        raise InputError(PROP, "is not known yet")
+    old = dict(old_files or {})
+    upload: dict[str, Source] = {}
+    keep: dict[str, FileDigest] = {}
+    for path, source in files.items():
+        was = old.get(path)
+        try:
+            now = digest(source)
+        except OSError as exc:
+            raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
+        if isinstance(was, Mapping) and was.get("sha256") == now["sha256"] and _int(was.get("size")) == now["size"]:
+            keep[path] = dict(was)
+        else:
+            upload[path] = source
+    return ArtifactChanges(upload, tuple(sorted(set(old) - set(files))), keep)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def differs(old_files: Mapping[str, Any] | None, declared: Any) -> bool:
+    """Diff's question: would an update upload or delete anything? (Unreadable or unknown: yes.)"""
+    if declared is None and not old_files:
+        return False
+    try:
+        return changes(old_files, declared).any
+    except InputError:
+        return True
+
+
+# ---- stores --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """One run's artifact root: put a file (returning what was stored), delete a file."""
+
+    uri: str
+
+    def put(self, path: str, source: Source) -> FileDigest:
+        raise NotImplementedError
+
+    def delete(self, path: str) -> None:
+        raise NotImplementedError
+
+    def file_uri(self, path: str) -> str:
+        return f"{self.uri.rstrip('/')}/{path}"
+
+
+class _Hashing:
+    """Hashes the bytes as they go out, so state records what was sent (the file may change meanwhile)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.sha = hashlib.sha256()
+        self.size = 0
+        for chunk in self.source.chunks():
+            self.sha.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def result(self) -> FileDigest:
+        return {"sha256": self.sha.hexdigest(), "size": self.size}
+
+
+class MlflowArtifactsStore(Store):
+    """``mlflow-artifacts:`` roots: the tracking server's proxied artifact API, through the provider's
+    own transport (auth, TLS, connection pool, retries within the deadline)."""
+
+    def __init__(self, transport: Transport, uri: str, root: str) -> None:
+        self.transport = transport
+        self.uri = uri
+        self.root = root.strip("/")
+
+    def _path(self, path: str) -> str:
+        return quote(f"{ARTIFACTS_API}/{self.root}/{path}" if self.root else f"{ARTIFACTS_API}/{path}", safe="/")
+
+    def put(self, path: str, source: Source) -> FileDigest:
+        body = _Hashing(source)
+        size = source.size()
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        # The same bytes to the same path: safe to send again after a lost answer.
+        self.transport.send_bytes(
+            "PUT", self._path(path), content=lambda: iter(body), headers=headers, should_retry=_retry_artifacts
+        )
+        return body.result()
+
+    def delete(self, path: str) -> None:
+        with contextlib.suppress(NotFound):  # already gone: the goal is reached
+            self.transport.send_bytes("DELETE", self._path(path), should_retry=_retry_artifacts)
+
+
+def _retry_artifacts(exc: Exception) -> tuple[bool, float | None]:
+    """As any idempotent call, but a server without ``--serve-artifacts`` (503 every time) is not waited for."""
+    from ._transport import retry_idempotent
+
+    if isinstance(exc, ServiceUnavailable) and "serve-artifacts" in exc.message:
+        return False, None
+    return retry_idempotent(exc)
+
+
+class LocalStore(Store):
+    """``file:`` roots (and plain absolute paths): a folder the provider host writes itself."""
+
+    def __init__(self, uri: str, root: Path) -> None:
+        self.uri = uri
+        self.root = root
+
+    def put(self, path: str, source: Source) -> FileDigest:
+        target = self.root / path
+        body = _Hashing(source)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Written beside the target and renamed over it: a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in body:
+                        out.write(chunk)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise InputError(
+                f"{PROP}.{path}", f"cannot write {str(target)!r} in the run's artifact root {self.uri} ({exc})"
+            ) from None
+        return body.result()
+
+    def delete(self, path: str) -> None:
+        target = self.root / path
+        try:
+            target.unlink(missing_ok=True)
+            parent = target.parent
+            while parent != self.root and self.root in parent.parents and not any(parent.iterdir()):
+                parent.rmdir()  # leave no empty folders behind
+                parent = parent.parent
+        except OSError as exc:
+            raise InputError(
+                f"{PROP}.{path}", f"cannot delete {str(target)!r} in the run's artifact root {self.uri} ({exc})"
+            ) from None
+
+
+def store_for(api: MlflowApi, artifact_uri: str | None) -> Store:
+    """The store of a run's artifact root, or an ``InputError`` naming ``artifacts``, the scheme and the way out."""
+    uri = artifact_uri or ""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    base = api.transport.connection.base_url.rstrip("/")
+    if scheme == "mlflow-artifacts":
+        ours = urlsplit(base).netloc
+        if parts.netloc and parts.netloc != ours:
+            raise _unsupported(uri, f"its server {parts.netloc} is not the tracking server {ours}")
+        return MlflowArtifactsStore(api.transport, uri, unquote(parts.path))
+    if scheme in ("http", "https") and ARTIFACTS_API in parts.path:
+        if not uri.startswith(f"{base}{ARTIFACTS_API}/"):
+            raise _unsupported(uri, f"its server is not the tracking server {base}")
+        return MlflowArtifactsStore(api.transport, uri, unquote(uri[len(base + ARTIFACTS_API) :]))
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise _unsupported(uri, f"a file: root on another host ({parts.netloc}) cannot be written from here")
+        return LocalStore(uri, Path(unquote(parts.path)))
+    if scheme == "" and uri.startswith("/"):
+        return LocalStore(uri, Path(uri))
+    if scheme == "dbfs" or scheme.startswith("databricks"):
+        raise _unsupported(uri, "Databricks (dbfs:/Unity Catalog) artifact roots are not supported yet")
+    if not scheme:
+        raise _unsupported(uri, "it is not an absolute path")
+    raise _unsupported(uri, f"the {scheme}: store is not supported yet")
+
+
+def _unsupported(uri: str, why: str) -> InputError:
+    return InputError(
+        PROP,
+        f"cannot upload to the run's artifact root {uri!r}: {why}. Supported are the tracking server's "
+        "proxied artifacts (mlflow-artifacts:, `mlflow server --serve-artifacts`) and file: roots the "
+        "provider host can write; create the run in an experiment whose artifact_location is one of "
+        "those, or leave `artifacts` out and log the files with MLflow's client",
+    )
+
+
+UPLOAD_WORKERS = 4
+"""Files sent at once per resource: many small files go faster, and memory stays a few chunks per file."""
+
+
+def sync(
+    api: MlflowApi,
+    artifact_uri: str | None,
+    old_files: Mapping[str, Any] | None,
+    declared: Any,
+    done: list[str] | None = None,
+) -> dict[str, FileDigest] | None:
+    """Upload the declared files whose content the run lacks, delete the stored ones no longer declared;
+    return the new ``artifact_files`` (None when nothing is declared or stored).
+
+    Uploads run ``UPLOAD_WORKERS`` at a time; after the first failure no new one starts, the ones under way
+    finish, and that failure is raised (``done`` lists what was stored).
+    """
+    if declared is None and not old_files:
+        return None
+    diff = changes(old_files, declared)
+    files = dict(diff.keep)
+    done = [] if done is None else done
+    if diff.any:
+        store = store_for(api, artifact_uri)
+        for path, stored in _put_all(store, diff.upload, done):
+            files[path] = {**stored, "uri": store.file_uri(path)}
+        for path in diff.delete:
+            with _served(path):
+                store.delete(path)
+            done.append(f"deleted artifact {path!r}")
+    return {path: files[path] for path in sorted(files)} if files or declared is not None else None
+
+
+def _put(store: Store, path: str, source: Source) -> FileDigest:
+    with _served(path):
+        try:
+            return store.put(path, source)
+        except OSError as exc:
+            raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
+
+
+def _put_all(store: Store, uploads: Mapping[str, Source], done: list[str]) -> list[tuple[str, FileDigest]]:
+    """Every upload, a few at a time; the first failure stops new ones and is raised once the rest end."""
+    if len(uploads) <= 1:
+        results = [(path, _put(store, path, source)) for path, source in uploads.items()]
+        done.extend(f"uploaded artifact {path!r}" for path, _ in results)
+        return results
+    results = []
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(uploads)), thread_name_prefix="artifacts") as pool:
+        pending = {pool.submit(_put, store, path, source): path for path, source in uploads.items()}
+        for future in as_completed(pending):
+            path = pending[future]
+            try:
+                results.append((path, future.result()))
+                done.append(f"uploaded artifact {path!r}")
+            except BaseException as exc:  # noqa: BLE001 - the first one is raised below
+                if failure is None:
+                    failure = exc
+                    for other in pending:
+                        other.cancel()  # not started yet: never sent
+    if failure is not None:
+        raise failure
+    return results
+
+
+@contextlib.contextmanager
+def _served(path: str) -> Iterator[None]:
+    """A server that does not serve artifacts answers 503 every time: say what to change."""
+    try:
+        yield
+    except ServiceUnavailable as exc:
+        if "serve-artifacts" in exc.message:
+            raise InputError(
+                f"{PROP}.{path}",
+                "the tracking server does not serve artifacts (it runs with --no-serve-artifacts); start it "
+                "with --serve-artifacts, or use an experiment with a file: artifact_location",
+            ) from None
+        raise
