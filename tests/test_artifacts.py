@@ -564,7 +564,8 @@ class _Sink(httpx.BaseTransport):
 
 def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
     """A 64 MB file is hashed, written to a file: root and sent to mlflow-artifacts with a few MB at most."""
-    from pulumi_mlflow_runs._artifacts import LocalStore, MlflowArtifactsStore, Source, digest
+    from pulumi_mlflow_runs._artifact_stores import LocalStore, MlflowArtifactsStore
+    from pulumi_mlflow_runs._artifacts import Source, digest
     from pulumi_mlflow_runs._auth import Connection
     from pulumi_mlflow_runs._transport import Transport
 
@@ -610,7 +611,7 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
     ],
 )
 def test_supported_roots(uri: str, store: str, root: str) -> None:
-    from pulumi_mlflow_runs._artifacts import store_for
+    from pulumi_mlflow_runs._artifact_stores import store_for
     from pulumi_mlflow_runs._auth import Connection
     from pulumi_mlflow_runs._client import MlflowApi
     from pulumi_mlflow_runs._transport import Transport
@@ -638,7 +639,7 @@ def test_supported_roots(uri: str, store: str, root: str) -> None:
     ],
 )
 def test_unsupported_roots_say_why_and_the_way_out(uri: str, says: str) -> None:
-    from pulumi_mlflow_runs._artifacts import store_for
+    from pulumi_mlflow_runs._artifact_stores import store_for
     from pulumi_mlflow_runs._auth import Connection
     from pulumi_mlflow_runs._client import MlflowApi
     from pulumi_mlflow_runs._errors import InputError

@@ -160,7 +160,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        from ._artifacts import sync
+        from ._artifact_stores import sync
         from ._run_apply import apply_writes, completion_tag
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
@@ -263,7 +263,7 @@ class ExperimentRunProvider(BaseProvider):
         api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
     ) -> dict[str, Any]:
         """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
-        from ._artifacts import sync
+        from ._artifact_stores import sync
         from ._run_apply import apply_writes
         from ._run_plan import assign_timestamps, outputs_for, plan_writes
 
