@@ -12,6 +12,7 @@ report the same operation for every resource at every step: where they differ, t
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 import uuid
@@ -89,6 +90,10 @@ def test_quickstart_lifecycle(
         assert train.data.params == {"model": "resnet18", "learning_rate": "0.001", "epochs": "6"}
         assert out["train_latest_metrics"] == {"loss": 0.27, "accuracy": 0.9} == train.data.metrics
         assert mlflow_client.get_run(out["warmup_run_id"]).info.status == "RUNNING"
+        summary = Path(mlflow_client.download_artifacts(out["train_run_id"], "notes/summary.md", str(tmp_path)))
+        assert summary.read_text() == "# train-resnet18\n\nloss 0.27, acc 0.9\n"
+        stored = out["train_artifact_files"]["notes/summary.md"]
+        assert stored["sha256"] == hashlib.sha256(summary.read_bytes()).hexdigest(), stored
         plain = state_resources(stack)["train"]["outputs"]
         assert not any(_secret_wrapped(plain[k]) for k in ("run", "latest_metrics", "artifact_uri", "tags")), (
             "a program without secrets keeps its outputs in the clear"
@@ -172,6 +177,8 @@ def test_evaluation_as_data_edits_agree_with_the_stand_in(
         first = {key: value.value for key, value in stack.outputs().items()}
         state = state_resources(stack)
         run_ids = {n: state[n]["outputs"]["run_id"] for n in ("bert-base-sst2", "distilbert-sst2")}
+        report = Path(mlflow_client.download_artifacts(run_ids["bert-base-sst2"], "report.md", str(tmp_path)))
+        assert "| accuracy | 0.924 |" in report.read_text(), "each run carries its generated report"
         assert both("preview") == {"evaluations": "same", "bert-base-sst2": "same", "distilbert-sst2": "same"}
 
         # a tag edit: exactly that run, an update, one log-batch with the one tag

@@ -67,7 +67,7 @@ def test_quickstart_preview_up_noop_drift_refresh_heal_destroy(
     assert preview.step("quickstart").new["name"] == name
     assert preview.outputs == dict.fromkeys(
         ("experiment_id", "warmup_run_id", "train_run_id", "train_artifact_uri", "warmup_artifact_uri",
-         "train_latest_metrics"),
+         "train_latest_metrics", "train_artifact_files"),
         UNKNOWN,
     )  # fmt: skip
     assert proxy.since(mark) == [], "check and diff make no request at all"
@@ -256,16 +256,22 @@ def test_evaluation_as_data_tag_edit_param_edit_append_destroy(
     assert [r["id"] for r in engine.resources() if r["name"] == "distilbert-sst2"] == [new_id]
     assert replace.outputs["results"]["distilbert-sst2"] == {"accuracy": 0.911, "f1": 0.907}
 
-    # appended metric point: an update that logs only the new point
+    # appended metric point: an update that logs only the new point (and the report, which lists it, again)
     _edit_evaluations(project, lambda e: e["bert-base-sst2"]["metrics"].update(precision=0.93))
-    assert engine.preview().render(diff=True) == (
-        "~ pulumi-python:dynamic/mlflow:ExperimentRun bert-base-sst2 update [diff: ~metrics]\n"
-        '      + metrics[2]: {"key": "precision", "step": 0.0, "value": 0.93}\n'
-        "Resources:\n    ~ 1 to update\n    2 unchanged"
-    )
+    shown = engine.preview().render(diff=True).splitlines()
+    assert shown[0] == "~ pulumi-python:dynamic/mlflow:ExperimentRun bert-base-sst2 update [diff: ~artifacts, ~metrics]"
+    assert shown[1].startswith("      ~ artifacts.report.md.text: ") and shown[1].endswith('| precision | 0.93 |\\n"')
+    assert shown[2:] == [
+        '      + metrics[2]: {"key": "precision", "step": 0.0, "value": 0.93}', "Resources:", "    ~ 1 to update",
+        "    2 unchanged",
+    ]  # fmt: skip
     mark = proxy.mark()
     append = engine.up()
-    assert [(s.name, s.op, s.diffs) for s in append.changed()] == [("bert-base-sst2", "update", ("metrics",))]
+    assert [(s.name, s.op, s.diffs) for s in append.changed()] == [
+        ("bert-base-sst2", "update", ("artifacts", "metrics"))
+    ]
+    report = Path(mlflow_client.download_artifacts(ids["bert-base-sst2"], "report.md", str(tmp_path / "dl")))
+    assert report.read_text().endswith("| precision | 0.93 |\n"), "the report was uploaded again"
     (write,) = proxy.writes_since(mark)
     assert write.endpoint == "runs/log-batch"
     assert [(m["key"], m["value"]) for m in write.body["metrics"]] == [("precision", 0.93)]

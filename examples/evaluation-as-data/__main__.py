@@ -12,6 +12,17 @@ spec = yaml.safe_load((Path(__file__).parent / "evaluations.yaml").read_text())
 experiment_name = pulumi.Config().get("experimentName") or f"{spec['experiment']}-{pulumi.get_stack()}"
 experiment = Experiment("evaluations", name=experiment_name)
 
+
+
+def report(entry: dict) -> str:
+    """The evaluation's report, kept with the run as an artifact (MLflow shows it beside the metrics)."""
+    rows = "\n".join(f"| {key} | {value} |" for key, value in entry["metrics"].items())
+    return (
+        f"# {entry['name']}\n\nModel `{entry['model']}` on `{entry['dataset']['name']}` "
+        f"(digest {entry['dataset']['digest']}).\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )
+
+
 results = {}
 for entry in spec["evaluations"]:
     run = ExperimentRun(
@@ -23,6 +34,7 @@ for entry in spec["evaluations"]:
         tags=entry.get("tags", {}),
         metrics=[{"key": k, "value": v} for k, v in entry["metrics"].items()],
         dataset_inputs=[{"dataset": entry["dataset"], "tags": {"mlflow.data.context": "eval"}}],
+        artifacts={"report.md": pulumi.StringAsset(report(entry))},
     )
     results[entry["name"]] = run.latest_metrics
 

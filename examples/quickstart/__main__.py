@@ -1,4 +1,4 @@
-"""Quickstart: one experiment, one run still RUNNING, one FINISHED run with params, tags and a curve.
+"""Quickstart: one experiment, one run still RUNNING, one FINISHED run with params, tags, a curve and a file.
 
 The server comes from the environment (``MLFLOW_TRACKING_URI``) or stack config ``databricks:host`` /
 ``databricks:token``; see the README.
@@ -39,6 +39,8 @@ train = ExperimentRun(
              for i, v in enumerate(loss)]
     + [{"key": "accuracy", "value": v, "step": i, "timestamp": 1_767_225_600_000 + i * 600_000}
        for i, v in enumerate(accuracy)],
+    # A file kept with the run (MLflow shows it under Artifacts); change the text and `up` uploads it again.
+    artifacts={"notes/summary.md": pulumi.StringAsset(f"# train-resnet18\n\nloss {loss[-1]}, acc {accuracy[-1]}\n")},
 )
 
 pulumi.export("experiment_id", experiment.experiment_id)
@@ -47,3 +49,4 @@ pulumi.export("train_run_id", train.run_id)
 pulumi.export("train_artifact_uri", train.artifact_uri)
 pulumi.export("warmup_artifact_uri", warmup.artifact_uri)
 pulumi.export("train_latest_metrics", train.latest_metrics)
+pulumi.export("train_artifact_files", train.artifact_files)

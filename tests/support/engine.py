@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import empty_pb2, json_format  # type: ignore[import-untyped, unused-ignore]
+from pulumi.asset import Archive, Asset
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockEngine, MockMonitor, MockResourceArgs, Mocks
@@ -228,8 +229,23 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, 
 
 
 def _markers(value: Any) -> Any:
-    """Unknown() objects (from deserializing with keep_unknowns) as the wire string, secrets unwrapped."""
-    return _restore_unknowns(unwrap(value))
+    """Unknown() objects (from deserializing with keep_unknowns) as the wire string, secrets unwrapped, and
+    assets as their wire form (a plain dict, which JSON state holds and ``==`` compares)."""
+    return _wire_assets(_restore_unknowns(unwrap(value)))
+
+
+def _wire_assets(value: Any) -> Any:
+    """An asset or archive as the dict it travels as: the signature and what it holds (path, text, uri or
+    assets). Serialized again for the provider host, that dict is the same struct the asset would be."""
+    if isinstance(value, (Asset, Archive)):
+        sig = rpc._special_asset_sig if isinstance(value, Asset) else rpc._special_archive_sig
+        fields = {name: getattr(value, name) for name in ("path", "text", "uri", "assets") if hasattr(value, name)}
+        return {rpc._special_sig_key: sig, **{k: _wire_assets(v) for k, v in fields.items()}}
+    if isinstance(value, Mapping):
+        return {k: _wire_assets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_assets(v) for v in value]
+    return value
 
 
 def _contains_secret(value: Any) -> bool:
@@ -356,7 +372,7 @@ class _Deployment(MockMonitor):
         if not read.id:
             raise LookupError(f"{urn}: resource {request.id!r} does not exist")
         outs = _additional_secrets(read.outs, record["additional_secret_outputs"])
-        record.update(id=read.id, inputs=read.inputs if read.inputs is not None else props, outputs=outs)
+        record.update(id=read.id, inputs=_wire_assets(read.inputs) if read.inputs is not None else props, outputs=outs)
         self._step("read", record, id=read.id, new=read.outs)
         with self.lock:
             self.registered.append((seq, record))
@@ -386,7 +402,7 @@ class _Deployment(MockMonitor):
         checked = host.check(old["inputs"] if old else {}, inputs, preview=dry)
         if checked.failures:
             raise CheckFailed(record["urn"], checked.failures)
-        news = checked.inputs
+        news = _wire_assets(checked.inputs)
         record["inputs"] = news
         secret_news = _annotate_secrets(news, sent)  # the engine marks Check's answer from the program's inputs
 
@@ -545,8 +561,8 @@ class Engine:
                 # What was secret stays secret (the engine annotates Read's answer from the state it sent).
                 outs = _additional_secrets(_annotate_secrets(read.outs, record["outputs"]),
                                            record.get("additional_secret_outputs", []))  # fmt: skip
-                kept.append({**record, "id": read.id, "outputs": outs,
-                             "inputs": read.inputs if read.inputs is not None else record["inputs"]})  # fmt: skip
+                inputs = _wire_assets(read.inputs) if read.inputs is not None else record["inputs"]
+                kept.append({**record, "id": read.id, "outputs": outs, "inputs": inputs})
         if not preview:
             self._save_state(kept, state["outputs"])
         result.seconds = time.monotonic() - started

@@ -1,0 +1,64 @@
+"""A big artifact does not raise the provider host's memory: measured on the real host process (peak RSS).
+
+The file goes through the whole path a `pulumi up` takes: Check hashes it, Create uploads it to the
+tracking server's proxied artifact store (``mlflow-artifacts:``), and the server keeps all of it. The
+measure is the host's ``VmHWM`` (its peak resident set since it started) before and after, which sees
+every allocation of the process, the SDK's and httpx's included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from pulumi_mlflow_runs import ExperimentRunProvider
+
+from support.host import DynamicHost, with_provider
+from support.runs import unique
+
+FILE_BYTES = 300 << 20
+ALLOWED_GROWTH = 100 << 20
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+def _create(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any]]:
+    checked = host.check({}, with_provider(inputs, ExperimentRunProvider()))
+    assert checked.failures == []
+    return host.create(checked.inputs)
+
+
+def test_a_300_mb_artifact_raises_the_hosts_peak_memory_by_under_100_mb(
+    host: DynamicHost, mlflow_client: Any, tmp_path: Path
+) -> None:
+    name = unique("artifacts-memory")
+    experiment_id = str(mlflow_client.create_experiment(name, artifact_location=f"mlflow-artifacts:/{name}"))
+    # Warm up: the first create imports the HTTP side and opens the pool; that is not the file's cost.
+    _create(host, experiment_id=experiment_id, artifacts={"small.txt": pulumi.StringAsset("warm")})
+
+    big = tmp_path / "big.bin"
+    block = hashlib.sha256(b"artifact").digest() * (1 << 15)  # 1 MiB that is not all zeros
+    want = hashlib.sha256()
+    with big.open("wb") as f:
+        for _ in range(FILE_BYTES // len(block)):
+            f.write(block)
+            want.update(block)
+    before = _peak_rss(host.process.pid)
+    run_id, outs = _create(host, experiment_id=experiment_id, artifacts={"model/big.bin": pulumi.FileAsset(str(big))})
+    after = _peak_rss(host.process.pid)
+
+    stored = outs["artifact_files"]["model/big.bin"]
+    assert int(stored["size"]) == FILE_BYTES
+    assert stored["sha256"] == want.hexdigest()
+    listed = {f.path: f.file_size for f in mlflow_client.list_artifacts(run_id, "model")}
+    assert listed == {"model/big.bin": FILE_BYTES}, "the server holds every byte"
+    growth = after - before
+    assert growth < ALLOWED_GROWTH, f"the host's peak RSS grew by {growth >> 20} MiB for a {FILE_BYTES >> 20} MiB file"
