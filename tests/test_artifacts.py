@@ -447,7 +447,7 @@ def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
         assert changes(again.summary.resource_changes) == {"same": 2}, again.stdout
         assert proxy.writes_since(mark) == []
 
-        # refresh reads the run (its files are not looked at) and keeps the assets as the inputs
+        # refresh reads the run, lists its files (none changed) and keeps the assets as the inputs
         refresh = stack.refresh()
         assert changes(refresh.summary.resource_changes) == {"same": 2}, refresh.stdout
         kept = state_resources(stack)["art"]["inputs"]["artifacts"]
@@ -524,7 +524,8 @@ def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow
             files = {"a.txt": pulumi.StringAsset("alpha"), "b.txt": pulumi.StringAsset("beta")}
             run_id, outs, _ = _create(host, experiment_id=proxied_experiment, artifacts=files)
         sent = sorted((r.path.rsplit("/", 1)[-1], r.fault or "ok") for r in faults.requests if r.method == "PUT")
-    assert sent == [("a.txt", "503"), ("a.txt", "ok"), ("b.txt", "drop-after"), ("b.txt", "ok")], sent
+    # b.txt's answer was lost after the server stored it: the folder's listing shows it whole, so it is not sent again
+    assert sent == [("a.txt", "503"), ("a.txt", "ok"), ("b.txt", "drop-after")], sent
     assert _download(mlflow_client, run_id, "a.txt", tmp_path / "a") == b"alpha"
     assert _download(mlflow_client, run_id, "b.txt", tmp_path / "b") == b"beta"
     assert outs["artifact_files"]["b.txt"]["sha256"] == _sha(b"beta")
@@ -630,7 +631,7 @@ def test_supported_roots(uri: str, store: str, root: str) -> None:
         ("s3://bucket/x/r1/artifacts", "the s3: store is not supported yet"),
         ("gs://bucket/x/r1/artifacts", "the gs: store is not supported yet"),
         ("wasbs://c@acct.blob.core.windows.net/x", "the wasbs: store is not supported yet"),
-        ("dbfs:/databricks/mlflow-tracking/1/r1/artifacts", "Databricks (dbfs:/Unity Catalog) artifact roots"),
+        ("dbfs:/Volumes/main/default/v/x", "only the runs' own roots under dbfs:/databricks/mlflow-tracking/"),
         ("mlflow-artifacts://elsewhere:5000/x", "its server elsewhere:5000 is not the tracking server"),
         ("https://elsewhere/api/2.0/mlflow-artifacts/artifacts/x", "its server is not the tracking server"),
         ("https://cdn.example/x", "the https: store is not supported yet"),
@@ -707,3 +708,154 @@ def test_uploads_go_a_few_at_a_time_and_stop_at_the_first_failure(mlflow_server,
     assert "refused" in failed.value.details and "was deleted" in failed.value.details
     assert len(puts) < 1 + len(files), "no new upload starts after the first failure"
     assert [r.info.run_id for r in mlflow_client.search_runs([proxied_experiment])] == [run_id]
+
+
+# ---- refresh looks at the stored files; an upload of uncertain outcome is verified --------------------------
+
+
+def _root(outs: dict[str, Any]) -> str:
+    """The run's folder on the server's proxied store: ``mlflow-artifacts:/<x>`` → ``<x>``."""
+    return str(outs["artifact_uri"]).removeprefix("mlflow-artifacts:").lstrip("/")
+
+
+def _elided(declared: dict[str, Any]) -> dict[str, Any]:
+    """The assets as the engine sends them to Diff: signatures alone."""
+    return {k: dict(ARCHIVE_SIG if isinstance(v, pulumi.Archive) else ASSET_SIG) for k, v in declared.items()}
+
+
+def _listings(proxy: Any, mark: int) -> list[str]:
+    return [r.path for r in proxy.since(mark) if r.method == "GET" and r.path.endswith("/mlflow-artifacts/artifacts")]
+
+
+def test_refresh_marks_files_changed_out_of_band_and_up_sends_only_those(
+    mlflow_server, proxy, mlflow_client, proxied_experiment, tmp_path
+) -> None:
+    declared = {
+        "keep.txt": pulumi.StringAsset("kept"),
+        "gone.txt": pulumi.StringAsset("deleted by someone"),
+        "dir/swap.txt": pulumi.StringAsset("short"),
+        "dir/same.txt": pulumi.StringAsset("same"),
+    }
+    env = isolated_env(MLFLOW_TRACKING_URI=proxy.url)
+    with DynamicHost(env=env, urn_name=unique("made")) as made:
+        made.configure({})
+        run_id, outs, inputs = _create(made, experiment_id=proxied_experiment, artifacts=declared)
+    api = f"{mlflow_server.url}/api/2.0/mlflow-artifacts/artifacts/{_root(outs)}"
+
+    with DynamicHost(env=env, urn_name=unique("refresh")) as host:  # no Check here: as in `pulumi refresh`
+        host.configure({})
+        mark = proxy.mark()
+        unchanged = host.read(run_id, outs).outs
+        assert unchanged["artifact_files"] == outs["artifact_files"]
+        assert sorted(_listings(proxy, mark)) == ["/api/2.0/mlflow-artifacts/artifacts"] * 2, "one per folder"
+        assert host.diff(run_id, unchanged, {**inputs, "artifacts": _elided(declared)}).changes == "none"
+
+        # Out of band: one file deleted, one replaced by content of another size, one added by a colleague.
+        httpx.delete(f"{api}/gone.txt").raise_for_status()
+        httpx.put(f"{api}/dir/swap.txt", content=b"replaced with longer text").raise_for_status()
+        httpx.put(f"{api}/dir/colleague.txt", content=b"not ours").raise_for_status()
+
+        mark = proxy.mark()
+        refreshed = host.read(run_id, outs).outs
+        assert len(_listings(proxy, mark)) == 2 and proxy.writes_since(mark) == []
+        files = refreshed["artifact_files"]
+        stored = outs["artifact_files"]
+        # Marked: no sha256 (None, which the SDK leaves out of the map), the size found (none: gone), the uri.
+        assert files["gone.txt"] == {"uri": stored["gone.txt"]["uri"]}
+        assert files["dir/swap.txt"] == {
+            "size": len(b"replaced with longer text"),
+            "uri": stored["dir/swap.txt"]["uri"],
+        }
+        for untouched in ("keep.txt", "dir/same.txt"):
+            assert files[untouched] == stored[untouched]
+        assert set(files) == set(stored), "a file nobody declared is not reported"
+        # The refresh's own Diff (refreshed outputs, stored inputs, assets elided, no Check) shows the drift.
+        drift = host.diff(run_id, refreshed, {**inputs, "artifacts": _elided(declared)})
+        assert drift.changes == "some" and drift.replaces == []
+
+        # The next up: Check, Diff, Update send exactly the two files again.
+        news = _recheck(host, inputs)
+        assert host.diff(run_id, refreshed, news).changes == "some"
+        mark = proxy.mark()
+        after = host.update(run_id, refreshed, news)
+        assert sorted(_artifact_writes(proxy, mark)) == [
+            ("PUT", f"{_root(outs)}/dir/swap.txt"),
+            ("PUT", f"{_root(outs)}/gone.txt"),
+        ]
+        assert after["artifact_files"] == stored
+        assert host.diff(run_id, after, _recheck(host, news)).changes == "none"
+        assert host.read(run_id, after).outs["artifact_files"] == stored
+    assert _download(mlflow_client, run_id, "gone.txt", tmp_path / "g") == b"deleted by someone"
+    assert _download(mlflow_client, run_id, "dir/swap.txt", tmp_path / "s") == b"short"
+    assert _download(mlflow_client, run_id, "dir/colleague.txt", tmp_path / "c") == b"not ours", "left alone"
+
+
+def test_refresh_of_a_file_root_sees_a_same_size_edit_of_a_small_file(host, mlflow_client, tmp_path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    experiment_id = mlflow_client.create_experiment(unique("file"), artifact_location=root.as_uri())
+    declared = {"a.txt": pulumi.StringAsset("alpha"), "sub/b.txt": pulumi.StringAsset("beta")}
+    run_id, outs, inputs = _create(host, experiment_id=experiment_id, artifacts=declared)
+    run_root = root / run_id / "artifacts"
+    (run_root / "a.txt").write_text("ALPHA")  # same size, other bytes: a small file is hashed
+    (run_root / "sub" / "b.txt").unlink()
+    (run_root / "sub" / "theirs.txt").write_text("theirs")
+    with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=mlflow_client.tracking_uri), urn_name=unique("r")) as fresh:
+        fresh.configure({})  # a refresh: Read, then Diff with no Check before it
+        refreshed = fresh.read(run_id, outs).outs
+        assert fresh.diff(run_id, refreshed, {**inputs, "artifacts": _elided(declared)}).changes == "some"
+    files = refreshed["artifact_files"]
+    assert files["a.txt"] == {"size": 5, "uri": outs["artifact_files"]["a.txt"]["uri"]}
+    assert files["sub/b.txt"] == {"uri": outs["artifact_files"]["sub/b.txt"]["uri"]}
+    assert set(files) == set(declared)
+    news = _recheck(host, inputs)
+    after = host.update(run_id, refreshed, news)
+    assert after["artifact_files"] == outs["artifact_files"]
+    assert (run_root / "a.txt").read_text() == "alpha" and (run_root / "sub" / "b.txt").read_text() == "beta"
+    assert (run_root / "sub" / "theirs.txt").read_text() == "theirs"
+
+
+def test_refresh_leaves_the_files_as_stored_where_the_store_cannot_list(
+    host, mlflow_server, proxied_experiment
+) -> None:
+    run_id, outs, _ = _create(host, experiment_id=proxied_experiment, artifacts={"a.txt": pulumi.StringAsset("a")})
+    faults = _ArtifactFaults(mlflow_server.url, not_served=True)
+    with faults, DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=faults.url)) as other:
+        other.configure({})
+        started = time.monotonic()
+        assert other.read(run_id, outs).outs["artifact_files"] == outs["artifact_files"]
+        assert time.monotonic() - started < 20, "no waiting for a server that does not serve artifacts"
+
+
+@pytest.mark.parametrize(
+    ("fault", "puts"),
+    [("drop-after", 1), ("500-after", 1), ("drop-before", 2), ("503", 2), ("same-size-drop-after", 2)],
+)
+def test_an_upload_of_uncertain_outcome_is_verified_not_sent_twice(
+    mlflow_server, mlflow_client, proxied_experiment, tmp_path, fault: str, puts: int
+) -> None:
+    """The answer to a PUT lost after the server stored the file (or a 500 after it did): the folder's
+    listing shows the file whole, so it is not sent again. Not stored (dropped before, 503): sent again.
+    Replacing a file of the same size, the listing cannot tell: sent again."""
+    from support.fault_proxy import FaultProxy
+
+    with FaultProxy(mlflow_server.url) as proxy:
+        env = isolated_env(MLFLOW_TRACKING_URI=proxy.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="20")
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            run_id, outs, inputs = _create(
+                host, experiment_id=proxied_experiment, artifacts={"b.txt": pulumi.StringAsset("old")}
+            )
+            text = "new" if fault.startswith("same-size") else "new and longer"
+            news = _recheck(host, {**without_provider(inputs), "artifacts": {"b.txt": pulumi.StringAsset(text)}})
+            endpoint = f"/api/2.0/mlflow-artifacts/artifacts/{_root(outs)}/b.txt"
+            with proxy.faults((endpoint, fault.removeprefix("same-size-"))):  # type: ignore[arg-type]
+                after = host.update(run_id, outs, news)
+                sent = [r.fault or "ok" for r in proxy.requests if r.method == "PUT"]
+                listed = [r for r in proxy.requests if r.method == "GET" and "mlflow-artifacts" in r.path]
+    assert len(sent) == puts, sent
+    assert sent[0] != "ok"
+    assert len(listed) == (0 if fault.startswith("same-size") else 1), "verified by one listing of its folder"
+    assert _download(mlflow_client, run_id, "b.txt", tmp_path / "b") == text.encode()
+    assert after["artifact_files"]["b.txt"]["sha256"] == _sha(text.encode())
+    assert after["artifact_files"]["b.txt"]["size"] == len(text)

@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from ._artifacts import PROP, FileDigest, Source, changes
+from ._artifacts import PROP, FileDigest, Source, changes, mark_drift, stored_size
 from ._errors import InputError, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -24,21 +25,31 @@ ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 class Store:
-    """One run's artifact root: put a file (returning what was stored), delete a file."""
+    """One run's artifact root: put a file (returning what was stored), delete a file, say what is there."""
 
     uri: str
 
     def put(self, path: str, source: Source) -> FileDigest:
         raise NotImplementedError
 
+    def put_over(self, path: str, source: Source, size_before: int | None) -> FileDigest:
+        """``put``, told the size of the file the state says is at ``path`` now (None: none or unknown),
+        which a store that checks an upload of uncertain outcome by its size needs."""
+        return self.put(path, source)
+
     def delete(self, path: str) -> None:
         raise NotImplementedError
+
+    def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
+        """What the store holds at each of ``paths``: ``{"size"}`` (plus ``"sha256"`` where cheap), None for
+        a missing file; None as a whole when this store cannot list (refresh then leaves the files as stored)."""
+        return None
 
     def file_uri(self, path: str) -> str:
         return f"{self.uri.rstrip('/')}/{path}"
 
 
-class _Hashing:
+class HashingBody:
     """Hashes the bytes as they go out, so state records what was sent (the file may change meanwhile)."""
 
     def __init__(self, source: Source) -> None:
@@ -71,18 +82,76 @@ class MlflowArtifactsStore(Store):
         return quote(f"{ARTIFACTS_API}/{self.root}/{path}" if self.root else f"{ARTIFACTS_API}/{path}", safe="/")
 
     def put(self, path: str, source: Source) -> FileDigest:
-        body = _Hashing(source)
+        return self.put_over(path, source, None)
+
+    def put_over(self, path: str, source: Source, size_before: int | None) -> FileDigest:
+        """Send the file, retried within the deadline. After an uncertain outcome (the answer lost, or a
+        5xx that may follow the write) the folder is listed first: the file found whole (the size sent, not
+        ``size_before``, after every byte went out) is taken as landed rather than sent again."""
+        from ._exactly_once import outcome_unknown
+        from ._retries import retry_call
+
+        body = HashingBody(source)
         size = source.size()
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
-        # The same bytes to the same path: safe to send again after a lost answer.
-        self.transport.send_bytes(
-            "PUT", self._path(path), content=lambda: iter(body), headers=headers, should_retry=_retry_artifacts
-        )
+        uncertain = False
+        telling = size != size_before  # a file of the same size there before could not be told from ours
+
+        def attempt() -> None:
+            nonlocal uncertain
+            if uncertain and telling and body.size == size and self._holds(path, size):
+                return  # landed: the hash recorded is that of the bytes sent then
+            try:
+                self.transport.send_bytes(
+                    "PUT", self._path(path), content=lambda: iter(body), headers=headers, should_retry=_once
+                )
+            except Exception as exc:
+                uncertain = uncertain or outcome_unknown(exc)
+                raise
+
+        retry_call(attempt, should_retry=_retry_artifacts, policy=self.transport.policy, clock=self.transport.clock)
         return body.result()
+
+    def _holds(self, path: str, size: int) -> bool:
+        found = self.stat([path])
+        entry = found.get(path) if found is not None else None
+        return entry is not None and entry["size"] == size
+
+    def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
+        """One listing per folder (``GET .../mlflow-artifacts/artifacts?path=<root>/<folder>``), sizes only."""
+        wanted = sorted(set(paths))
+        folders = sorted({posixpath.dirname(p) for p in wanted})
+        if len(folders) <= 1:
+            listed = [self._list(folder) for folder in folders]
+        else:
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(folders)), thread_name_prefix="list") as pool:
+                listed = list(pool.map(self._list, folders))
+        sizes = {
+            f"{folder}/{name}" if folder else name: size
+            for folder, got in zip(folders, listed, strict=True)
+            for name, size in got.items()
+        }
+        return {p: ({"size": sizes[p]} if p in sizes else None) for p in wanted}
+
+    def _list(self, folder: str) -> dict[str, int]:
+        """The files (not folders) directly in ``folder`` of the root, by name, with their sizes."""
+        where = "/".join(part for part in (self.root, folder) if part)
+        resp = self.transport.send_bytes(
+            "GET", f"{ARTIFACTS_API}?path={quote(where, safe='/')}", should_retry=_retry_artifacts
+        )
+        found: dict[str, int] = {}
+        for item in resp.json().get("files") or []:
+            if isinstance(item, Mapping) and not item.get("is_dir") and item.get("file_size") is not None:
+                found[posixpath.basename(str(item.get("path", "")))] = int(item["file_size"])
+        return found
 
     def delete(self, path: str) -> None:
         with contextlib.suppress(NotFound):  # already gone: the goal is reached
             self.transport.send_bytes("DELETE", self._path(path), should_retry=_retry_artifacts)
+
+
+def _once(exc: Exception) -> tuple[bool, float | None]:
+    return False, None
 
 
 def _retry_artifacts(exc: Exception) -> tuple[bool, float | None]:
@@ -103,7 +172,7 @@ class LocalStore(Store):
 
     def put(self, path: str, source: Source) -> FileDigest:
         target = self.root / path
-        body = _Hashing(source)
+        body = HashingBody(source)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Written beside the target and renamed over it: a reader never sees half a file.
@@ -121,6 +190,20 @@ class LocalStore(Store):
                 f"{PROP}.{path}", f"cannot write {str(target)!r} in the run's artifact root {self.uri} ({exc})"
             ) from None
         return body.result()
+
+    def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
+        """``os.stat`` per file; files up to ``SMALL_FILE_BYTES`` are hashed too (a same-size edit shows)."""
+        found: dict[str, FileDigest | None] = {}
+        for path in paths:
+            target = self.root / path
+            try:
+                size = target.stat().st_size if target.is_file() else None
+                found[path] = None if size is None else {"size": size}
+                if size is not None and size <= SMALL_FILE_BYTES:
+                    found[path] = {"size": size, "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
+            except OSError:
+                found[path] = None  # unreadable is as good as gone: the next up writes it again
+        return found
 
     def delete(self, path: str) -> None:
         target = self.root / path
@@ -145,37 +228,63 @@ def store_for(api: MlflowApi, artifact_uri: str | None) -> Store:
     if scheme == "mlflow-artifacts":
         ours = urlsplit(base).netloc
         if parts.netloc and parts.netloc != ours:
-            raise _unsupported(uri, f"its server {parts.netloc} is not the tracking server {ours}")
+            raise unsupported_root(uri, f"its server {parts.netloc} is not the tracking server {ours}")
         return MlflowArtifactsStore(api.transport, uri, unquote(parts.path))
     if scheme in ("http", "https") and ARTIFACTS_API in parts.path:
         if not uri.startswith(f"{base}{ARTIFACTS_API}/"):
-            raise _unsupported(uri, f"its server is not the tracking server {base}")
+            raise unsupported_root(uri, f"its server is not the tracking server {base}")
         return MlflowArtifactsStore(api.transport, uri, unquote(uri[len(base + ARTIFACTS_API) :]))
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise _unsupported(uri, f"a file: root on another host ({parts.netloc}) cannot be written from here")
+            raise unsupported_root(uri, f"a file: root on another host ({parts.netloc}) cannot be written from here")
         return LocalStore(uri, Path(unquote(parts.path)))
     if scheme == "" and uri.startswith("/"):
         return LocalStore(uri, Path(uri))
-    if scheme == "dbfs" or scheme.startswith("databricks"):
-        raise _unsupported(uri, "Databricks (dbfs:/Unity Catalog) artifact roots are not supported yet")
+    if scheme == "dbfs":
+        from ._artifacts_databricks import databricks_store
+
+        return databricks_store(api, uri)
+    if scheme.startswith("databricks"):
+        raise unsupported_root(uri, "Databricks roots other than dbfs:/databricks/mlflow-tracking are not supported")
     if not scheme:
-        raise _unsupported(uri, "it is not an absolute path")
-    raise _unsupported(uri, f"the {scheme}: store is not supported yet")
+        raise unsupported_root(uri, "it is not an absolute path")
+    raise unsupported_root(uri, f"the {scheme}: store is not supported yet")
 
 
-def _unsupported(uri: str, why: str) -> InputError:
+def unsupported_root(uri: str, why: str) -> InputError:
     return InputError(
         PROP,
         f"cannot upload to the run's artifact root {uri!r}: {why}. Supported are the tracking server's "
-        "proxied artifacts (mlflow-artifacts:, `mlflow server --serve-artifacts`) and file: roots the "
-        "provider host can write; create the run in an experiment whose artifact_location is one of "
-        "those, or leave `artifacts` out and log the files with MLflow's client",
+        "proxied artifacts (mlflow-artifacts:, `mlflow server --serve-artifacts`), file: roots the "
+        "provider host can write, and Databricks runs' own roots (dbfs:/databricks/mlflow-tracking/...); "
+        "create the run in an experiment whose artifact_location is one of those, or leave `artifacts` "
+        "out and log the files with MLflow's client",
     )
 
 
 UPLOAD_WORKERS = 4
-"""Files sent at once per resource: many small files go faster, and memory stays a few chunks per file."""
+"""Files sent (or folders listed) at once per resource: many small files go faster, and memory stays a few
+chunks per file."""
+SMALL_FILE_BYTES = 64 << 10
+"""A ``file:`` root's files up to this size are hashed by a refresh: cheap, and a same-size edit shows."""
+
+
+def refreshed_files(api: MlflowApi, artifact_uri: str | None, files: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``artifact_files`` after a refresh: each stored file the store no longer holds as recorded is marked
+    (``_artifacts.mark_drift``); files nobody declared are not looked at. A store that cannot list (a root
+    this version refuses, a server that does not serve artifacts) leaves them as stored."""
+    if not files:
+        return dict(files) if files is not None else None
+    try:
+        store = store_for(api, artifact_uri)
+        found = store.stat(files)
+    except InputError:
+        return dict(files)
+    except ServiceUnavailable as exc:
+        if "serve-artifacts" in exc.message:
+            return dict(files)
+        raise
+    return mark_drift(files, found) if found is not None else dict(files)
 
 
 def sync(
@@ -198,7 +307,8 @@ def sync(
     done = [] if done is None else done
     if diff.any:
         store = store_for(api, artifact_uri)
-        for path, stored in _put_all(store, diff.upload, done):
+        before = {path: stored_size((old_files or {}).get(path)) for path in diff.upload}
+        for path, stored in _put_all(store, diff.upload, before, done):
             files[path] = {**stored, "uri": store.file_uri(path)}
         for path in diff.delete:
             with _served(path):
@@ -207,24 +317,27 @@ def sync(
     return {path: files[path] for path in sorted(files)} if files or declared is not None else None
 
 
-def _put(store: Store, path: str, source: Source) -> FileDigest:
+def _put(store: Store, path: str, source: Source, size_before: int | None) -> FileDigest:
     with _served(path):
         try:
-            return store.put(path, source)
+            return store.put_over(path, source, size_before)
         except OSError as exc:
             raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
 
 
-def _put_all(store: Store, uploads: Mapping[str, Source], done: list[str]) -> list[tuple[str, FileDigest]]:
-    """Every upload, a few at a time; the first failure stops new ones and is raised once the rest end."""
+def _put_all(
+    store: Store, uploads: Mapping[str, Source], before: Mapping[str, int | None], done: list[str]
+) -> list[tuple[str, FileDigest]]:
+    """Every upload, a few at a time; the first failure stops new ones and is raised once the rest end.
+    ``before`` is the size the state records at each path (None: no file there)."""
     if len(uploads) <= 1:
-        results = [(path, _put(store, path, source)) for path, source in uploads.items()]
+        results = [(path, _put(store, path, source, before.get(path))) for path, source in uploads.items()]
         done.extend(f"uploaded artifact {path!r}" for path, _ in results)
         return results
     results = []
     failure: BaseException | None = None
     with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(uploads)), thread_name_prefix="artifacts") as pool:
-        pending = {pool.submit(_put, store, path, source): path for path, source in uploads.items()}
+        pending = {pool.submit(_put, store, path, source, before.get(path)): path for path, source in uploads.items()}
         for future in as_completed(pending):
             path = pending[future]
             try:

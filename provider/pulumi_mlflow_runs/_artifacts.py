@@ -458,7 +458,8 @@ def changes(old_files: Mapping[str, Any] | None, declared: Any) -> ArtifactChang
             now = digest(source)
         except OSError as exc:
             raise InputError(f"{PROP}.{path}", f"cannot read {source.path!r} ({exc.strerror or exc})") from None
-        if isinstance(was, Mapping) and was.get("sha256") == now["sha256"] and _int(was.get("size")) == now["size"]:
+        # A drifted entry (``sha256`` None, see ``mark_drift``) matches no hash: its file is sent again.
+        if isinstance(was, Mapping) and was.get("sha256") == now["sha256"] and stored_size(was) == now["size"]:
             keep[path] = dict(was)
         else:
             upload[path] = source
@@ -467,6 +468,39 @@ def changes(old_files: Mapping[str, Any] | None, declared: Any) -> ArtifactChang
 
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def stored_size(entry: Any) -> int | None:
+    """The ``size`` of an ``artifact_files`` entry (the engine hands numbers back as floats), or None."""
+    return _int(entry.get("size")) if isinstance(entry, Mapping) else None
+
+
+def drifted(files: Mapping[str, Any] | None) -> bool:
+    """True if a refresh found a stored file missing or changed (an entry whose ``sha256`` is None)."""
+    return any(isinstance(entry, Mapping) and entry.get("sha256") is None for entry in (files or {}).values())
+
+
+def mark_drift(files: Mapping[str, Any], found: Mapping[str, FileDigest | None]) -> dict[str, Any]:
+    """``artifact_files`` as a refresh leaves them: an entry whose file ``found`` says is gone, or holds
+    another size (or, where the store hashed it, another sha256), gets ``sha256: None`` and the size found
+    (None when gone), keeping its ``uri``; the rest stay as they were. The SDK leaves None values out, so
+    the state holds such an entry without ``sha256`` (and without ``size`` when gone). Same size is taken
+    as unchanged where the store gives no hash: listing sizes is cheap, reading every file back is not."""
+    out: dict[str, Any] = {}
+    for path, entry in files.items():
+        if path not in found or not isinstance(entry, Mapping):
+            out[path] = entry  # not looked at
+            continue
+        now = found[path]
+        if now is None:
+            out[path] = {**entry, "sha256": None, "size": None}
+            continue
+        same = now["size"] == stored_size(entry) and now.get("sha256", entry.get("sha256")) == entry.get("sha256")
+        # Once marked, an entry stays marked: only an upload records a hash again.
+        out[path] = (
+            dict(entry) if same and entry.get("sha256") is not None else {**entry, "sha256": None, "size": now["size"]}
+        )
+    return out
 
 
 def differs(old_files: Mapping[str, Any] | None, declared: Any) -> bool:

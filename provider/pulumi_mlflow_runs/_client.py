@@ -24,6 +24,7 @@ class _Endpoint(NamedTuple):
 _RUNS = "/api/2.0/mlflow/runs"
 _EXPERIMENTS = "/api/2.0/mlflow/experiments"
 _BULK = "/api/2.0/mlflow/databricks/runs"
+_DBX_ARTIFACTS = "/api/2.0/mlflow/artifacts"
 
 ENDPOINTS: dict[str, _Endpoint] = {
     "runs.get": _Endpoint("GET", f"{_RUNS}/get", True),
@@ -53,6 +54,9 @@ ENDPOINTS: dict[str, _Endpoint] = {
     "experiments.restore": _Endpoint("POST", f"{_EXPERIMENTS}/restore", True),
     "experiments.set_tag": _Endpoint("POST", f"{_EXPERIMENTS}/set-experiment-tag", True),
     "experiments.delete_tag": _Endpoint("POST", f"{_EXPERIMENTS}/delete-experiment-tag", True),
+    # Databricks: signed URLs for writing run artifacts (no write itself: asking again is harmless)
+    "artifacts.credentials_for_write": _Endpoint("POST", f"{_DBX_ARTIFACTS}/credentials-for-write", True),
+    "artifacts.list": _Endpoint("GET", f"{_DBX_ARTIFACTS}/list", True),
 }
 
 
@@ -174,6 +178,38 @@ class MlflowApi:
 
     def restore_runs_bulk(self, req: m.RestoreRuns) -> int:
         return m.RestoreRunsResponse.model_validate(self._call("runs.restore_bulk", req)).runs_restored
+
+    # ---- artifacts (Databricks) ---------------------------------------------------------------------
+    def credentials_for_write(self, run_id: str, paths: list[str]) -> list[dict[str, Any]]:
+        """Databricks' ``credential_infos`` for writing ``paths`` (relative to the run's artifact root):
+        ``{run_id, path, signed_uri, type, headers: [{name, value}]}`` each, across pages."""
+        infos: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            req = m.CredentialsForWrite(run_id=run_id, path=paths, page_token=token)
+            page = self._call("artifacts.credentials_for_write", req)
+            found = page.get("credential_infos") or []
+            infos += [info for info in found if isinstance(info, dict)]
+            token = page.get("next_page_token")
+            if not token or not found:
+                return infos
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[dict[str, Any]]:
+        """The run's artifact listing under ``path`` (one level: ``{path, is_dir, file_size}``), across pages."""
+        files: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: dict[str, Any] = {"run_id": run_id}
+            if path:
+                query["path"] = path
+            if token:
+                query["page_token"] = token
+            page = self._call("artifacts.list", **query)
+            found = page.get("files") or []
+            files += [f for f in found if isinstance(f, dict)]
+            token = page.get("next_page_token")
+            if not token or not found:
+                return files
 
     # ---- experiments -------------------------------------------------------------------------------
     def create_experiment(self, req: m.CreateExperiment) -> str:

@@ -151,6 +151,14 @@ class ExperimentRef(_Model):
     experiment_id: str
 
 
+class CredentialsForWrite(_Model):
+    """Databricks ``GetCredentialsForWrite``: signed URLs for paths relative to the run's artifact root."""
+
+    run_id: str
+    path: list[str]
+    page_token: str | None = None
+
+
 class CreateRun(_Model):
     experiment_id: str
     run_name: str | None = None

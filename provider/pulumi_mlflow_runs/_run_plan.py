@@ -335,4 +335,4 @@ def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
         if state.get(key) is not None:
             outs[key] = getattr(run.info, key)
     outs["experiment_id"] = run.info.experiment_id
-    return outputs_for(outs, run, state.get("artifact_files"))  # files as stored: no refresh of them yet
+    return outputs_for(outs, run, state.get("artifact_files"))  # files as Read found them (``refreshed_files``)

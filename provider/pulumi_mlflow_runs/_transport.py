@@ -195,11 +195,20 @@ class Transport:
         *,
         policy: RetryPolicy | None = None,
         clock: Clock | None = None,
+        storage: Callable[[], httpx.Client] | None = None,
     ) -> None:
         self.connection = connection
         self.policy = policy or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
         self._client = client
+        self._storage = storage
+
+    def storage_client(self) -> httpx.Client:
+        """The client for cloud storage reached by signed URLs (Databricks run artifacts): it sends no
+        credential of this server, and is shared and closed by the ``TransportPool`` that made this transport."""
+        if self._storage is None:
+            raise RuntimeError("this Transport has no cloud-storage client: make it with TransportPool.get")
+        return self._storage()
 
     def call(
         self,
@@ -350,6 +359,7 @@ class TransportPool:
         self._policy = policy
         self._clock = clock
         self._http_transport = http_transport
+        self._storage: httpx.Client | None = None
 
     def get(self, connection: Connection) -> Transport:
         tls = connection.tls
@@ -367,10 +377,28 @@ class TransportPool:
                     follow_redirects=False,
                 )
                 self._clients[key] = client
-        return Transport(connection, client, policy=self._policy, clock=self._clock)
+        return Transport(connection, client, policy=self._policy, clock=self._clock, storage=self.storage_client)
+
+    def storage_client(self) -> httpx.Client:
+        """One client for signed cloud-storage URLs, built on first use: no auth (a signed URL carries its
+        own; the workspace token must never reach the storage), no redirects, and the default trust store
+        (cloud storage has publicly trusted certificates, whatever CA the tracking server uses)."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = httpx.Client(
+                    transport=self._http_transport,
+                    timeout=DEFAULT_TIMEOUT,
+                    headers={"User-Agent": USER_AGENT},
+                    limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
+                    follow_redirects=False,
+                )
+            return self._storage
 
     def close(self) -> None:
         with self._lock:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            if self._storage is not None:
+                self._storage.close()
+                self._storage = None

@@ -13,12 +13,13 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi.dynamic as dyn
 
-from ._artifacts import as_checked, holds_elided, remember_checked, tolerate_elided_assets
+from ._artifacts import as_checked, drifted, holds_elided, remember_checked, tolerate_elided_assets
 from ._errors import InputError, MlflowRunsError, NotFound
 from ._provider_base import BaseProvider, fresh_pickler, user_facing
 from ._run_diff import diff_run, match_points
@@ -145,9 +146,13 @@ class ExperimentRunProvider(BaseProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         state = from_state(olds)
         news, known = _with_artifacts(news)
-        if not known:  # no Check in this host (a refresh): the files are not compared
+        marked = False
+        if not known:  # no Check in this host (a refresh): the files are not hashed, only Read's marks count
+            marked = drifted(state.get("artifact_files"))
             news["artifacts"], state["artifact_files"] = None, None
         d = diff_run(state, news)
+        if marked:  # a file Read found gone or changed: the next `up` sends it again
+            d = replace(d, updates=(*d.updates, "artifacts"))
         if not d.changes:
             return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
         # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
@@ -251,7 +256,12 @@ class ExperimentRunProvider(BaseProvider):
             adopted = adopted_inputs(run, history)
             return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
         # Refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) whether this is drift.
-        return dyn.ReadResult(id_, refreshed_outputs(from_state(props), run), inputs=_refreshed_inputs(run))
+        state = from_state(props)
+        if state.get("artifact_files"):
+            from ._artifact_stores import refreshed_files
+
+            state["artifact_files"] = refreshed_files(api, run.info.artifact_uri, state["artifact_files"])
+        return dyn.ReadResult(id_, refreshed_outputs(state, run), inputs=_refreshed_inputs(run))
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
@@ -403,7 +413,8 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     model_outputs: pulumi.Output[list[dict[str, Any]] | None]
     artifact_files: pulumi.Output[dict[str, dict[str, Any]] | None]
     """Every file the ``artifacts`` input put in the run's artifact root, by path:
-    ``{sha256, size, uri}`` (an archive has one entry per file). Never the content."""
+    ``{sha256, size, uri}`` (an archive has one entry per file). Never the content. An entry without
+    ``sha256`` is a file that refresh found gone or changed; the next ``up`` sends it again."""
     host: pulumi.Output[str | None]
     deployment_name: pulumi.Output[str | None]
 
@@ -446,8 +457,8 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         :param model_outputs: ``{model_id, step}`` items.
         :param artifacts: files for the run's artifact root: ``{"reports/eval.html": pulumi.FileAsset(...)}``;
             a FileArchive of a folder or an AssetArchive lands under its key as a folder. FileAsset,
-            StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:`` and
-            ``file:`` roots.
+            StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:``,
+            ``file:`` and Databricks runs' ``dbfs:/databricks/mlflow-tracking`` roots.
             Changed files are uploaded again, removed ones deleted (an update, never a replace).
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
