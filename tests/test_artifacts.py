@@ -25,22 +25,12 @@ import pulumi
 import pytest
 from mlflow.entities import ViewType
 
-from pulumi_mlflow_runs import ExperimentRunProvider
-
-from support.host import DynamicHost, HostError, isolated_env, with_provider, without_provider
+from support.host import DynamicHost, HostError, isolated_env, without_provider
 from support.mlflow_proxy import RecordingProxy
-from support.runs import unique
+from support.runs import create_run, run_props, unique
 
-
-def _props(**inputs: Any) -> dict[str, Any]:
-    return with_provider(inputs, ExperimentRunProvider())
-
-
-def _create(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    checked = host.check({}, _props(**inputs))
-    assert checked.failures == []
-    run_id, outs = host.create(checked.inputs)
-    return run_id, outs, checked.inputs
+_props = run_props
+_create = create_run
 
 
 def _recheck(host: DynamicHost, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import math
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import dill
 import pytest
@@ -19,7 +18,8 @@ from mlflow.entities import ViewType
 
 from pulumi_mlflow_runs import ExperimentRunProvider
 
-from support.host import UNKNOWN, DynamicHost, HostError, isolated_env, secret, with_provider, without_provider
+from support.host import UNKNOWN, DynamicHost, HostError, isolated_env, secret, without_provider
+from support.runs import create_run, run_props
 
 TOKEN = "dapi" + "feedface" * 4
 
@@ -32,15 +32,8 @@ def host(mlflow_server) -> Iterator[DynamicHost]:
         yield h
 
 
-def _props(**inputs: Any) -> dict[str, Any]:
-    return with_provider(inputs, ExperimentRunProvider())
-
-
-def _create(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    checked = host.check({}, _props(**inputs))
-    assert checked.failures == []
-    run_id, outs = host.create(checked.inputs)
-    return run_id, outs, checked.inputs
+_props = run_props
+_create = create_run
 
 
 def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -1,4 +1,4 @@
-"""Small helpers the whole-program tests share: unique names, what was sent, what the server holds."""
+"""Small helpers the tests share: unique names, what was sent, what the server holds, a run made through the host."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from .host import DynamicHost
     from .mlflow_proxy import Request
 
 
@@ -25,3 +26,20 @@ def all_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
     from mlflow.entities import ViewType
 
     return {r.info.run_id: r for r in client.search_runs([experiment_id], run_view_type=ViewType.ALL)}
+
+
+def run_props(**inputs: Any) -> dict[str, Any]:
+    """An ExperimentRun's properties as the program sends them: the inputs and the pickled provider."""
+    from pulumi_mlflow_runs import ExperimentRunProvider
+
+    from .host import with_provider
+
+    return with_provider(inputs, ExperimentRunProvider())
+
+
+def create_run(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Check then Create through the provider host: ``(run id, outputs, checked inputs)``."""
+    checked = host.check({}, run_props(**inputs))
+    assert checked.failures == []
+    run_id, outs = host.create(checked.inputs)
+    return run_id, outs, checked.inputs
