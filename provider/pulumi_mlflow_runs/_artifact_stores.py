@@ -42,7 +42,23 @@ class Store:
 
     def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
         """What the store holds at each of ``paths``: ``{"size"}`` (plus ``"sha256"`` where cheap), None for
-        a missing file; None as a whole when this store cannot list (refresh then leaves the files as stored)."""
+        a missing file; None as a whole when this store cannot list (refresh then leaves the files as stored).
+
+        Here: one ``list_folder`` per folder that holds one of ``paths``, a few at a time, sizes only."""
+        wanted = sorted(set(paths))
+        folders = sorted({posixpath.dirname(p) for p in wanted})
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(UPLOAD_WORKERS, len(folders))), thread_name_prefix="list"
+        ) as pool:
+            listed = list(pool.map(self.list_folder, folders))
+        if any(found is None for found in listed):
+            return None
+        sizes = {path: size for found in listed if found is not None for path, size in found.items()}
+        return {p: ({"size": sizes[p]} if p in sizes else None) for p in wanted}
+
+    def list_folder(self, folder: str) -> dict[str, int] | None:
+        """The files (not folders) directly in ``folder``, by path under the root, with their sizes; None
+        if this store cannot list."""
         return None
 
     def file_uri(self, path: str) -> str:
@@ -117,24 +133,8 @@ class MlflowArtifactsStore(Store):
         entry = found.get(path) if found is not None else None
         return entry is not None and entry["size"] == size
 
-    def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
-        """One listing per folder (``GET .../mlflow-artifacts/artifacts?path=<root>/<folder>``), sizes only."""
-        wanted = sorted(set(paths))
-        folders = sorted({posixpath.dirname(p) for p in wanted})
-        if len(folders) <= 1:
-            listed = [self._list(folder) for folder in folders]
-        else:
-            with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(folders)), thread_name_prefix="list") as pool:
-                listed = list(pool.map(self._list, folders))
-        sizes = {
-            f"{folder}/{name}" if folder else name: size
-            for folder, got in zip(folders, listed, strict=True)
-            for name, size in got.items()
-        }
-        return {p: ({"size": sizes[p]} if p in sizes else None) for p in wanted}
-
-    def _list(self, folder: str) -> dict[str, int]:
-        """The files (not folders) directly in ``folder`` of the root, by name, with their sizes."""
+    def list_folder(self, folder: str) -> dict[str, int]:
+        """``GET .../mlflow-artifacts/artifacts?path=<root>/<folder>``."""
         where = "/".join(part for part in (self.root, folder) if part)
         resp = self.transport.send_bytes(
             "GET", f"{ARTIFACTS_API}?path={quote(where, safe='/')}", should_retry=_retry_artifacts
@@ -142,7 +142,8 @@ class MlflowArtifactsStore(Store):
         found: dict[str, int] = {}
         for item in resp.json().get("files") or []:
             if isinstance(item, Mapping) and not item.get("is_dir") and item.get("file_size") is not None:
-                found[posixpath.basename(str(item.get("path", "")))] = int(item["file_size"])
+                name = posixpath.basename(str(item.get("path", "")))
+                found[posixpath.join(folder, name)] = int(item["file_size"])
         return found
 
     def delete(self, path: str) -> None:
@@ -158,9 +159,14 @@ def _retry_artifacts(exc: Exception) -> tuple[bool, float | None]:
     """As any idempotent call, but a server without ``--serve-artifacts`` (503 every time) is not waited for."""
     from ._transport import retry_idempotent
 
-    if isinstance(exc, ServiceUnavailable) and "serve-artifacts" in exc.message:
+    if _not_serving(exc):
         return False, None
     return retry_idempotent(exc)
+
+
+def _not_serving(exc: BaseException) -> bool:
+    """The 503 of a server started with ``--no-serve-artifacts``: it answers so every time."""
+    return isinstance(exc, ServiceUnavailable) and "serve-artifacts" in exc.message
 
 
 class LocalStore(Store):
@@ -281,7 +287,7 @@ def refreshed_files(api: MlflowApi, artifact_uri: str | None, files: Mapping[str
     except InputError:
         return dict(files)
     except ServiceUnavailable as exc:
-        if "serve-artifacts" in exc.message:
+        if _not_serving(exc):
             return dict(files)
         raise
     return mark_drift(files, found) if found is not None else dict(files)
@@ -330,13 +336,11 @@ def _put_all(
 ) -> list[tuple[str, FileDigest]]:
     """Every upload, a few at a time; the first failure stops new ones and is raised once the rest end.
     ``before`` is the size the state records at each path (None: no file there)."""
-    if len(uploads) <= 1:
-        results = [(path, _put(store, path, source, before.get(path))) for path, source in uploads.items()]
-        done.extend(f"uploaded artifact {path!r}" for path, _ in results)
-        return results
     results = []
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(uploads)), thread_name_prefix="artifacts") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(UPLOAD_WORKERS, len(uploads))), thread_name_prefix="artifacts"
+    ) as pool:
         pending = {pool.submit(_put, store, path, source, before.get(path)): path for path, source in uploads.items()}
         for future in as_completed(pending):
             path = pending[future]
@@ -359,7 +363,7 @@ def _served(path: str) -> Iterator[None]:
     try:
         yield
     except ServiceUnavailable as exc:
-        if "serve-artifacts" in exc.message:
+        if _not_serving(exc):
             raise InputError(
                 f"{PROP}.{path}",
                 "the tracking server does not serve artifacts (it runs with --no-serve-artifacts); start it "

@@ -30,8 +30,7 @@ Deleting is not possible: Databricks offers no API that deletes a run's artifact
 from __future__ import annotations
 
 import logging
-import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -40,9 +39,9 @@ import httpx
 
 from ._artifact_stores import HashingBody, Store, unsupported_root
 from ._artifacts import PROP, FileDigest, Source
-from ._errors import ApiError, EndpointNotFound, InputError, MlflowRunsError, RequestTimeout, TransportError, map_error
+from ._errors import ApiError, EndpointNotFound, InputError, MlflowRunsError, map_error
 from ._retries import retry_call
-from ._transport import _retry_after, retry_idempotent
+from ._transport import _retry_after, retry_idempotent, transient_error
 
 if TYPE_CHECKING:
     from ._client import MlflowApi
@@ -175,16 +174,13 @@ class DatabricksArtifactStore(Store):
         """The run's artifact listing under ``path``, as the workspace reports it (one folder level)."""
         return self.api.list_artifacts(self.run_id, path or None)
 
-    def stat(self, paths: Iterable[str]) -> dict[str, FileDigest | None] | None:
-        """Sizes from the run's artifact listing, one call per folder (the paths it reports are relative to
-        the run's artifact root): what refresh compares with the stored files."""
-        wanted = sorted(set(paths))
-        sizes: dict[str, int] = {}
-        for folder in sorted({posixpath.dirname(p) for p in wanted}):
-            for item in self.listing(folder):
-                if not item.get("is_dir") and item.get("file_size") is not None:
-                    sizes[str(item.get("path", "")).lstrip("/")] = int(item["file_size"])
-        return {p: ({"size": sizes[p]} if p in sizes else None) for p in wanted}
+    def list_folder(self, folder: str) -> dict[str, int]:
+        """The run's artifact listing of ``folder`` (it reports paths relative to the run's artifact root)."""
+        return {
+            str(item.get("path", "")).lstrip("/"): int(item["file_size"])
+            for item in self.listing(folder)
+            if not item.get("is_dir") and item.get("file_size") is not None
+        }
 
     # ---- the store -------------------------------------------------------------------------------------
 
@@ -281,16 +277,8 @@ class DatabricksArtifactStore(Store):
         client = self.transport.storage_client()
         try:
             resp = client.request(method, url, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            raise RequestTimeout(f"timed out ({type(exc).__name__})", endpoint=endpoint, sent=sent) from None
         except httpx.TransportError as exc:
-            sent = not isinstance(exc, httpx.ConnectError)
-            raise TransportError(
-                f"cannot reach cloud storage for artifacts.{path} ({type(exc).__name__}: {exc})",
-                endpoint=endpoint,
-                sent=sent,
-            ) from None
+            raise transient_error(exc, endpoint, f"cloud storage for artifacts.{path}") from None
         if resp.is_success:
             return
         error = _storage_error(resp, endpoint, path, cred.type)

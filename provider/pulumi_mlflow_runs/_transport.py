@@ -185,6 +185,17 @@ def _subject(content: bytes | None, params: dict[str, Any] | None) -> str:
     return ""
 
 
+def transient_error(exc: httpx.TransportError, endpoint: str, target: str) -> TransportError:
+    """A failure below HTTP as this package's error, with ``sent``: whether the request may have reached
+    ``target`` (then only the caller's knowledge of what the server did may send it again)."""
+    if isinstance(exc, httpx.ConnectError):
+        return TransportError(f"cannot connect to {target} ({exc})", endpoint=endpoint, sent=False)
+    if isinstance(exc, httpx.TimeoutException):
+        sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        return RequestTimeout(f"timed out ({type(exc).__name__})", endpoint=endpoint, sent=sent)
+    return TransportError(f"connection to {target} failed ({type(exc).__name__}: {exc})", endpoint=endpoint, sent=True)
+
+
 class Transport:
     """Sends one JSON request to one server and returns the decoded body, or raises from the tree."""
 
@@ -275,7 +286,7 @@ class Transport:
             permanent = _permanent(exc, self.connection, endpoint)
             if permanent is not None:
                 raise permanent from None
-            raise self._transient(exc, endpoint) from exc
+            raise transient_error(exc, endpoint, self.connection.base_url) from exc
         log.debug("%s -> %s in %.1f ms", endpoint, resp.status_code, (time.perf_counter() - started) * 1e3)
         return resp
 
@@ -297,16 +308,6 @@ class Transport:
                 ) from exc
             return data if isinstance(data, dict) else {}
         raise self._error(resp, endpoint, _subject(content, params) if resp.status_code == 403 else "")
-
-    def _transient(self, exc: httpx.TransportError, endpoint: str) -> TransportError:
-        if isinstance(exc, httpx.ConnectError):
-            return TransportError(
-                f"cannot connect to {self.connection.base_url} ({exc})", endpoint=endpoint, sent=False
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            return RequestTimeout(f"timed out ({type(exc).__name__})", endpoint=endpoint, sent=sent)
-        return TransportError(f"connection failed ({type(exc).__name__}: {exc})", endpoint=endpoint, sent=True)
 
     def _error(self, resp: httpx.Response, endpoint: str, subject: str = "") -> ApiError:
         retry_after = _retry_after(resp.headers.get("Retry-After"))
