@@ -17,6 +17,7 @@ _TESTS_DIR = Path(__file__).resolve().parent
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
+from support.fault_proxy import FaultProxy  # noqa: E402
 from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_proxy import RecordingProxy  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
@@ -59,6 +60,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 def proxy(mlflow_server: MlflowServer) -> Iterator[RecordingProxy]:
     """A recording proxy in front of the test server: what the provider sent, in order (a file may override)."""
     with RecordingProxy(mlflow_server.url) as p:
+        yield p
+
+
+@pytest.fixture
+def fault_proxy(mlflow_server: MlflowServer) -> Iterator[FaultProxy]:
+    """A proxy in front of the test server that injects the faults a test asks for (``fail``)."""
+    with FaultProxy(mlflow_server.url) as p:
         yield p
 
 

@@ -14,10 +14,8 @@ from typing import Any
 
 import pulumi
 
-from pulumi_mlflow_runs import ExperimentRunProvider
-
-from support.host import DynamicHost, with_provider
-from support.runs import unique
+from support.host import DynamicHost
+from support.runs import create_run, unique
 
 FILE_BYTES = 300 << 20
 ALLOWED_GROWTH = 100 << 20
@@ -30,19 +28,13 @@ def _peak_rss(pid: int) -> int:
     raise AssertionError(f"no VmHWM for process {pid}")
 
 
-def _create(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any]]:
-    checked = host.check({}, with_provider(inputs, ExperimentRunProvider()))
-    assert checked.failures == []
-    return host.create(checked.inputs)
-
-
 def test_a_300_mb_artifact_raises_the_hosts_peak_memory_by_under_100_mb(
     host: DynamicHost, mlflow_client: Any, tmp_path: Path
 ) -> None:
     name = unique("artifacts-memory")
     experiment_id = str(mlflow_client.create_experiment(name, artifact_location=f"mlflow-artifacts:/{name}"))
     # Warm up: the first create imports the HTTP side and opens the pool; that is not the file's cost.
-    _create(host, experiment_id=experiment_id, artifacts={"small.txt": pulumi.StringAsset("warm")})
+    create_run(host, experiment_id=experiment_id, artifacts={"small.txt": pulumi.StringAsset("warm")})
 
     big = tmp_path / "big.bin"
     block = hashlib.sha256(b"artifact").digest() * (1 << 15)  # 1 MiB that is not all zeros
@@ -52,7 +44,8 @@ def test_a_300_mb_artifact_raises_the_hosts_peak_memory_by_under_100_mb(
             f.write(block)
             want.update(block)
     before = _peak_rss(host.process.pid)
-    run_id, outs = _create(host, experiment_id=experiment_id, artifacts={"model/big.bin": pulumi.FileAsset(str(big))})
+    declared = {"model/big.bin": pulumi.FileAsset(str(big))}
+    run_id, outs, _ = create_run(host, experiment_id=experiment_id, artifacts=declared)
     after = _peak_rss(host.process.pid)
 
     stored = outs["artifact_files"]["model/big.bin"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,15 +71,6 @@ def _active_runs(client: MlflowClient, experiment_id: str) -> list[Any]:
     return list(client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY))
 
 
-@pytest.fixture
-def proxy(mlflow_server: Any) -> Iterator[FaultProxy]:
-    p = FaultProxy(mlflow_server.url)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def test_bad_input_names_resource_property_and_allowed_values(
     pulumi_bin: Path, mlflow_env: str, tmp_path: Path, experiment: str, mlflow_client: MlflowClient
 ) -> None:
@@ -115,24 +106,29 @@ def test_a_secret_input_named_by_a_check_failure_is_not_printed(
 
 
 def test_a_500_that_outlives_the_retries(
-    pulumi_bin: Path, mlflow_env: str, tmp_path: Path, experiment: str, mlflow_client: MlflowClient, proxy: FaultProxy
+    pulumi_bin: Path,
+    mlflow_env: str,
+    tmp_path: Path,
+    experiment: str,
+    mlflow_client: MlflowClient,
+    fault_proxy: FaultProxy,
 ) -> None:
-    proxy.fail("runs/log-batch", "500", times=1000)
+    fault_proxy.fail("runs/log-batch", "500", times=1000)
     out = _up_fails(
         pulumi_bin,
         tmp_path,
         _run(experiment, status="FINISHED", params={"p": "1"}),
-        {"MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_TRACKING_TOKEN": TOKEN},
+        {"MLFLOW_TRACKING_URI": fault_proxy.url, "MLFLOW_TRACKING_TOKEN": TOKEN},
         config={"mlflow-runs:retryDeadline": "2"},
     )
     _assert_clean(out)
     assert "could not create ExperimentRun 'my-run': POST /api/2.0/mlflow/runs/log-batch failed with HTTP 500" in out
     assert "retry deadline (2s)" in out
     assert "the half-created run" in out and "was deleted" in out
-    assert f"fix: the server at {proxy.url} (from env MLFLOW_TRACKING_URI) is failing" in out
+    assert f"fix: the server at {fault_proxy.url} (from env MLFLOW_TRACKING_URI) is failing" in out
     assert "mlflow-runs:retryDeadline" in out.split("fix:", 1)[1]
     # the rollback happened on the wire, and nothing is left active
-    assert proxy.reached_server("runs/create") and proxy.reached_server("runs/delete")
+    assert fault_proxy.reached_server("runs/create") and fault_proxy.reached_server("runs/delete")
     assert _active_runs(mlflow_client, experiment) == []
 
 

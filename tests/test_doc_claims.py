@@ -16,7 +16,6 @@ import base64
 import logging
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from pulumi_mlflow_runs.functions import get_run_output, search_runs_output
 from support.engine import UNKNOWN, Engine
 from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, with_provider
-from support.runs import endpoints, unique
+from support.runs import endpoints, run_props, unique
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -48,18 +47,9 @@ def _now_ms() -> int:
 
 
 def _run_inputs(host: DynamicHost, **inputs: Any) -> dict[str, Any]:
-    checked = host.check({}, with_provider(inputs, ExperimentRunProvider()))
+    checked = host.check({}, run_props(**inputs))
     assert checked.failures == []
     return checked.inputs
-
-
-@pytest.fixture
-def fault_proxy(mlflow_server: MlflowServer) -> Iterator[FaultProxy]:
-    p = FaultProxy(mlflow_server.url)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def _host_via(proxy: FaultProxy, config: dict[str, Any] | None = None, **env: str) -> DynamicHost:
