@@ -28,6 +28,7 @@ from pulumi_mlflow_runs import Experiment, ExperimentRun
 
 from support.engine import Engine
 from support.fault_proxy import FaultProxy
+from support.host import is_secret
 from support.mlflow_proxy import RecordingProxy
 from support.pulumi_cli import (
     changes,
@@ -95,7 +96,7 @@ def test_quickstart_lifecycle(
         stored = out["train_artifact_files"]["notes/summary.md"]
         assert stored["sha256"] == hashlib.sha256(summary.read_bytes()).hexdigest(), stored
         plain = state_resources(stack)["train"]["outputs"]
-        assert not any(_secret_wrapped(plain[k]) for k in ("run", "latest_metrics", "artifact_uri", "tags")), (
+        assert not any(is_secret(plain[k]) for k in ("run", "latest_metrics", "artifact_uri", "tags")), (
             "a program without secrets keeps its outputs in the clear"
         )
 
@@ -228,15 +229,10 @@ def test_evaluation_as_data_edits_agree_with_the_stand_in(
 # ---- secrets and stack config ---------------------------------------------------------------------------
 
 
-def _secret_wrapped(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == (
-        "1b47061264138c4ac30d75fd1eb44270"
-    )
-
 
 def _hides(value: Any) -> bool:
     """Secret as a whole, or every value that came from a secret input is (a dict with a secret entry)."""
-    if _secret_wrapped(value):
+    if is_secret(value):
         return True
     if isinstance(value, dict):
         return any(_hides(v) for v in value.values())
@@ -283,13 +279,13 @@ def test_secret_inputs_never_reach_state_in_plaintext(
             assert plain not in up.stdout
         res = state_resources(stack)["secret-run"]
         inputs = res["inputs"]
-        assert _secret_wrapped(inputs["tags"]["api_key"]) and inputs["tags"]["team"] == "ml", "only the secret value"
-        assert _secret_wrapped(inputs["params"])  # turned into strings by an apply: secret as a whole
-        assert _secret_wrapped(inputs["description"])
+        assert is_secret(inputs["tags"]["api_key"]) and inputs["tags"]["team"] == "ml", "only the secret value"
+        assert is_secret(inputs["params"])  # turned into strings by an apply: secret as a whole
+        assert is_secret(inputs["description"])
         for key in ("tags", "params", "description", "run"):
             assert _hides(res["outputs"][key]), key
-        assert _secret_wrapped(res["outputs"]["run"]), "the run view repeats them all: secret as a whole"
-        assert not _secret_wrapped(res["outputs"]["run_id"]), "only what repeats a secret is secret"
+        assert is_secret(res["outputs"]["run"]), "the run view repeats them all: secret as a whole"
+        assert not is_secret(res["outputs"]["run_id"]), "only what repeats a secret is secret"
         assert "plain-" not in (tmp_path / "Pulumi.test.yaml").read_text()
         stack.preview(expect_no_changes=True)
     finally:
@@ -331,11 +327,11 @@ def test_every_input_given_as_a_secret_stays_secret_all_the_way_down(
         for needle in (mark, str(start), "0.123456789"):
             assert needle not in exported, needle
         outputs = state_resources(stack)["all-secret"]["outputs"]
-        assert _secret_wrapped(outputs["run"]) and _secret_wrapped(outputs["latest_metrics"])
-        assert _secret_wrapped(outputs["artifact_uri"]) and _secret_wrapped(outputs["logged_points"])
+        assert is_secret(outputs["run"]) and is_secret(outputs["latest_metrics"])
+        assert is_secret(outputs["artifact_uri"]) and is_secret(outputs["logged_points"])
         for key in values:
             assert _hides(outputs["logged_points" if key == "metrics" else key]), key
-        assert not _secret_wrapped(outputs["run_id"]) and not _secret_wrapped(outputs["user_id"])
+        assert not is_secret(outputs["run_id"]) and not is_secret(outputs["user_id"])
         stack.preview(expect_no_changes=True)
     finally:
         stack.destroy()
