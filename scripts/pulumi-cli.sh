@@ -3,8 +3,10 @@
 #
 # Order: `pulumi` on PATH; ~/.pulumi/bin; the Automation API's PulumiCommand.install (where downloads
 # work); a build from the Go modules pinned in tools/pulumi-cli/go.mod (where `go` is present).
-# Progress goes to stderr; the one line on stdout, the last line printed, is the folder that holds
-# `pulumi` and the dynamic-provider launcher `pulumi-resource-pulumi-python`. Callers use that line.
+# Then the Python language host beside it (scripts/language-host.sh: found, or built from Go modules), for
+# `pulumi up` in a project folder. Progress goes to stderr; the one line on stdout, the last line printed,
+# is the folder that holds `pulumi` and the dynamic-provider launcher `pulumi-resource-pulumi-python`, with
+# `pulumi-language-python` there or on PATH. Callers use that line.
 #
 # The build lands in .pulumi-local/cli/<version>/bin (ignored by git; the layout PulumiCommand(root=…)
 # expects) and is reused afterwards; set PULUMI_MLFLOW_RUNS_CLI_DIR to put it elsewhere. The first build takes minutes (module downloads, then
@@ -13,6 +15,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/tools/pulumi-cli"
 say() { printf 'pulumi-cli: %s\n' "$*" >&2; }
+# Every way out: the language host beside the CLI, then the folder as the last line.
+found() {
+  bash "$root/scripts/language-host.sh" "$1" >/dev/null
+  echo "$1"
+  exit 0
+}
 
 # The launcher of dynamic providers: next to `pulumi` or on PATH, or the engine cannot start this provider.
 has_launcher() { [ -x "$1/pulumi-resource-pulumi-python" ] || command -v pulumi-resource-pulumi-python >/dev/null; }
@@ -23,8 +31,7 @@ if [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ]; then
       dir=$(cd "$(dirname "$candidate")" && pwd)
       if has_launcher "$dir"; then
         say "using $candidate ($("$candidate" version 2>/dev/null || echo 'version unknown'))"
-        echo "$dir"
-        exit 0
+        found "$dir"
       fi
       say "$candidate has no pulumi-resource-pulumi-python beside it or on PATH; not using it"
     fi
@@ -38,8 +45,7 @@ bin=$dest/bin
 
 if [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-resource-pulumi-python" ]; then
   say "using $bin/pulumi ($version, built earlier)"
-  echo "$bin"
-  exit 0
+  found "$bin"
 fi
 
 # Where downloads work, the official binaries are quicker than a build.
@@ -53,8 +59,7 @@ from semver import VersionInfo
 PulumiCommand.install(root=sys.argv[1], version=VersionInfo.parse(sys.argv[2]))
 PY
     say "downloaded into $bin"
-    echo "$bin"
-    exit 0
+    found "$bin"
   fi
   say "the download failed; building from Go modules instead"
 fi
@@ -82,6 +87,4 @@ start=$SECONDS
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 say "built $("$bin/pulumi" version) in $((SECONDS - start)) s"
-# The Python language host (for `pulumi up` in a folder with a Pulumi.yaml) is a Go module that the module
-# proxy does not serve; programs here run as Automation API inline programs, which need none.
-echo "$bin"
+found "$bin"

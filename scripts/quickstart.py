@@ -1,79 +1,84 @@
-"""Run the quickstart with `pulumi up` against a local MLflow server, all on this machine.
+"""Run `pulumi up` in the top-level project's folder against a local MLflow server, all on this machine.
 
 Starts `mlflow server` (sqlite under .pulumi-local/mlflow, loopback, a free port), uses a local file state
-backend (.pulumi-local/state), finds or builds the Pulumi CLI (scripts/pulumi-cli.sh), and runs `pulumi up`
-on the top-level project (Pulumi.yaml; its program is examples/quickstart). `--destroy` tears it down.
-
-The program runs as an Automation API inline program: this process hosts the language runtime, so the
-CLI needs no Python language host (which cannot be built from the Go module proxy here). The CLI, the
-engine, the state and the provider host are the real ones, exactly as under `pulumi up` in a shell.
+backend (.pulumi-local/state), finds or builds the Pulumi CLI and its Python language host
+(scripts/pulumi-cli.sh), then runs the real `pulumi` commands in the repository root, where Pulumi.yaml
+is, exactly as you would type them in your own project: `pulumi stack select --create dev`, then
+`pulumi up --yes` (or `pulumi destroy --yes` with --destroy). Each command is printed before it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".pulumi-local"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.mlflow_server import start_mlflow_server  # noqa: E402
-from support.pulumi_cli import cli_env, find_cli, program_from_file  # noqa: E402
+from support.project import activated, virtualenv_of  # noqa: E402
+from support.pulumi_cli import find_cli  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--destroy", action="store_true", help="destroy the quickstart stack instead")
+    parser.add_argument(
+        "--local", type=Path, default=ROOT / ".pulumi-local", help="where the MLflow database and the state go"
+    )
     args = parser.parse_args()
+    local: Path = args.local.resolve()
 
-    from pulumi import automation as auto
-
-    print("Finding the Pulumi CLI (scripts/pulumi-cli.sh; a first build from Go modules takes minutes)...")
+    print("Finding the Pulumi CLI and its Python language host (scripts/pulumi-cli.sh; a first build takes minutes)...")
     found = find_cli()
-    if found.bin_dir is None:
-        sys.exit(f"\nNo Pulumi CLI:\n{found.log}")
+    bin_dir = found.bin_dir
+    if bin_dir is None:
+        print(f"\nNo Pulumi CLI:\n{found.log}", file=sys.stderr)
+        return 1
     print(found.log.strip())
-    state = LOCAL / "state"
+    state = local / "state"
     state.mkdir(parents=True, exist_ok=True)
-    server = start_mlflow_server(LOCAL / "mlflow")
-    print(f"MLflow tracking server: {server.url} (sqlite: {LOCAL / 'mlflow' / 'mlflow.db'})")
+    server = start_mlflow_server(local / "mlflow")
+    print(f"MLflow tracking server: {server.url} (sqlite: {local / 'mlflow' / 'mlflow.db'})")
+    # A shell with the CLI on PATH and the project's virtualenv active; nothing else of this process's.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_", "PULUMI_BACKEND"))}
+    env.update(
+        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
+        PULUMI_BACKEND_URL=state.as_uri(),
+        PULUMI_CONFIG_PASSPHRASE=os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart"),
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
+        MLFLOW_TRACKING_URI=server.url,
+    )
+    env.pop("PULUMI_PYTHON_CMD", None)  # the launcher takes the project's virtualenv, as for every user
+    env = activated(env, virtualenv_of(ROOT))
+    print(f"export PULUMI_BACKEND_URL={state.as_uri()} MLFLOW_TRACKING_URI={server.url}\n")
+
+    def pulumi(*words: str) -> int:
+        print(f"{ROOT.name}$ pulumi {shlex.join(words)}", flush=True)
+        cli = str(bin_dir / "pulumi")
+        return subprocess.run([cli, *words], cwd=ROOT, env=env, check=False).returncode  # noqa: S603 (fixed words)
+
     try:
-        env = cli_env(
-            found.bin_dir,
-            state,
-            {
-                "MLFLOW_TRACKING_URI": server.url,
-                "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart"),
-            },
-        )
-        stack = auto.create_or_select_stack(
-            stack_name=args.stack,
-            project_name="mlflow-runs-quickstart",
-            program=program_from_file(ROOT / "examples" / "quickstart" / "__main__.py"),
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(ROOT),
-                pulumi_command=auto.PulumiCommand(root=str(found.bin_dir.parent)),
-                env_vars=env,
-                secrets_provider="passphrase",
-            ),
-        )
-        if args.destroy:
-            stack.destroy(on_output=print)
-            return
-        stack.up(on_output=print)  # the CLI prints the stack outputs at the end
+        code = pulumi("stack", "select", "--create", args.stack)
+        if code == 0:
+            code = pulumi("destroy" if args.destroy else "up", "--yes")
+    finally:
+        server.stop()
+    if code == 0 and not args.destroy:
         print(
             "\nBrowse the runs: .venv/bin/mlflow ui --backend-store-uri "
-            f"sqlite:///{LOCAL / 'mlflow' / 'mlflow.db'}\n"
+            f"sqlite:///{local / 'mlflow' / 'mlflow.db'}\n"
             "Run it again (nothing changes): bash scripts/quickstart.sh\n"
             "Tear down: bash scripts/quickstart.sh --destroy"
         )
-    finally:
-        server.stop()
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

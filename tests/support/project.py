@@ -1,0 +1,111 @@
+"""``pulumi`` as users run it: a process in the folder of a ``Pulumi.yaml``, through the Python language host.
+
+The CLI starts the language host (``pulumi-language-python``, which ``scripts/pulumi-cli.sh`` puts beside
+it), the host runs the program with the virtualenv's Python, and the engine starts the dynamic provider
+through its launcher with the project's runtime options (``PULUMI_RUNTIME_VIRTUALENV``). Nothing of this
+process is involved: no Automation API, no ``PULUMI_PYTHON_CMD``.
+
+The one stand-in: the host built here (sdk v3.68.0, ``scripts/language-host.sh``) no longer receives the
+``virtualenv`` option from a current CLI, so ``activated`` puts that virtualenv first on PATH, resolved
+against the folder of ``Pulumi.yaml`` exactly as the current host resolves it. The launcher still gets the
+raw option from the engine, as under the official tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from support.pulumi_cli import PASSPHRASE
+
+_INHERITED_PREFIXES = ("DATABRICKS_", "MLFLOW_", "PULUMI_", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")
+
+
+def virtualenv_of(folder: Path) -> Path | None:
+    """The virtualenv ``folder/Pulumi.yaml`` names, resolved as the language host resolves it."""
+    runtime = (yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}).get("runtime")
+    options = runtime.get("options") if isinstance(runtime, dict) else None
+    venv = (options or {}).get("virtualenv")
+    return (folder / venv).resolve() if venv else None
+
+
+def user_env(bin_dir: Path, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A shell of a user who has the CLI on PATH and a local state backend under ``home``.
+
+    Nothing of this process's MLflow, Databricks, Pulumi or virtualenv settings leaks in.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+    # A virtualenv's bin on PATH (the test venv's, say) is not in a new user's shell.
+    path = [p for p in base.get("PATH", "").split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").exists()]
+    (home / "state").mkdir(parents=True, exist_ok=True)
+    return {
+        **base,
+        "PATH": os.pathsep.join([str(bin_dir), *path]),
+        "PULUMI_HOME": str(home / "pulumi-home"),
+        "PULUMI_BACKEND_URL": (home / "state").as_uri(),
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+        **(extra or {}),
+    }
+
+
+def activated(env: Mapping[str, str], venv: Path | None) -> dict[str, str]:
+    """``env`` with ``venv`` activated (``source venv/bin/activate``), or as it is without one."""
+    if venv is None:
+        return dict(env)
+    return {**env, "VIRTUAL_ENV": str(venv), "PATH": os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])}
+
+
+@dataclass
+class ProjectFolder:
+    """One stack of the project in ``folder``; every command runs there, as typed in a shell."""
+
+    folder: Path
+    env: dict[str, str] = field(repr=False)
+    stack: str
+    log: list[str] = field(default_factory=list, repr=False)
+
+    def pulumi(self, *args: str, ok: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """``pulumi ARGS --non-interactive``; with ``ok``, a non-zero exit fails with everything it printed."""
+        command = ["pulumi", *args, "--non-interactive"]
+        proc = subprocess.run(
+            command, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        self.log.append(f"$ {' '.join(command)}  (exit {proc.returncode})\n{proc.stdout}{proc.stderr}")
+        if ok and proc.returncode != 0:
+            raise AssertionError(f"`{' '.join(command)}` in {self.folder} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def init(self, config: Mapping[str, str] | None = None) -> None:
+        self.pulumi("stack", "init", self.stack)
+        for key, value in (config or {}).items():
+            self.pulumi("config", "set", key, value)
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.pulumi("stack", "output", "--json").stdout))
+
+    def exported(self) -> dict[str, Any]:
+        """``pulumi stack export`` as a user runs it (secrets stay ciphertext)."""
+        return dict(json.loads(self.pulumi("stack", "export").stdout))
+
+    def remove(self) -> None:
+        """Destroy what is left, drop the stack and its ``Pulumi.<stack>.yaml`` from the folder."""
+        self.pulumi("destroy", "--yes", ok=False)
+        self.pulumi("stack", "rm", "--yes", "--force", ok=False)
+        (self.folder / f"Pulumi.{self.stack}.yaml").unlink(missing_ok=True)
+
+
+def project_folder(
+    folder: Path, bin_dir: Path, home: Path, stack: str, extra_env: Mapping[str, str] | None = None
+) -> ProjectFolder:
+    """A user's shell in ``folder`` with the virtualenv its ``Pulumi.yaml`` names activated."""
+    env = activated(user_env(bin_dir, home, extra_env), virtualenv_of(folder))
+    return ProjectFolder(folder, env, stack)

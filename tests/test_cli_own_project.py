@@ -1,0 +1,131 @@
+"""The README's "In your own project", typed as a user follows it.
+
+A new folder outside the repository, a shell with nothing of this checkout in it (its own HOME, no
+virtualenv active, the CLI on PATH), the README's commands and files taken from the README itself, and the
+package installed from the wheel built from this checkout, not the editable one. Four things stand in for
+what the test cannot do: the wheel for the package on PyPI, the test server's address for the README's
+`http://127.0.0.1:5000`, a state folder of the test's for `pulumi login --local` (the account's home
+directory, which the CLI takes from the system, not from HOME), and the passphrase in
+``PULUMI_CONFIG_PASSPHRASE`` for the prompt. Whatever else the README asks a user to type is what runs; a
+README that drifts from what works fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from support.project import activated, user_env
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from support.mlflow_server import MlflowServer
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+_BLOCK = re.compile(r"<!-- own-project: (?P<name>[^ ]+) -->\n```[a-z]*\n(?P<body>.*?)```\n", re.DOTALL)
+_APPEND = re.compile(r"Append a point \(`(?P<call>curve\([^`]*\))`\)")
+
+
+def readme_blocks() -> dict[str, str]:
+    return {m["name"]: m["body"] for m in _BLOCK.finditer(README.read_text())}
+
+
+def _substitute(script: str, old: str, new: str) -> str:
+    assert old in script, f"the README's commands no longer say {old!r}; update this test's stand-ins with it"
+    return script.replace(old, new)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel a release would publish, built from this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
+        check=True,
+        timeout=600,
+    )
+    (built,) = out.glob("pulumi_mlflow_runs-*.whl")
+    return built
+
+
+def test_the_readme_names_every_file_it_asks_for() -> None:
+    blocks = readme_blocks()
+    assert set(blocks) == {"shell", "Pulumi.yaml", "__main__.py", "curves.py"}, set(blocks)
+    assert "from curves import" in blocks["__main__.py"]  # a module of the user's own, beside the program
+
+
+def test_own_project_as_the_readme_says(
+    tmp_path: Path, wheel: Path, pulumi_bin: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+) -> None:
+    blocks = readme_blocks()
+    files = tmp_path / "typed-files"
+    files.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py", "curves.py"):
+        (files / name).write_text(blocks[name])
+
+    script = blocks["shell"]
+    script = _substitute(script, "pip install pulumi-mlflow-runs", f"pip install {wheel}")
+    script = _substitute(script, "http://127.0.0.1:5000", mlflow_server.url)
+    script = _substitute(script, "# write Pulumi.yaml, __main__.py and curves.py as below, then:", f"cp {files}/* .")
+    # `--local` is the account's home directory (the CLI asks the system, not HOME): a folder of the test's.
+    script = _substitute(script, "pulumi login --local", f"pulumi login {(tmp_path / 'state').as_uri()}")
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not home.is_relative_to(ROOT), "the user's folder must be outside the repository"
+    pip_cache = subprocess.run(
+        [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    env = user_env(pulumi_bin, tmp_path, {"HOME": str(home), "PULUMI_HOME": str(home / ".pulumi")})
+    env["PULUMI_CONFIG_PASSPHRASE"] = "typed-at-the-prompt"
+    env.pop("PULUMI_BACKEND_URL")  # the backend is the one `pulumi login` chose, as for the user
+    if pip_cache:
+        env["PIP_CACHE_DIR"] = pip_cache  # the user's own pip cache; only the download time differs
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+
+    typed = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert typed.returncode == 0, f"the README's commands failed:\n{typed.stdout}\n{typed.stderr}"
+    project = home / "mlflow-runs"
+    assert not list((project / "venv").glob("lib/*/site-packages/__editable__*")), "the editable checkout"
+    installed = list((project / "venv").glob("lib/*/site-packages/pulumi_mlflow_runs/__init__.py"))
+    assert installed, "the wheel is not installed in the project's venv"
+
+    shell = activated(env, project / "venv")  # `source venv/bin/activate` holds for the rest of the session
+
+    def pulumi(*args: str) -> str:
+        proc = subprocess.run(
+            ["pulumi", *args, "--non-interactive"], cwd=project, env=shell, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"pulumi {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout
+
+    run_id = json.loads(pulumi("stack", "output", "--json"))["run_id"]
+    assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
+    assert "+ 3 to create" in typed.stdout  # the preview: the stack, the experiment and the run
+
+    # The edit the README describes: one appended point, previewed as an update and logged once.
+    appended = _APPEND.search(README.read_text())
+    assert appended, "the README no longer describes the appended point"
+    main = project / "__main__.py"
+    old_call = 'curve("loss", [0.92, 0.61, 0.44])'
+    main.write_text(_substitute(main.read_text(), old_call, appended["call"]))
+    preview = pulumi("preview", "--diff")
+    assert "~ 1 to update" in preview, preview
+    pulumi("up", "--yes")
+    history = mlflow_client.get_metric_history(run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.92), (1, 0.61), (2, 0.44), (3, 0.35)]
+    assert json.loads(pulumi("stack", "output", "--json"))["run_id"] == run_id
+
+    pulumi("refresh", "--yes", "--expect-no-changes")
+    pulumi("destroy", "--yes")
+    assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
