@@ -6,14 +6,17 @@ each contender once per round, the order rotated from round to round:
 - ``pulumi up`` of a program with an ``Experiment`` and N ``ExperimentRun`` resources (5 params, 10 metric
   points, 3 tags each) on a fresh stack, through the real CLI (``scripts/pulumi-cli.sh``), the program
   running as an Automation API inline program;
+- the same program from a project folder, as users run it: ``pulumi up`` in the folder of its
+  ``Pulumi.yaml``, the CLI starting the Python language host, which runs the program in its own process;
 - a plain serial ``MlflowClient`` script making the same runs, in its own interpreter (a *subprocess*:
   interpreter start and imports included; an experiment, then per run create_run, log_batch, set_terminated);
 - the same program shape on the trivial dynamic provider (``bench_trivial.py``, echoing its inputs): the
   engine's own floor;
 - both ``up`` again with ``PULUMI_SKIP_CHECKPOINTS=true`` (the file backend then writes the state once at the
   end instead of after every step), to show what the per-step checkpoints cost;
-- ``pulumi preview`` of the provider's and the floor's stacks just made (N unchanged resources);
-- the state bytes of one run, from ``pulumi stack export``;
+- ``pulumi preview`` of the provider's (inline and project folder) and the floor's stacks just made (N
+  unchanged resources);
+- the state bytes of one run, from ``pulumi stack export``, inline and from the project folder;
 - once, not timed: the requests per run of an ``up`` through the counting proxy (``bench_proxy.py``);
 - with ``--scaling 100,200,400``: ``up`` of the floor once at each size, with and without checkpoints.
 
@@ -51,6 +54,7 @@ from bench_trivial import TrivialProvider
 from run import _verify_run, log, render
 
 from support.mlflow_server import MlflowServer
+from support.project import project_folder
 from support.pulumi_cli import changes, find_cli, new_stack
 
 SHAPE = bc.Shape(params=5, tags=3, metric_keys=2, steps=5)
@@ -59,8 +63,9 @@ PROJECT = "mlflow-runs-bench-cli"
 RUN_TYPE = ":ExperimentRun"
 TRIVIAL_RUN_TYPE = ":TrivialRun"
 NO_CHECKPOINTS = {"PULUMI_SKIP_CHECKPOINTS": "true"}
-UPS = ("provider", "script", "floor", "provider, no checkpoints", "floor, no checkpoints")
-PREVIEWS = ("provider", "floor")
+FOLDER = "provider, project folder"
+UPS = ("provider", FOLDER, "script", "floor", "provider, no checkpoints", "floor, no checkpoints")
+PREVIEWS = ("provider", FOLDER, "floor")
 
 
 def secs(seconds: float) -> str:
@@ -204,6 +209,60 @@ class TimedStack:
 
     def resources(self) -> list[dict[str, Any]]:
         return list(self.stack.export_stack().deployment.get("resources") or [])
+
+
+_FOLDER_PROGRAM = """\
+import json
+from pathlib import Path
+
+from pulumi_mlflow_runs import Experiment, ExperimentRun
+
+spec = json.loads((Path(__file__).parent / "bench.json").read_text())
+exp = Experiment("experiment", name=spec["experiment"])
+for decl in spec["runs"]:
+    ExperimentRun(decl["run_name"], **{**decl, "experiment_id": exp.experiment_id})
+"""
+
+
+class FolderStack:
+    """The provider's program in a project folder of its own, run as a user runs it (``support.project``).
+
+    The folder holds ``Pulumi.yaml`` (``virtualenv: .venv``, a link to this checkout's), ``__main__.py`` and
+    the declarations; the time is the ``pulumi`` command from start to exit.
+    """
+
+    def __init__(self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]]) -> None:
+        folder = bench.work / "folders" / name
+        folder.mkdir(parents=True)
+        (folder / ".venv").symlink_to(bc.REPO_DIR / ".venv")
+        (folder / "Pulumi.yaml").write_text(
+            f"name: {PROJECT}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: .venv\n"
+        )
+        (folder / "__main__.py").write_text(_FOLDER_PROGRAM)
+        (folder / "bench.json").write_text(json.dumps({"experiment": f"bench-cli-{name}", "runs": list(decls)}))
+        env = {"MLFLOW_TRACKING_URI": bench.server.url}
+        self.project = project_folder(folder, bench.bin_dir, bench.work / "folders-home", name, env)
+        self.project.init()
+
+    def _timed(self, *args: str) -> tuple[float, str]:
+        started = time.perf_counter()
+        out = self.project.pulumi(*args).stdout
+        return time.perf_counter() - started, out
+
+    def up(self, expected: int) -> float:
+        wall, out = self._timed("up", "--yes", "--skip-preview")
+        if f"+ {expected} created" not in out:
+            raise RuntimeError(f"up: expected {expected} creates\n{out[-3000:]}")
+        return wall
+
+    def preview(self, expected: int) -> float:
+        wall, out = self._timed("preview")
+        if not out.rstrip().endswith(f"{expected} unchanged"):
+            raise RuntimeError(f"preview: expected {expected} unchanged\n{out[-3000:]}")
+        return wall
+
+    def resources(self) -> list[dict[str, Any]]:
+        return list(self.project.exported()["deployment"].get("resources") or [])
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -376,6 +435,9 @@ class Bench:
         tag = f"{name.replace(', ', '-').replace(' ', '-')}-{time.time_ns() % 10**9}"
         return TimedStack(self.bin_dir, self.work, tag, program(f"bench-cli-{tag}", self.decls), env)
 
+    def folder_stack(self, decls: Sequence[Mapping[str, Any]] | None = None) -> FolderStack:
+        return FolderStack(self, f"folder-{time.time_ns() % 10**9}", self.decls if decls is None else decls)
+
     def measured(self, fn: Callable[[], float]) -> Sample:
         with CpuMeter(self.server) as meter:
             wall = fn()
@@ -389,20 +451,21 @@ class Bench:
         self._last_script_run = str(res["run_ids"][-1])
         return float(res["wall_s"])
 
-    def one_round(self, r: int) -> tuple[TimedStack, TimedStack]:
+    def one_round(self, r: int) -> tuple[TimedStack, TimedStack, FolderStack]:
         n = len(self.decls) + 2  # the runs, the experiment, the stack
-        stacks = {
+        stacks: dict[str, TimedStack | FolderStack] = {
             name: self.stack(name, trivial_program if name.startswith("floor") else provider_program)
             for name in UPS
-            if name != "script"
+            if name not in ("script", FOLDER)
         }
+        folder = stacks[FOLDER] = self.folder_stack()
         order = UPS[r % len(UPS) :] + UPS[: r % len(UPS)]
         for name in order:
             fn: Callable[[], float] = self.script if name == "script" else functools.partial(stacks[name].up, n)
             self.results.up[name].append(self.measured(fn))
         last = self.decls[-1]
         _verify_run(self.server.url, self._last_script_run, last)
-        for name in ("provider", "provider, no checkpoints"):
+        for name in ("provider", FOLDER, "provider, no checkpoints"):
             made = {x["outputs"]["run_name"]: x["id"] for x in stacks[name].resources() if x["type"].endswith(RUN_TYPE)}
             assert len(made) == len(self.decls), len(made)
             _verify_run(self.server.url, made[last["run_name"]], last)
@@ -414,7 +477,9 @@ class Bench:
             + f" (script work {secs(self.results.script_work[-1])}); preview "
             + ", ".join(f"{name} {secs(self.results.preview[name][-1].wall)}" for name in PREVIEWS)
         )
-        return stacks["provider"], stacks["floor"]
+        provider, floor = stacks["provider"], stacks["floor"]
+        assert isinstance(provider, TimedStack) and isinstance(floor, TimedStack)
+        return provider, floor, folder
 
     def warm_up(self) -> None:
         """A small up + preview of each program and one script run: caches, plugin discovery, first imports."""
@@ -425,6 +490,9 @@ class Bench:
             )
             stack.up(len(decls) + 2)
             stack.preview(len(decls) + 2)
+        folder = self.folder_stack(decls)
+        folder.up(len(decls) + 2)
+        folder.preview(len(decls) + 2)
         serial_script(self.server.url, "bench-cli-warm-script", decls)
 
 
@@ -435,7 +503,9 @@ def _per_run_ms(seconds: float, n: int) -> str:
     return f"{seconds / n * 1e3:.0f}"
 
 
-def report(res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[StateSize]) -> list[bc.Row]:
+def report(
+    res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[StateSize], folder_sizes: list[StateSize]
+) -> list[bc.Row]:
     up_vs_script = res.ratio("up", "provider", "script")
     pre_vs_floor = res.ratio("preview", "provider", "floor")
 
@@ -444,10 +514,11 @@ def report(res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[S
 
     pulumi_parts = (("CLI", "cli"), ("host", "host"), ("program", "program"), ("server", "server"))
 
-    def med(part: str) -> float:
-        return bc.median([getattr(s, part) for s in run_sizes])
+    def med(part: str, sizes: Sequence[StateSize] = run_sizes) -> float:
+        return bc.median([getattr(s, part) for s in sizes])
 
     size = med("resource")
+    folder_size = med("resource", folder_sizes)
     return [
         bc.Row(
             f"up: {n} runs, `pulumi up` / serial MlflowClient script (subprocess)",
@@ -461,6 +532,15 @@ def report(res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[S
             f"({secs(res.wall('up', 'provider'))} vs {secs(res.wall('up', 'floor'))})",
             "-",
             "info",
+        ),
+        bc.Row(
+            f"up: {n} runs from a project folder (language host) / the same program inline (info)",
+            f"{res.ratio('up', FOLDER, 'provider'):.2f}x "
+            f"({secs(res.wall('up', FOLDER))} vs {secs(res.wall('up', 'provider'))}); CPU per run, ms: "
+            f"{up_cpu(FOLDER, (('CLI, language host and program', 'cli'), ('host', 'host'), ('server', 'server')))}",
+            "-",
+            "info",
+            "the program runs in the language host's Python process, a child of the CLI, counted with it",
         ),
         bc.Row(
             "up: the script without interpreter start and imports (info)",
@@ -496,6 +576,13 @@ def report(res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[S
             bc.verdict(pre_vs_floor <= 1.5),
         ),
         bc.Row(
+            f"preview: {n} unchanged runs, project folder / inline (info)",
+            f"{res.ratio('preview', FOLDER, 'provider'):.2f}x "
+            f"({secs(res.wall('preview', FOLDER))} vs {secs(res.wall('preview', 'provider'))})",
+            "-",
+            "info",
+        ),
+        bc.Row(
             "preview: CPU per run, ms (info)",
             "provider: "
             + ", ".join(f"{lbl} {_per_run_ms(res.cpu('preview', 'provider', p), n)}" for lbl, p in pulumi_parts[:3])
@@ -512,6 +599,15 @@ def report(res: Results, n: int, run_sizes: list[StateSize], floor_sizes: list[S
             "-",
             "info",
             f"the floor's resource with the same inputs: {bc.median([s.resource for s in floor_sizes]):,.0f} B",
+        ),
+        bc.Row(
+            "state: bytes per ExperimentRun from a project folder (the language host's program, median)",
+            f"{folder_size:,.0f} B: inputs {med('inputs', folder_sizes):,.0f}, outputs "
+            f"{med('outputs', folder_sizes):,.0f}, the engine's stackTrace {med('stack_trace', folder_sizes):,.0f}, "
+            f"the rest {folder_size - sum(med(p, folder_sizes) for p in ('inputs', 'outputs', 'stack_trace')):,.0f}",
+            "-",
+            "info",
+            f"{size - folder_size:,.0f} B less than inline",
         ),
     ]
 
@@ -611,23 +707,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.warm_up()
         log("warm-up done")
         for r in range(args.rounds):
-            provider, floor = bench.one_round(r)
+            provider, floor, folder = bench.one_round(r)
         run_sizes = state_sizes(provider.resources(), RUN_TYPE)
         floor_sizes = state_sizes(floor.resources(), TRIVIAL_RUN_TYPE)
-        assert len(run_sizes) == len(floor_sizes) == args.runs, (len(run_sizes), len(floor_sizes))
+        folder_sizes = state_sizes(folder.resources(), RUN_TYPE)
+        assert len(run_sizes) == len(floor_sizes) == len(folder_sizes) == args.runs, (len(run_sizes), len(floor_sizes))
         extra = [counted_requests(bench, min(args.runs, 20))]
         extra += [floor_scaling(bench, args.scaling)] if args.scaling else []
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = report(bench.results, args.runs, run_sizes, floor_sizes) + extra
+    rows = report(bench.results, args.runs, run_sizes, floor_sizes, folder_sizes) + extra
     command = "python benchmarks/bench_cli.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(render(rows, machine, command.strip()))
     if args.json:
         details = {
             "rows": [asdict(r) for r in rows],
             "results": asdict(bench.results),
-            "state": {"runs": [asdict(s) for s in run_sizes], "floor": [asdict(s) for s in floor_sizes]},
+            "state": {
+                "runs": [asdict(s) for s in run_sizes],
+                "floor": [asdict(s) for s in floor_sizes],
+                "project folder": [asdict(s) for s in folder_sizes],
+            },
             "machine": machine,
         }
         args.json.write_text(json.dumps(details, indent=1))

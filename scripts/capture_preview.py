@@ -12,9 +12,9 @@ replaced with stable placeholders (``placeholders``, ``mask``) so the blocks can
 docs/ci.md, which is what ``tests/test_cli_display.py`` does. ``--write`` puts the blocks into
 docs/ci.md between its ``<!-- captured: NAME -->`` markers.
 
-The program runs as an Automation API inline program (``tests/support/pulumi_cli.py``): this process
-hosts the language runtime; the CLI, its engine and display, the state and the provider host are the
-real ones (``pulumi/actions`` drives the CLI through the Automation API too).
+``pulumi`` runs in the example's folder (a copy of it), as the workflow runs it: the CLI, the Python language
+host, the engine and its display, the state and the provider host are the real ones
+(``tests/support/project.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
 from support.mlflow_server import start_mlflow_server  # noqa: E402
-from support.pulumi_cli import find_cli, new_stack, program_from_file, state_resources  # noqa: E402
+from support.project import project_folder  # noqa: E402
+from support.pulumi_cli import find_cli  # noqa: E402
 
 # name -> (text in the checked-in evaluations.yaml, its replacement): one pull request each.
 EDITS: dict[str, tuple[str, str]] = {
@@ -132,40 +133,36 @@ def _sort_run_view_lists(lines: list[str]) -> list[str]:
 def capture(bin_dir: Path, tracking_uri: str, work: Path) -> dict[str, str]:
     """``{edit name: masked preview output}`` for ``EDITS``, in order, against a server already running.
 
-    ``work`` is an empty folder owned by the caller (the copy of the example and the state backend go
-    there). The experiment gets a unique name so that a shared server (the test session's) never clashes;
-    the name appears in no diff. The stack is destroyed at the end so the server is left as it was found.
+    ``work`` is an empty folder owned by the caller. The example is copied to ``work/examples/…`` beside a
+    link to this checkout's ``.venv``, so its ``Pulumi.yaml`` (``virtualenv: ../../.venv``) holds there as
+    it holds here, and ``pulumi`` runs in that folder as in the workflow. The experiment gets a unique name
+    so that a shared server (the test session's) never clashes; the name appears in no diff. The stack is
+    destroyed at the end so the server is left as it was found.
     """
-    from pulumi import automation as auto
-
-    project = work / "evaluation-as-data"
-    shutil.copytree(EXAMPLE, project)
-    evaluations = project / "evaluations.yaml"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ".venv").symlink_to(ROOT / ".venv")
+    folder = work / EXAMPLE.relative_to(ROOT)
+    shutil.copytree(EXAMPLE, folder)
+    evaluations = folder / "evaluations.yaml"
     checked_in = evaluations.read_text()
-    stack = new_stack(
-        bin_dir,
-        project,
-        program_from_file(project / "__main__.py"),
-        {"MLFLOW_TRACKING_URI": tracking_uri},
-        project=PROJECT,
-        stack=STACK,
-        config={"experimentName": f"model-evaluations-capture-{uuid.uuid4().hex[:10]}"},
-    )
+    project = project_folder(folder, bin_dir, work / "home", STACK, {"MLFLOW_TRACKING_URI": tracking_uri})
+    project.init({"experimentName": f"model-evaluations-capture-{uuid.uuid4().hex[:10]}"})
     blocks: dict[str, str] = {}
     try:
-        stack.up(color="never")
-        resources: dict[str, dict[str, Any]] = state_resources(stack)
+        project.pulumi("up", "--yes", "--skip-preview", "--color", "never")
+        exported = project.exported()["deployment"].get("resources") or []
+        resources = {r["urn"].rsplit("::", 1)[-1]: r for r in exported}
         values = placeholders(resources)
         experiment_id = str(resources["evaluations"]["id"])
         for name, (old, new) in EDITS.items():
             if checked_in.count(old) != 1:
                 raise ValueError(f"{name}: {old!r} is not in {EXAMPLE / 'evaluations.yaml'} exactly once")
             evaluations.write_text(checked_in.replace(old, new))
-            preview: auto.PreviewResult = stack.preview(diff=True, color="never")
+            preview = project.pulumi("preview", "--diff", "--color", "never")
             blocks[name] = mask(preview.stdout, values, experiment_id)
     finally:
         evaluations.write_text(checked_in)
-        stack.destroy(color="never")
+        project.remove()
     return blocks
 
 

@@ -1,10 +1,10 @@
 """The real Pulumi CLI for tests, scripts and benchmarks: found or built by ``scripts/pulumi-cli.sh``.
 
-Programs run as Automation API *inline* programs: the Python process that calls the CLI hosts the
-language runtime itself, so the CLI needs only ``pulumi`` and the dynamic-provider launcher
-(``pulumi-resource-pulumi-python``), both of which the script provides. (The Python language host is a
-Go module that the module proxy here does not serve.) A program file runs with ``runpy``, exactly as
-the language host would run it, with ``__file__`` pointing at the file.
+Programs here run as Automation API *inline* programs: the Python process that calls the CLI hosts the
+language runtime itself, which lets a test reach inside (inject faults, kill the CLI at a chosen request,
+follow the event stream). A program file runs with ``runpy``, as the language host would run it, with
+``__file__`` pointing at the file. ``support.project`` runs ``pulumi`` from a project folder instead, as
+users do, through the language host the script puts beside the CLI.
 
 Under ``CI=true`` a CLI that cannot be had fails the tests that need it instead of skipping them, so a
 broken build cannot hide behind a skip.
