@@ -8,7 +8,7 @@ serialize the result — so the profile shows the host's share next to the provi
   (waits on the server show up as socket reads);
 * ``preview``: Check + Diff of unchanged runs (the typical and the 2,000-point shape), no server involved;
 * ``imports``: what the provider's modules add to the host's imports, by group (``python -X importtime``): on the
-  Check path (unpickling the provider imports ``pulumi_mlflow_runs.experiment_run``) and on the Create path
+  Check path (unpickling the provider imports ``pulumi_mlflow_runs.dynamic.experiment_run``) and on the Create path
   (which also imports the HTTP client, the models and the plan/apply modules).
 
 ``--html DIR`` also writes pyinstrument's HTML views there.
@@ -118,9 +118,10 @@ def profile_calls(sections: set[str], html: Path | None) -> None:
 
 
 _PATHS = {
-    "Check path (unpickling the provider)": "import pulumi_mlflow_runs.experiment_run",
+    "Check path (unpickling the provider)": "import pulumi_mlflow_runs.dynamic.experiment_run",
     "Create path (+ client, models, plan, apply)": (
-        "import pulumi_mlflow_runs.experiment_run, pulumi_mlflow_runs._run_apply, pulumi_mlflow_runs._run_plan"
+        "import pulumi_mlflow_runs.dynamic.experiment_run, pulumi_mlflow_runs.core.run_apply, "
+        "pulumi_mlflow_runs.core.run_plan"
     ),
 }
 
@@ -143,8 +144,8 @@ def import_groups(rounds: int = 7) -> None:
                 if name in base:
                     continue
                 top = name.split(".")[0]
-                if name == "pulumi_mlflow_runs._models":
-                    key = "pulumi_mlflow_runs._models (building the pydantic classes)"
+                if name == "pulumi_mlflow_runs.core.models":
+                    key = "pulumi_mlflow_runs.core.models (building the pydantic classes)"
                 elif top == "pulumi_mlflow_runs":
                     key = "pulumi_mlflow_runs, its other modules"
                 else:

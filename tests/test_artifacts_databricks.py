@@ -17,13 +17,13 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ExperimentRunProvider, MlflowApi, StackConfig, TransportPool
-from pulumi_mlflow_runs._artifact_stores import store_for
-from pulumi_mlflow_runs._artifacts import CHUNK_BYTES, Source
-from pulumi_mlflow_runs._artifacts_databricks import DatabricksArtifactStore
-from pulumi_mlflow_runs._auth import BearerAuth, Connection, SecretStr
-from pulumi_mlflow_runs._errors import ApiError, InputError, ServiceUnavailable
-from pulumi_mlflow_runs._provider_base import _Runtime
-from pulumi_mlflow_runs._retries import RetryPolicy
+from pulumi_mlflow_runs.core.artifacts.databricks import DatabricksArtifactStore
+from pulumi_mlflow_runs.core.artifacts.files import CHUNK_BYTES, Source
+from pulumi_mlflow_runs.core.artifacts.sync import store_for
+from pulumi_mlflow_runs.core.auth import BearerAuth, Connection, SecretStr
+from pulumi_mlflow_runs.core.errors import ApiError, InputError, ServiceUnavailable
+from pulumi_mlflow_runs.core.retries import RetryPolicy
+from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
 
 from support.fake_clock import FakeClock
 from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import ConfigurationError, StackConfig, resolve_connection
-from pulumi_mlflow_runs._auth import SecretStr
+from pulumi_mlflow_runs.core.auth import SecretStr
 
 TOKEN = "dapi-test-" + "0" * 20
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from pulumi_mlflow_runs import ExperimentRunProvider
-from pulumi_mlflow_runs._run_spec import check_inputs
+from pulumi_mlflow_runs.core.run_spec import check_inputs
 
 from support.host import DynamicHost, HostError, isolated_env, with_provider
 

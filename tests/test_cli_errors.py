@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pulumi_mlflow_runs import ExperimentRun, ExperimentRunProvider
-from pulumi_mlflow_runs._errors import InternalError, Unauthenticated
-from pulumi_mlflow_runs._provider_base import user_facing
+from pulumi_mlflow_runs.core.errors import InternalError, Unauthenticated
+from pulumi_mlflow_runs.dynamic.provider_base import user_facing
 
 from support.fault_proxy import FaultProxy
 from support.pulumi_cli import new_stack
@@ -61,7 +61,7 @@ def _run(experiment_id: str, **inputs: Any) -> Callable[[], None]:
 
 def _assert_clean(out: str) -> None:
     assert TRACEBACK not in out, out
-    assert "pulumi_mlflow_runs._errors" not in out and '.py", line' not in out, out
+    assert "pulumi_mlflow_runs.core.errors" not in out and '.py", line' not in out, out
     assert TOKEN not in out, "the credential was printed"
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import EndpointNotFound, ExperimentRunProvider, MlflowApi, StackConfig, TransportPool
-from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._auth import BearerAuth, Connection, SecretStr
-from pulumi_mlflow_runs._provider_base import _Runtime
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.auth import BearerAuth, Connection, SecretStr
+from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
 
 from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace
 

@@ -24,9 +24,9 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ExperimentProvider, ExperimentRun, ExperimentRunProvider
-from pulumi_mlflow_runs._provider_base import _Runtime
-from pulumi_mlflow_runs._settings import StackConfig
-from pulumi_mlflow_runs.functions import get_run_output, search_runs_output
+from pulumi_mlflow_runs.core.settings import StackConfig
+from pulumi_mlflow_runs.dynamic.functions import get_run_output, search_runs_output
+from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
 
 from support.engine import UNKNOWN, Engine
 from support.fault_proxy import FaultProxy

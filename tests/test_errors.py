@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 import pulumi_mlflow_runs as p
-from pulumi_mlflow_runs._errors import map_error
+from pulumi_mlflow_runs.core.errors import map_error
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 from mlflow.entities import ViewType
 
 from pulumi_mlflow_runs import ExperimentProvider, ExperimentRunProvider
-from pulumi_mlflow_runs._transport import MAX_CONNECTIONS
+from pulumi_mlflow_runs.core.transport import MAX_CONNECTIONS
 
 from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, with_provider

@@ -16,10 +16,10 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ConfigurationError, ExperimentRun, InputError, MlflowApi, ResourceDoesNotExist
-from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._auth import Connection
-from pulumi_mlflow_runs._transport import TransportPool
-from pulumi_mlflow_runs.functions import (
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.auth import Connection
+from pulumi_mlflow_runs.core.transport import TransportPool
+from pulumi_mlflow_runs.dynamic.functions import (
     RunResult,
     get_run,
     get_run_output,

@@ -22,13 +22,13 @@ import pytest
 from mlflow.entities import ViewType
 
 from pulumi_mlflow_runs import ExperimentRunProvider
-from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._auth import Connection
-from pulumi_mlflow_runs._client import MlflowApi
-from pulumi_mlflow_runs._errors import EndpointNotFound, InputError
-from pulumi_mlflow_runs._run_apply import apply_writes
-from pulumi_mlflow_runs._run_plan import Writes
-from pulumi_mlflow_runs._transport import TransportPool
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.auth import Connection
+from pulumi_mlflow_runs.core.client import MlflowApi
+from pulumi_mlflow_runs.core.errors import EndpointNotFound, InputError
+from pulumi_mlflow_runs.core.run_apply import apply_writes
+from pulumi_mlflow_runs.core.run_plan import Writes
+from pulumi_mlflow_runs.core.transport import TransportPool
 
 from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.mlflow_server import MlflowServer, start_mlflow_server

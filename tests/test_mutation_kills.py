@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import Connection
-from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._errors import (
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.errors import (
     BadGateway,
     BadRequest,
     ConfigurationError,
@@ -33,8 +33,8 @@ from pulumi_mlflow_runs._errors import (
     TransportError,
     Unauthenticated,
 )
-from pulumi_mlflow_runs._exactly_once import send_exactly_once
-from pulumi_mlflow_runs._retries import (
+from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
+from pulumi_mlflow_runs.core.retries import (
     RETRY_DEADLINE_CONFIG,
     RETRY_DEADLINE_ENV,
     RetryPolicy,
@@ -42,10 +42,10 @@ from pulumi_mlflow_runs._retries import (
     retry_call,
     retry_policy,
 )
-from pulumi_mlflow_runs._run_diff import diff_run, match_points
-from pulumi_mlflow_runs._run_plan import assign_timestamps, chunk_log_batch, plan_writes
-from pulumi_mlflow_runs._run_spec import DESCRIPTION_TAG, UNKNOWN, check_inputs
-from pulumi_mlflow_runs._transport import Transport
+from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core.run_plan import assign_timestamps, chunk_log_batch, plan_writes
+from pulumi_mlflow_runs.core.run_spec import DESCRIPTION_TAG, UNKNOWN, check_inputs
+from pulumi_mlflow_runs.core.transport import Transport
 
 from support.fake_clock import FakeClock
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import ConfigurationError, ExperimentRunProvider, StackConfig, resolve_connection
-from pulumi_mlflow_runs._auth import HOW_TO_CONNECT, SecretStr
+from pulumi_mlflow_runs.core.auth import HOW_TO_CONNECT, SecretStr
 
 from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, secret, with_provider

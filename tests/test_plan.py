@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from pulumi_mlflow_runs import _models as m
-from pulumi_mlflow_runs._run_diff import diff_run
-from pulumi_mlflow_runs._run_plan import chunk_log_batch, plan_writes
-from pulumi_mlflow_runs._run_spec import UNKNOWN, check_inputs
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.run_plan import chunk_log_batch, plan_writes
+from pulumi_mlflow_runs.core.run_spec import UNKNOWN, check_inputs
 
 
 def _checked(**inputs):
@@ -190,7 +190,7 @@ def test_state_numbers_as_floats_still_match() -> None:
 def test_the_fast_path_for_plain_points_agrees_with_the_full_check(monkeypatch) -> None:
     import random
 
-    from pulumi_mlflow_runs import _run_spec
+    from pulumi_mlflow_runs.core import run_spec as _run_spec
 
     rng = random.Random(7)
     values = [1, 2.5, -0.0, math.nan, math.inf, "NaN", "Infinity", "x", True, None, 3.0]

@@ -104,6 +104,6 @@ def test_not_retryable_raises_at_once() -> None:
      ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],  # a date in the past: go now
 )
 def test_retry_after_header(header, expected) -> None:
-    from pulumi_mlflow_runs._transport import _retry_after
+    from pulumi_mlflow_runs.core.transport import _retry_after
 
     assert _retry_after(header) == expected

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import Connection, MlflowRunsError, RetryPolicy
-from pulumi_mlflow_runs._transport import Transport
+from pulumi_mlflow_runs.core.transport import Transport
 
 from support.fake_clock import FakeClock
 

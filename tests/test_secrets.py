@@ -9,8 +9,8 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ExperimentRunProvider
-from pulumi_mlflow_runs._run_spec import INPUT_KEYS
-from pulumi_mlflow_runs.experiment_run import EchoedSecrets
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS
+from pulumi_mlflow_runs.dynamic.experiment_run import EchoedSecrets
 
 from support.host import DynamicHost, HostError, isolated_env, secret, with_provider
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pulumi_mlflow_runs._run_diff import diff_run
-from pulumi_mlflow_runs._state import from_state, pack_points, unpack_points
+from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.state import from_state, pack_points, unpack_points
 
 POINTS = [
     {"key": "loss", "value": 0.5, "step": 0, "timestamp": 1000},

@@ -31,8 +31,8 @@ from pulumi_mlflow_runs import (
     TransportError,
     resolve_connection,
 )
-from pulumi_mlflow_runs._errors import ConnectionSetupError
-from pulumi_mlflow_runs._transport import TransportPool
+from pulumi_mlflow_runs.core.errors import ConnectionSetupError
+from pulumi_mlflow_runs.core.transport import TransportPool
 
 from support.fake_clock import FakeClock
 from support.host import DynamicHost, HostError, isolated_env, with_provider
@@ -340,8 +340,8 @@ def test_each_tls_setting_gets_its_own_pool(private_ca_server: TlsProxy, pki: Pk
 )
 def test_only_tls_errors_no_retry_can_mend_are_permanent(reason: str, permanent: bool) -> None:
     """A record cut or garbled in transit is retried like a reset; no common version or cipher is not."""
-    from pulumi_mlflow_runs._auth import Connection
-    from pulumi_mlflow_runs._transport import _permanent
+    from pulumi_mlflow_runs.core.auth import Connection
+    from pulumi_mlflow_runs.core.transport import _permanent
 
     failure = httpx.ConnectError("handshake")
     cause = ssl.SSLError(1, reason)

@@ -1,5 +1,9 @@
 """Declare MLflow experiment runs as Pulumi resources, on Databricks or an open-source tracking server.
 
+The package in layers: ``core`` (the rules, the MLflow client, the artifact stores; it imports no front
+door), ``dynamic`` (the dynamic-provider front door: the ``ExperimentRun`` and ``Experiment`` resources of
+Python programs and the program functions), and ``cli`` (the command-line tool).
+
 Names are imported on first use: the provider host unpickles a provider for every preview, and Check and
 Diff should not pay for the HTTP client and the pydantic models they never use.
 """
@@ -10,9 +14,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._auth import Connection, StackConfig, resolve_connection
-    from ._client import ENDPOINTS, MlflowApi
-    from ._errors import (
+    from pulumi_mlflow_runs.core.auth import Connection, StackConfig, resolve_connection
+    from pulumi_mlflow_runs.core.client import ENDPOINTS, MlflowApi
+    from pulumi_mlflow_runs.core.errors import (
         ApiError,
         BadGateway,
         BadRequest,
@@ -37,56 +41,56 @@ if TYPE_CHECKING:
         TransportError,
         Unauthenticated,
     )
-    from ._retries import Clock, RetryPolicy, SystemClock, retry_call
-    from ._transport import Transport, TransportPool
-    from .experiment import Experiment, ExperimentProvider
-    from .experiment_run import ExperimentRun, ExperimentRunProvider
-    from .functions import RunResult, get_run, get_run_output, search_runs, search_runs_output
+    from pulumi_mlflow_runs.core.retries import Clock, RetryPolicy, SystemClock, retry_call
+    from pulumi_mlflow_runs.core.transport import Transport, TransportPool
+    from pulumi_mlflow_runs.dynamic.experiment import Experiment, ExperimentProvider
+    from pulumi_mlflow_runs.dynamic.experiment_run import ExperimentRun, ExperimentRunProvider
+    from pulumi_mlflow_runs.dynamic.functions import RunResult, get_run, get_run_output, search_runs, search_runs_output
 
 _WHERE = {
-    "ApiError": "._errors",
-    "BadGateway": "._errors",
-    "BadRequest": "._errors",
-    "Clock": "._retries",
-    "ConfigurationError": "._errors",
-    "Conflict": "._errors",
-    "Connection": "._auth",
-    "ConnectionSetupError": "._errors",
-    "ENDPOINTS": "._client",
-    "EndpointNotFound": "._errors",
-    "Experiment": ".experiment",
-    "ExperimentProvider": ".experiment",
-    "ExperimentRun": ".experiment_run",
-    "ExperimentRunProvider": ".experiment_run",
-    "GatewayTimeout": "._errors",
-    "InputError": "._errors",
-    "InternalError": "._errors",
-    "InvalidParameterValue": "._errors",
-    "MalformedRequest": "._errors",
-    "MlflowApi": "._client",
-    "MlflowRunsError": "._errors",
-    "NotFound": "._errors",
-    "PermissionDenied": "._errors",
-    "RequestLimitExceeded": "._errors",
-    "RequestTimeout": "._errors",
-    "ResourceAlreadyExists": "._errors",
-    "ResourceDoesNotExist": "._errors",
-    "RetryPolicy": "._retries",
-    "RunResult": ".functions",
-    "ServiceUnavailable": "._errors",
-    "StackConfig": "._auth",
-    "SystemClock": "._retries",
-    "TooManyRequests": "._errors",
-    "Transport": "._transport",
-    "TransportError": "._errors",
-    "TransportPool": "._transport",
-    "Unauthenticated": "._errors",
-    "get_run": ".functions",
-    "get_run_output": ".functions",
-    "resolve_connection": "._auth",
-    "retry_call": "._retries",
-    "search_runs": ".functions",
-    "search_runs_output": ".functions",
+    "ApiError": ".core.errors",
+    "BadGateway": ".core.errors",
+    "BadRequest": ".core.errors",
+    "Clock": ".core.retries",
+    "ConfigurationError": ".core.errors",
+    "Conflict": ".core.errors",
+    "Connection": ".core.auth",
+    "ConnectionSetupError": ".core.errors",
+    "ENDPOINTS": ".core.client",
+    "EndpointNotFound": ".core.errors",
+    "Experiment": ".dynamic.experiment",
+    "ExperimentProvider": ".dynamic.experiment",
+    "ExperimentRun": ".dynamic.experiment_run",
+    "ExperimentRunProvider": ".dynamic.experiment_run",
+    "GatewayTimeout": ".core.errors",
+    "InputError": ".core.errors",
+    "InternalError": ".core.errors",
+    "InvalidParameterValue": ".core.errors",
+    "MalformedRequest": ".core.errors",
+    "MlflowApi": ".core.client",
+    "MlflowRunsError": ".core.errors",
+    "NotFound": ".core.errors",
+    "PermissionDenied": ".core.errors",
+    "RequestLimitExceeded": ".core.errors",
+    "RequestTimeout": ".core.errors",
+    "ResourceAlreadyExists": ".core.errors",
+    "ResourceDoesNotExist": ".core.errors",
+    "RetryPolicy": ".core.retries",
+    "RunResult": ".dynamic.functions",
+    "ServiceUnavailable": ".core.errors",
+    "StackConfig": ".core.auth",
+    "SystemClock": ".core.retries",
+    "TooManyRequests": ".core.errors",
+    "Transport": ".core.transport",
+    "TransportError": ".core.errors",
+    "TransportPool": ".core.transport",
+    "Unauthenticated": ".core.errors",
+    "get_run": ".dynamic.functions",
+    "get_run_output": ".dynamic.functions",
+    "resolve_connection": ".core.auth",
+    "retry_call": ".core.retries",
+    "search_runs": ".dynamic.functions",
+    "search_runs_output": ".dynamic.functions",
 }
 
 

@@ -1,5 +1,5 @@
 """``python -m pulumi_mlflow_runs``: the ``pulumi-mlflow-runs`` command-line tool."""
 
-from .cli import run
+from pulumi_mlflow_runs.cli import run
 
 run()

@@ -24,13 +24,21 @@ from typing import Any, TextIO
 import httpx
 import pydantic
 
-from . import _models as m
-from ._auth import STACK_CONFIG_WAYS, StackConfig, resolve_connection
-from ._client import ENDPOINTS, MlflowApi
-from ._errors import ConfigurationError, EndpointNotFound, InputError, MlflowRunsError
-from ._retries import RETRY_DEADLINE_ENV, RetryPolicy, retry_policy
-from ._transport import TransportPool
-from .functions import MAX_PAGE_SIZE, MAX_SEARCH_RESULTS, VIEW_TYPES, RunResult, get_run, iter_search_runs, search_runs
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.auth import STACK_CONFIG_WAYS, StackConfig, resolve_connection
+from pulumi_mlflow_runs.core.client import ENDPOINTS, MlflowApi
+from pulumi_mlflow_runs.core.errors import ConfigurationError, EndpointNotFound, InputError, MlflowRunsError
+from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_ENV, RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.transport import TransportPool
+from pulumi_mlflow_runs.dynamic.functions import (
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_RESULTS,
+    VIEW_TYPES,
+    RunResult,
+    get_run,
+    iter_search_runs,
+    search_runs,
+)
 
 PROG = "pulumi-mlflow-runs"
 

@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pulumi.dynamic as dyn
 
-from ._errors import MlflowRunsError
-from ._host_errors import deliver, describe, host_call, resource_of
-from ._host_pool import widen
-from ._retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
-from ._settings import StackConfig, check_stack_config
+from pulumi_mlflow_runs.core.errors import MlflowRunsError
+from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.settings import StackConfig, check_stack_config
+from pulumi_mlflow_runs.dynamic.host_errors import deliver, describe, host_call, resource_of
+from pulumi_mlflow_runs.dynamic.host_pool import widen
 
 if TYPE_CHECKING:  # the HTTP side is loaded on the first request, not by Configure, Check or Diff
     import httpx
 
-    from ._auth import Connection
-    from ._client import MlflowApi
-    from ._transport import TransportPool
+    from pulumi_mlflow_runs.core.auth import Connection
+    from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.transport import TransportPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,9 +60,9 @@ class _Runtime:
         self._connections: dict[tuple[str | None, str | None], Connection] = {}
 
     def api(self, host: str | None, deployment_name: str | None) -> MlflowApi:
-        from ._auth import resolve_connection
-        from ._client import MlflowApi
-        from ._transport import TransportPool
+        from pulumi_mlflow_runs.core.auth import resolve_connection
+        from pulumi_mlflow_runs.core.client import MlflowApi
+        from pulumi_mlflow_runs.core.transport import TransportPool
 
         key = (host, deployment_name)
         with self._lock:

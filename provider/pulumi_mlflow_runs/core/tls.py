@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
-from ._settings import CLIENT_CERT_CONFIG, SERVER_CERT_CONFIG, StackConfig
+from pulumi_mlflow_runs.core.errors import ConfigurationError
+from pulumi_mlflow_runs.core.settings import CLIENT_CERT_CONFIG, SERVER_CERT_CONFIG, StackConfig
 
 SERVER_CERT_ENV = "MLFLOW_TRACKING_SERVER_CERT_PATH"
 CLIENT_CERT_ENV = "MLFLOW_TRACKING_CLIENT_CERT_PATH"

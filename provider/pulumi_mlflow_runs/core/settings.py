@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
+from pulumi_mlflow_runs.core.errors import ConfigurationError
 
 ALLOW_HTTP_ENV = "PULUMI_MLFLOW_RUNS_ALLOW_HTTP"
 """Set to ``1`` to accept plain ``http://`` for a host that is not loopback."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ._errors import ConfigurationError
+from pulumi_mlflow_runs.core.errors import ConfigurationError
 
 T = TypeVar("T")
 

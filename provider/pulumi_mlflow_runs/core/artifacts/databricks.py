@@ -37,14 +37,14 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ._artifact_stores import HashingBody, Store, unsupported_root
-from ._artifacts import PROP, FileDigest, Source
-from ._errors import ApiError, EndpointNotFound, InputError, MlflowRunsError, map_error
-from ._retries import retry_call
-from ._transport import _retry_after, retry_idempotent, transient_error
+from pulumi_mlflow_runs.core.artifacts.files import PROP, FileDigest, Source
+from pulumi_mlflow_runs.core.artifacts.stores import HashingBody, Store, unsupported_root
+from pulumi_mlflow_runs.core.errors import ApiError, EndpointNotFound, InputError, MlflowRunsError, map_error
+from pulumi_mlflow_runs.core.retries import retry_call
+from pulumi_mlflow_runs.core.transport import _retry_after, retry_idempotent, transient_error
 
 if TYPE_CHECKING:
-    from ._client import MlflowApi
+    from pulumi_mlflow_runs.core.client import MlflowApi
 
 log = logging.getLogger("pulumi_mlflow_runs")
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._auth import Connection
-from ._errors import (
+from pulumi_mlflow_runs.core.auth import Connection
+from pulumi_mlflow_runs.core.errors import (
     ApiError,
     BadGateway,
     ConnectionSetupError,
@@ -33,7 +33,7 @@ from ._errors import (
     TransportError,
     map_error,
 )
-from ._retries import Clock, RetryPolicy, SystemClock, retry_call
+from pulumi_mlflow_runs.core.retries import Clock, RetryPolicy, SystemClock, retry_call
 
 log = logging.getLogger("pulumi_mlflow_runs")
 

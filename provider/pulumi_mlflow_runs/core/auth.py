@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._errors import ConfigurationError
-from ._settings import (
+from pulumi_mlflow_runs.core.errors import ConfigurationError
+from pulumi_mlflow_runs.core.settings import (
     DATABRICKS_HOST_CONFIG,
     DATABRICKS_TOKEN_CONFIG,
     MLFLOW_TOKEN_CONFIG,
@@ -28,7 +28,7 @@ from ._settings import (
     validate_deployment_name,
     validate_host,
 )
-from ._tls import TlsSettings, tls_settings
+from pulumi_mlflow_runs.core.tls import TlsSettings, tls_settings
 
 __all__ = ["Connection", "SecretStr", "StackConfig", "resolve_connection", "validate_deployment_name", "validate_host"]
 

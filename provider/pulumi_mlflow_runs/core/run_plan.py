@@ -12,10 +12,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _models as m
-from ._run_diff import _blank, _key, match_points
-from ._run_spec import DESCRIPTION_TAG, INPUT_KEYS, MAX_BATCH_VALUE_CHARS, NOT_ECHOED_KEYS, TERMINAL_STATUSES
-from ._state import pack_points
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.run_diff import _blank, _key, match_points
+from pulumi_mlflow_runs.core.run_spec import (
+    DESCRIPTION_TAG,
+    INPUT_KEYS,
+    MAX_BATCH_VALUE_CHARS,
+    NOT_ECHOED_KEYS,
+    TERMINAL_STATUSES,
+)
+from pulumi_mlflow_runs.core.state import pack_points
 
 # log-batch request limits (the seed page)
 BATCH_MAX_ITEMS = 1000

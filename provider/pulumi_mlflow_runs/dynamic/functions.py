@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 
 import pulumi
 
-from . import _models as m
-from ._auth import StackConfig, resolve_connection
-from ._client import MlflowApi
-from ._errors import InputError
-from ._retries import RetryPolicy, retry_policy
-from ._settings import check_stack_config
-from ._transport import TransportPool
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.auth import StackConfig, resolve_connection
+from pulumi_mlflow_runs.core.client import MlflowApi
+from pulumi_mlflow_runs.core.errors import InputError
+from pulumi_mlflow_runs.core.retries import RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.settings import check_stack_config
+from pulumi_mlflow_runs.core.transport import TransportPool
 
 __all__ = [
     "MAX_PAGE_SIZE",

@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from . import _models as m
-from ._client import MlflowApi
-from ._errors import EndpointNotFound, InputError, NotFound
-from ._exactly_once import send_exactly_once
-from ._run_plan import BATCH_MAX_TAGS, Writes
-from ._run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.client import MlflowApi
+from pulumi_mlflow_runs.core.errors import EndpointNotFound, InputError, NotFound
+from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
+from pulumi_mlflow_runs.core.run_plan import BATCH_MAX_TAGS, Writes
+from pulumi_mlflow_runs.core.run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
 
 CREATION_TOKEN_TAG = RESERVED_TAGS[0]
 """Set on every run at creation, so a create whose answer was lost can find the run it made."""

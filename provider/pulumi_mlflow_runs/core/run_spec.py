@@ -17,8 +17,8 @@ from typing import Any
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from ._artifacts import check_artifacts
-from ._settings import validate_deployment_name, validate_host
+from pulumi_mlflow_runs.core.artifacts.files import check_artifacts
+from pulumi_mlflow_runs.core.settings import validate_deployment_name, validate_host
 
 # ---- documented limits (the seed page) ----------------------------------------------------------------
 MAX_KEY_CHARS = 250

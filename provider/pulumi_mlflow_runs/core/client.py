@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import httpx
 from pydantic import BaseModel
 
-from . import _models as m
-from ._transport import Transport
+from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.transport import Transport
 
 
 class _Endpoint(NamedTuple):

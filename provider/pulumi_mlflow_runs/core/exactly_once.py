@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ._errors import ApiError, TooManyRequests, TransportError
-from ._retries import retry_call
-from ._transport import Transport
+from pulumi_mlflow_runs.core.errors import ApiError, TooManyRequests, TransportError
+from pulumi_mlflow_runs.core.retries import retry_call
+from pulumi_mlflow_runs.core.transport import Transport
 
 T = TypeVar("T")
 

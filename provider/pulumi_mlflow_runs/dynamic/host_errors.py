@@ -3,7 +3,7 @@
 Why this module exists. The SDK's dynamic provider host (``python -m pulumi.dynamic``) wraps every RPC in
 ``_abort_with_traceback``, which answers any exception with ``context.abort(UNKNOWN, traceback.format_exc())``.
 The engine prints those gRPC details verbatim, so a wrong token or a server outage shows up as a stack of
-host and provider frames ending in ``pulumi_mlflow_runs._errors.Unauthenticated: ...``. The provider API
+host and provider frames ending in ``pulumi_mlflow_runs.core.errors.Unauthenticated: ...``. The provider API
 offers no way to return an error message instead, and no exception can be raised without passing
 through the host's frames.
 
@@ -27,7 +27,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from pulumi_mlflow_runs.core.errors import (
     ApiError,
     BadGateway,
     ConfigurationError,
@@ -46,7 +46,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._auth import Connection
+    from pulumi_mlflow_runs.core.auth import Connection
 
 _HOST_DECORATOR = "_abort_with_traceback"
 _MAX_DEPTH = 64

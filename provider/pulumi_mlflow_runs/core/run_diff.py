@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._artifacts import differs
-from ._run_spec import INPUT_KEYS, REPLACE_KEYS, is_unknown
+from pulumi_mlflow_runs.core.artifacts.files import differs
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, REPLACE_KEYS, is_unknown
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ here works per *file*: an archive expands to one file per member under its folde
 can tell from hashes alone which files changed.
 
 Check and Diff import this module, so it imports no httpx and no pydantic; the stores that send the
-files are in ``_artifact_stores``, imported by a create or update.
+files are in ``stores``, ``databricks`` and ``sync``, imported by a create or update.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pulumi.asset import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from ._errors import InputError
+from pulumi_mlflow_runs.core.errors import InputError
 
 PROP = "artifacts"
 CHUNK_BYTES = 1 << 20
@@ -115,9 +115,9 @@ class Elided:
     """An asset or archive as the engine sends it to Diff (its signature alone) or in Read's stored inputs
     (signature and hash): no path, text or member assets.
 
-    The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so
-    ``tolerate_elided_assets`` makes it read as this placeholder; Diff then takes the assets that Check
-    saw for the same resource (``remember_checked``), which the engine always calls first in this host.
+    The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so the
+    dynamic front door makes it read as this placeholder (``dynamic.elided_assets``). Checking treats it
+    as unknown.
     """
 
     def __init__(self, kind: str) -> None:
@@ -127,63 +127,12 @@ class Elided:
         return f"Elided({self.kind})"
 
 
-_CONTENT_FIELDS = ("path", "text", "uri", "assets")
-_patch_lock = threading.Lock()
-
-
-def tolerate_elided_assets() -> None:
-    """Let the SDK's ``deserialize_properties`` read a signature-only asset or archive as ``Elided``.
-
-    Only values it would otherwise reject change: everything it reads today reads the same.
-    """
-    from pulumi.runtime import rpc
-
-    with _patch_lock:
-        if getattr(rpc.deserialize_properties, "_tolerates_elided", False):
-            return
-        original = rpc.deserialize_properties
-        kinds = {rpc._special_asset_sig: "asset", rpc._special_archive_sig: "archive"}
-
-        def deserialize_properties(props_struct: Any, *args: Any, **kwargs: Any) -> Any:
-            # ``in`` first: indexing a protobuf Struct by a missing key adds that key.
-            if rpc._special_sig_key in props_struct and not any(f in props_struct for f in _CONTENT_FIELDS):
-                kind = kinds.get(props_struct[rpc._special_sig_key])
-                if kind is not None:
-                    return Elided(kind)
-            return original(props_struct, *args, **kwargs)
-
-        deserialize_properties._tolerates_elided = True  # type: ignore[attr-defined]
-        rpc.deserialize_properties = deserialize_properties
-
-
 def holds_elided(value: Any) -> bool:
     if isinstance(value, Elided):
         return True
     if isinstance(value, Mapping):
         return any(holds_elided(v) for v in value.values())
     return False
-
-
-_CHECKED: dict[str, Any] = {}
-_CHECKED_LOCK = threading.Lock()
-
-
-def remember_checked(urn: str | None, artifacts: Any) -> None:
-    """Keep the assets Check saw for ``urn``: the engine's Diff request leaves their contents out."""
-    if urn:
-        with _CHECKED_LOCK:
-            _CHECKED[urn] = artifacts
-
-
-def as_checked(urn: str | None, artifacts: Any) -> tuple[Any, bool]:
-    """``(artifacts, known)``: the value itself, or, where the engine elided the assets, what Check saw
-    for ``urn``; ``known`` is False when neither is at hand (a Diff after a refresh's Read, say)."""
-    if not holds_elided(artifacts):
-        return artifacts, True
-    with _CHECKED_LOCK:
-        if urn in _CHECKED:
-            return _CHECKED[urn], True
-    return artifacts, False
 
 
 # ---- check and expand --------------------------------------------------------------------------------

@@ -1,0 +1,601 @@
+"""``ExperimentRun``: an MLflow run declared as code. The lifecycle reads top to bottom.
+
+The rules (what is an update, what forces a replace, which requests a change needs) live in
+``_run_spec``, ``_run_diff`` and ``_run_plan``; this module is the thin adapter between them, the REST
+client and the Pulumi dynamic provider host. Check and Diff (every preview) need only the light rule
+modules, so the HTTP client and the pydantic models are imported by the methods that talk to a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from pulumi_mlflow_runs.core.artifacts.files import drifted, holds_elided
+from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
+from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
+from pulumi_mlflow_runs.core.state import from_state
+from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
+from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, fresh_pickler, user_facing
+
+if TYPE_CHECKING:
+    from pulumi_mlflow_runs.core import models as m
+    from pulumi_mlflow_runs.core.client import MlflowApi
+
+tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
+
+
+def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as the engine hands them to create/update (numbers as floats) back in normal form."""
+    inputs, failures = check_inputs(props)
+    if failures:
+        prop, reason = failures[0]
+        raise InputError(prop, reason)
+    return inputs
+
+
+def _resolved(props: dict[str, Any]) -> dict[str, Any]:
+    """Inputs of a create or update with their assets whole, or an error naming ``artifacts``."""
+    props, known = _with_artifacts(props)
+    if not known:
+        raise InputError("artifacts", "the engine sent the assets without their contents; run `pulumi up` again")
+    return props
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ---- what the SDK's provider host does not pass on (see `diff` and `read`) -------------------------------
+
+
+def _request_props(field: str) -> dict[str, Any] | None:
+    """A property map of the engine's request that the SDK's host is serving but does not hand to the
+    provider (Diff's ``old_inputs``, Read's ``inputs``); None outside that host or when it is empty."""
+    from pulumi.runtime import rpc
+
+    from pulumi_mlflow_runs.dynamic.host_errors import host_call
+
+    found = host_call()
+    request = found[1] if found is not None else None
+    struct = getattr(request, field, None)
+    if struct is None or not getattr(struct, "fields", None):
+        return None
+    props = rpc.deserialize_properties(struct, True)
+    return {k: v for k, v in props.items() if k != "__provider"} if isinstance(props, dict) else None
+
+
+def _request_urn() -> str | None:
+    from pulumi_mlflow_runs.dynamic.host_errors import host_call
+
+    found = host_call()
+    urn = getattr(found[1], "urn", None) if found is not None else None
+    return urn if isinstance(urn, str) else None
+
+
+def _with_artifacts(props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``props`` with the assets Check saw where the engine sent them without content; False if unknown."""
+    if props.get("artifacts") is None:
+        return props, True
+    artifacts, known = as_checked(_request_urn(), props["artifacts"])
+    return {**props, "artifacts": artifacts}, known
+
+
+def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
+    """True if the engine's own diff of the old and new inputs changes each of ``keys``.
+
+    Diff answering "unknown" leaves the verdict to that diff (with ``replaces`` kept): a change this
+    provider finds in the outputs but the inputs do not show (a deleted run's restore, drift recorded by
+    an older refresh) would be lost, so then the answer stays "some".
+    """
+    old_inputs = _request_props("old_inputs")
+    if old_inputs is None:
+        return False
+    return all(is_unknown(news.get(k)) or old_inputs.get(k) != news.get(k) for k in keys)
+
+
+def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
+    """The stored inputs with refresh's findings: managed values as the server has them, and
+    ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
+    at hand, or hold ``artifacts`` (the engine sends assets without their contents): then the engine keeps
+    them as they were.
+
+    With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
+    a new input to its old one) keeps a value edited outside Pulumi. No key is added but
+    ``lifecycle_stage``, and the engine marks secret again each value whose stored input was secret.
+    """
+    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
+
+    stored = _request_props("inputs")
+    if stored is None or holds_elided(stored.get("artifacts")):
+        return None  # assets without their contents could not be handed back: the engine keeps its own
+    stored.pop("lifecycle_stage", None)
+    fresh = refreshed_outputs(stored, run)
+    inputs = dict(stored)
+    for key in INPUT_KEYS:
+        # points stay as declared (they never drift); artifacts are assets, not refreshed in this version
+        if stored.get(key) is not None and key not in ("metrics", "artifacts"):
+            if fresh.get(key) is None:
+                inputs.pop(key)
+            else:
+                inputs[key] = fresh[key]
+    if run.info.lifecycle_stage == "deleted":
+        inputs["lifecycle_stage"] = "deleted"
+    return inputs
+
+
+class ExperimentRunProvider(BaseProvider):
+    """The dynamic provider behind ``ExperimentRun``. Constructible with no arguments."""
+
+    @user_facing
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        inputs, failures = check_inputs(news)
+        if news.get("artifacts") is not None:
+            remember_checked(_request_urn(), news["artifacts"])
+        return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
+
+    @user_facing
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        state = from_state(olds)
+        news, known = _with_artifacts(news)
+        marked = False
+        if not known:  # no Check in this host (a refresh): the files are not hashed, only Read's marks count
+            marked = drifted(state.get("artifact_files"))
+            news["artifacts"], state["artifact_files"] = None, None
+        d = diff_run(state, news)
+        if marked:  # a file Read found gone or changed: the next `up` sends it again
+            d = replace(d, updates=(*d.updates, "artifacts"))
+        if not d.changes:
+            return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
+        # "Unknown" hands the verdict's details to the engine: it diffs the old and new inputs itself, which
+        # names the changed properties in the display and lets replace_on_changes / ignore_changes act on
+        # them. Only where that diff is sure to show every key this one found; otherwise a plain "some".
+        # The engine compares assets by its own hash of the inputs, not by the files this provider stored.
+        sees = "artifacts" not in d.updates and _engine_sees(news, (*d.replaces, *d.updates))
+        changes = None if sees else True
+        return dyn.DiffResult(changes=changes, replaces=list(d.replaces), delete_before_replace=False)
+
+    @user_facing
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        from pulumi_mlflow_runs.core.artifacts.sync import sync
+        from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
+        from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+
+        inputs = _checked(_resolved(props))
+        now = _now_ms()
+        api = self.api_for(inputs)
+        taken = self._take_over(api, inputs, now)
+        if taken is not None:
+            return dyn.CreateResult(taken["run_id"], taken)
+        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
+        run = self._create_run(api, inputs, now)
+        run_id = run.info.run_id
+        try:
+            writes = plan_writes(run_id, {}, inputs, now)
+            completion_tag(writes, inputs.get("resource_key"))
+            # Files before the completion tag: a run marked complete has all of them.
+            files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
+            apply_writes(api, writes)
+            run = api.get_run(run_id)
+            _raise_if_not_stored(inputs, run)
+        except BaseException as exc:
+            _rollback(api, run_id, exc)
+            raise
+        return dyn.CreateResult(run_id, outputs_for(inputs, run, files))
+
+    def _take_over(self, api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
+        """Outputs of an existing run made to match the program, or None to create a new one.
+
+        ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
+        create in an ``up`` that was killed (still marked ``creating:<key>``) is finished instead of left
+        behind; one that no longer fits the program is deleted, as a failed create would have been.
+        """
+        from pulumi_mlflow_runs.core.run_apply import find_unfinished
+
+        wanted = inputs.get("adopt_run_id")
+        if wanted is not None:
+            try:
+                run = api.get_run(wanted)
+            except NotFound:
+                raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
+            if run.info.experiment_id != inputs["experiment_id"]:
+                raise InputError(
+                    "adopt_run_id",
+                    f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id "
+                    f"{inputs['experiment_id']}",
+                )
+            outputs, replaces = self._converge(api, run, inputs, now)
+            if outputs is None:
+                raise InputError(
+                    "adopt_run_id",
+                    f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
+                    "in place; declare what the run has (params and logged points are write-once), or drop "
+                    "adopt_run_id to create a new run",
+                )
+            return outputs
+        for run in find_unfinished(api, inputs["experiment_id"], inputs.get("resource_key")):
+            outputs, _ = self._converge(api, run, inputs, now)
+            if outputs is not None:
+                return outputs
+            api.delete_run(run.info.run_id)
+        return None
+
+    def _converge(
+        self, api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int
+    ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+        """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, replacing keys)`` if it cannot."""
+        from pulumi_mlflow_runs.core.run_plan import adopted_state
+
+        run_id = run.info.run_id
+        history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+        olds = adopted_state(run, history, inputs)
+        d = diff_run(olds, inputs)
+        if d.replaces:
+            return None, d.replaces
+        return self._apply(api, run_id, olds, inputs, now), ()
+
+    @user_facing
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for, refreshed_outputs
+
+        api = self.api_for(props)
+        try:
+            run = api.get_run(id_)
+        except NotFound:
+            return dyn.ReadResult("", {})  # gone for good: the engine drops it from state
+        if "run_id" not in props:  # no state yet: `import_` or ExperimentRun.get adopts the run
+            history = {metric.key: api.get_metric_history(id_, metric.key) for metric in run.data.metrics}
+            adopted = adopted_inputs(run, history)
+            return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
+        # Refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) whether this is drift.
+        state = from_state(props)
+        if state.get("artifact_files"):
+            from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
+
+            state["artifact_files"] = refreshed_files(api, run.info.artifact_uri, state["artifact_files"])
+        return dyn.ReadResult(id_, refreshed_outputs(state, run), inputs=_refreshed_inputs(run))
+
+    @user_facing
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        inputs = _checked(_resolved(news))
+        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), inputs, _now_ms()))
+
+    @staticmethod
+    def _apply(
+        api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
+    ) -> dict[str, Any]:
+        """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
+        from pulumi_mlflow_runs.core.artifacts.sync import sync
+        from pulumi_mlflow_runs.core.run_apply import apply_writes
+        from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+
+        declared = inputs.get("metrics") or []
+        paired, _ = match_points(list(olds.get("metrics") or []), declared)
+        # Points already logged keep the timestamps they were logged with; new ones get "now".
+        inputs["metrics"] = [
+            dict(was) if was is not None else assign_timestamps([point], now)[0]
+            for point, was in zip(declared, paired, strict=True)
+        ]
+        done: list[str] = []
+        try:
+            writes = plan_writes(run_id, olds, inputs, now)
+            artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
+            files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
+            apply_writes(api, writes, done)
+            run = api.get_run(run_id)
+            _raise_if_not_stored(inputs, run)
+        except NotFound as exc:  # Diff does not read the server: a run removed for good shows up here
+            exc.add_note(
+                f"run {run_id} is no longer on the server (removed for good); `pulumi refresh` drops it from "
+                "the state, and the next `pulumi up` creates it again"
+            )
+            raise
+        except MlflowRunsError as exc:
+            exc.add_note(
+                f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
+                "Run `pulumi up` again: it sends only what is still missing."
+            )
+            raise
+        return outputs_for(inputs, run, files)
+
+    @user_facing
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFound):  # already gone is success
+            self.api_for(props).delete_run(id_)
+
+    @staticmethod
+    def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now_ms: int) -> m.Run:
+        from pulumi_mlflow_runs.core import models as m
+        from pulumi_mlflow_runs.core.run_apply import create_run, unfinished_tag
+
+        # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
+        start = inputs.get("start_time")
+        req = m.CreateRun(
+            experiment_id=inputs["experiment_id"],
+            run_name=inputs.get("run_name"),
+            start_time=now_ms if start is None else start,
+            tags=unfinished_tag(inputs.get("resource_key")),
+        )
+        try:
+            return create_run(api, req)
+        except NotFound as exc:
+            raise InputError(
+                "experiment_id",
+                f"experiment {inputs['experiment_id']!r} does not exist on {api.transport.connection.base_url} "
+                f"({exc.error_code})",
+            ) from None
+
+
+def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
+    """Refuse to report success when the server silently cut a value: that would be lost data."""
+    from pulumi_mlflow_runs.core.run_plan import stored_mismatches
+
+    mismatches = stored_mismatches(inputs, run)
+    if mismatches:
+        raise InputError(*mismatches[0])
+
+
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:
+    """Delete the half-made run so a failed create leaves nothing behind."""
+    try:
+        api.delete_run(run_id)
+    except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
+        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); delete it by hand")
+    else:
+        exc.add_note(f"the half-created run {run_id} was deleted")
+
+
+# ---- the resource ---------------------------------------------------------------------------------------
+
+
+def _encode_metric_points(points: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """NaN and ±Infinity become MLflow's strings before they reach the engine: state is JSON."""
+    if points is None:
+        return None
+    out = []
+    for point in points:
+        value = point.get("value")
+        encoded = normalize_metric_value(value) if isinstance(value, float) and not math.isfinite(value) else value
+        out.append({**point, "value": encoded})
+    return out
+
+
+def _stringify_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Params are strings in MLflow; turn numbers into text here, where 32 is still 32 and not 32.0."""
+    if params is None:
+        return None
+    return {k: (str(v) if isinstance(v, (int, float, bool)) else v) for k, v in params.items()}
+
+
+class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
+    """An MLflow run: name, params, tags, metric points, dataset and model inputs, model outputs.
+
+    Changing ``experiment_id``, ``start_time``, ``host`` or ``deployment_name``, a written param, or an
+    already logged metric point / input / output replaces the run (MLflow cannot change those);
+    everything else, including appended points, is an in-place update.
+    """
+
+    run_id: pulumi.Output[str]
+    """The MLflow run id (also the resource id)."""
+    artifact_uri: pulumi.Output[str]
+    lifecycle_stage: pulumi.Output[str]
+    """``active``, or ``deleted`` when the run was deleted outside Pulumi (the next ``up`` restores it)."""
+    user_id: pulumi.Output[str]
+    run: pulumi.Output[dict[str, Any]]
+    """The GetRun view: ``info``, ``data`` (latest metric per key, params, tags), ``inputs``, ``outputs``; the
+    params, tags and inputs the program declares are left out (the outputs of the same name hold them)."""
+    latest_metrics: pulumi.Output[dict[str, Any]]
+    """Latest value per metric key (MLflow's rule: latest timestamp, then the largest value)."""
+    logged_points: pulumi.Output[dict[str, dict[str, list[Any]]] | None]
+    """Every metric point as logged, in columns per key: ``{key: {"step": [...], "value": [...],
+    "timestamp": [...]}}``, plus ``dataset_name``, ``dataset_digest`` or ``model_id`` columns where used.
+    Points declared without a timestamp have the one they were logged with here."""
+    experiment_id: pulumi.Output[str]
+    run_name: pulumi.Output[str | None]
+    start_time: pulumi.Output[int | None]
+    end_time: pulumi.Output[int | None]
+    status: pulumi.Output[str | None]
+    params: pulumi.Output[dict[str, str] | None]
+    tags: pulumi.Output[dict[str, str] | None]
+    description: pulumi.Output[str | None]
+    metrics: pulumi.Output[list[dict[str, Any]] | None]
+    """The points as the program declares them; ``logged_points`` has them as logged."""
+    dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
+    model_inputs: pulumi.Output[list[dict[str, Any]] | None]
+    model_outputs: pulumi.Output[list[dict[str, Any]] | None]
+    artifact_files: pulumi.Output[dict[str, dict[str, Any]] | None]
+    """Every file the ``artifacts`` input put in the run's artifact root, by path:
+    ``{sha256, size, uri}`` (an archive has one entry per file). Never the content. An entry without
+    ``sha256`` is a file that refresh found gone or changed; the next ``up`` sends it again."""
+    host: pulumi.Output[str | None]
+    deployment_name: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        experiment_id: pulumi.Input[str],
+        run_name: pulumi.Input[str] | None = None,
+        start_time: pulumi.Input[int] | None = None,
+        end_time: pulumi.Input[int] | None = None,
+        status: pulumi.Input[str] | None = None,
+        params: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        tags: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        description: pulumi.Input[str] | None = None,
+        metrics: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        dataset_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        model_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
+        artifacts: pulumi.Input[Mapping[str, pulumi.Asset | pulumi.Archive]] | None = None,
+        host: pulumi.Input[str] | None = None,
+        deployment_name: pulumi.Input[str] | None = None,
+        adopt_run_id: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Declare a run.
+
+        :param experiment_id: the experiment that holds the run (replace on change).
+        :param run_name: shown in the MLflow UI.
+        :param start_time: ms since the epoch; the server's clock when absent (replace on change).
+        :param end_time: ms since the epoch.
+        :param status: RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+        :param params: write-once strings; numbers are turned into text. A changed or removed key replaces.
+        :param tags: the tags this program manages; tags set by others are left alone.
+        :param description: the run's description (the ``mlflow.note.content`` tag).
+        :param metrics: points ``{key, value, step=0, timestamp?, dataset_name?, dataset_digest?, model_id?}``;
+            values may be NaN or ±Infinity. Appending points is an update that logs only the new ones.
+        :param dataset_inputs: ``{dataset: {name, digest, source_type, source, schema?, profile?}, tags}``.
+        :param model_inputs: ``{model_id}`` items.
+        :param model_outputs: ``{model_id, step}`` items.
+        :param artifacts: files for the run's artifact root: ``{"reports/eval.html": pulumi.FileAsset(...)}``;
+            a FileArchive of a folder or an AssetArchive lands under its key as a folder. FileAsset,
+            StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:``,
+            ``file:`` and Databricks runs' ``dbfs:/databricks/mlflow-tracking`` roots.
+            Changed files are uploaded again, removed ones deleted (an update, never a replace).
+        :param host: base URL of a workspace or tracking server (overrides stack config and env).
+        :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
+        :param adopt_run_id: an existing run (in ``experiment_id``) that the create takes over instead of making
+            a new one; it is brought to what the program declares. Refused if that needs a replace. Read only
+            when the resource is created: changing or removing it later changes nothing.
+        """
+        if opts is not None and opts.import_ is not None:
+            # The engine's import reads with no state, and the SDK's dynamic host cannot work without it
+            # (pulumi/pulumi#16175): fail here with the way that works rather than deep in the host.
+            raise pulumi.RunError(
+                f"ExperimentRun {resource_name!r}: the import_ option cannot work for a dynamic provider "
+                f"(pulumi/pulumi#16175); to take over run {opts.import_} use adopt_run_id={opts.import_!r} "
+                "instead of import_"
+            )
+        inputs: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "start_time": start_time,
+            "end_time": end_time,
+            "status": status,
+            "params": _plain(params, _stringify_params),
+            "tags": tags,
+            "description": description,
+            "metrics": _plain(metrics, _encode_metric_points),
+            "dataset_inputs": dataset_inputs,
+            "model_inputs": model_inputs,
+            "model_outputs": model_outputs,
+            "artifacts": artifacts,
+            "host": host,
+            "deployment_name": deployment_name,
+        }
+        props = {k: v for k, v in inputs.items() if v is not None}
+        if adopt_run_id is not None:
+            props["adopt_run_id"] = adopt_run_id
+        props["resource_key"] = _resource_key(resource_name, opts)
+        props.update({key: None for key in OUTPUT_KEYS})
+        props.update({key: None for key in INPUT_KEYS if key not in props})
+        opts = pulumi.ResourceOptions.merge(opts, None)  # a copy: the caller's options stay as they were
+        opts.additional_secret_outputs = EchoedSecrets(opts.additional_secret_outputs or [], inputs)
+        fresh_pickler()
+        super().__init__(ExperimentRunProvider(), resource_name, props, opts)
+
+    @classmethod
+    def get(
+        cls, resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+    ) -> ExperimentRun:
+        """Read an existing run (by run id) into the program, without managing it."""
+        run = cls.__new__(cls)
+        props: dict[str, Any] = {key: None for key in (*INPUT_KEYS, *OUTPUT_KEYS)}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
+        fresh_pickler()
+        dyn.Resource.__init__(run, ExperimentRunProvider(), resource_name, props, opts)
+        return run
+
+
+def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Input[str]:
+    """The same for the same resource of the same stack, whenever the program runs (its URN, hashed).
+
+    A create tags its run with it until it has written everything, so the next create of this resource
+    after an interrupted ``up`` finds the half-made run instead of leaving it behind.
+    """
+
+    def digest(parent_urn: str) -> str:
+        text = "\0".join((pulumi.get_project(), pulumi.get_stack(), parent_urn, "mlflow:ExperimentRun", name))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    parent = opts.parent if opts is not None else None
+    if parent is None:
+        return digest("")
+    return parent.urn.apply(digest)
+
+
+_ECHOED_IN = {
+    "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
+    "latest_metrics": ("metrics",),
+    "logged_points": ("metrics",),
+    "artifact_uri": ("experiment_id",),
+    "artifact_files": ("artifacts",),
+}
+"""Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
+
+
+class EchoedSecrets(list[str]):
+    """``additional_secret_outputs`` that follow the inputs: ``run`` is secret exactly when an input it repeats is.
+
+    The provider host is handed secrets unwrapped and cannot mark what it returns; the engine keeps an
+    output secret only when the input of the same name is, and ``run`` repeats tags, params, metrics and
+    the rest under another name. Whether an input is secret is known only once it resolves, so the
+    decision is made when the SDK reads this list, which it does after it has awaited every input to
+    send them (``register_resource``). An input still unresolved then counts as secret: over-marking
+    is safe, a plaintext echo is not. As a plain list (``len``, copies) it holds every candidate.
+    """
+
+    def __init__(self, declared: Sequence[str], inputs: Mapping[str, Any]) -> None:
+        super().__init__([*declared, *(name for name in _ECHOED_IN if name not in declared)])
+        self._declared = list(declared)
+        self._inputs = inputs
+
+    def __iter__(self) -> Iterator[str]:
+        names = list(self._declared)
+        for output, keys in _ECHOED_IN.items():
+            if output not in names and any(_secret_now(self._inputs.get(key)) for key in keys):
+                names.append(output)
+        return iter(names)
+
+
+def _secret_now(value: Any) -> bool:
+    """Secret, or not resolved yet (and so possibly secret)."""
+    if isinstance(value, pulumi.Output):
+        data = getattr(value, "_data", None)
+        try:
+            return not (data is not None and data.done() and data.result().is_secret is False)
+        except Exception:  # noqa: BLE001 - unknown internals or a failed output: assume secret
+            return True
+    if isinstance(value, Mapping):
+        return any(_secret_now(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_secret_now(v) for v in value)
+    return hasattr(value, "__await__")
+
+
+def _plain(value: Any, fn: Any) -> Any:
+    """Apply ``fn`` now to plain values, or once an Output resolves (keeping secrets and unknowns)."""
+    if value is None:
+        return None
+    if isinstance(value, pulumi.Output) or _holds_output(value):
+        return pulumi.Output.from_input(value).apply(fn)
+    return fn(value)
+
+
+def _holds_output(value: Any) -> bool:
+    if isinstance(value, (pulumi.Output,)) or hasattr(value, "__await__"):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_output(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_output(v) for v in value)
+    return False
