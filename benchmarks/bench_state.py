@@ -1,8 +1,10 @@
 """State bytes per run under the real Pulumi CLI: the quickstart's runs and one run of 2,000 points.
 
-Runs each program with ``pulumi up`` (local file backend, a local MLflow server), exports the state as a
-user would (``pulumi stack export``) and prints, per ExperimentRun, the JSON bytes of its inputs, of its
-outputs, and of the largest output keys: where the bytes go, and what a change would save.
+Runs each program with ``pulumi up`` in its project folder, as users run it (the top-level project for the
+quickstart; a folder of its own for the 2,000-point run), against a local file backend and a local MLflow
+server, exports the state as a user would (``pulumi stack export``) and prints, per ExperimentRun, the JSON
+bytes of its inputs, of its outputs, and of the largest output keys: where the bytes go, and what a change
+would save.
 
     .venv/bin/python benchmarks/bench_state.py
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +21,58 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.mlflow_server import start_mlflow_server  # noqa: E402
-from support.pulumi_cli import exported_state, find_cli, new_stack, program_from_file  # noqa: E402
+from support.project import project_folder  # noqa: E402
+from support.pulumi_cli import find_cli  # noqa: E402
 
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")))
 
 
-def _two_thousand_points() -> None:
-    import pulumi
+_TWO_THOUSAND_POINTS = """\
+import pulumi
 
-    from pulumi_mlflow_runs import Experiment, ExperimentRun
+from pulumi_mlflow_runs import Experiment, ExperimentRun
 
-    exp = Experiment("big", name=pulumi.Config().require("experimentName"))
-    ExperimentRun(
-        "curve",
-        experiment_id=exp.experiment_id,
-        run_name="curve",
-        params={f"p{i}": str(i) for i in range(5)},
-        tags={f"t{i}": "x" for i in range(3)},
-        metrics=[
-            {"key": key, "value": 1.0 / (step + 1), "step": step, "timestamp": 1_767_225_600_000 + step}
-            for key in ("loss", "accuracy")
-            for step in range(1000)
-        ],
+exp = Experiment("big", name=pulumi.Config().require("experimentName"))
+ExperimentRun(
+    "curve",
+    experiment_id=exp.experiment_id,
+    run_name="curve",
+    params={f"p{i}": str(i) for i in range(5)},
+    tags={f"t{i}": "x" for i in range(3)},
+    metrics=[
+        {"key": key, "value": 1.0 / (step + 1), "step": step, "timestamp": 1_767_225_600_000 + step}
+        for key in ("loss", "accuracy")
+        for step in range(1000)
+    ],
+)
+"""
+
+
+def _two_thousand_points(work: Path) -> Path:
+    """A project folder of its own for the 2,000-point run, its virtualenv this checkout's."""
+    folder = work / "two-thousand-points"
+    folder.mkdir()
+    (folder / ".venv").symlink_to(ROOT / ".venv")
+    (folder / "Pulumi.yaml").write_text(
+        "name: bench-state\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: .venv\n"
     )
+    (folder / "__main__.py").write_text(_TWO_THOUSAND_POINTS)
+    return folder
 
 
-def measure(name: str, program: Callable[[], None], bin_dir: Path, tracking_uri: str) -> list[dict[str, Any]]:
+def measure(name: str, folder: Path, bin_dir: Path, tracking_uri: str) -> list[dict[str, Any]]:
+    """``pulumi up`` in ``folder``, as users run it, then ``pulumi stack export``; the stack is removed after."""
     with tempfile.TemporaryDirectory() as work:
-        stack = new_stack(
-            bin_dir,
-            Path(work),
-            program,
-            {"MLFLOW_TRACKING_URI": tracking_uri},
-            config={"experimentName": f"bench-state-{name}-{Path(work).name}"},
-        )
+        stack = f"bench-state-{Path(work).name.strip('_').lower()}"
+        project = project_folder(folder, bin_dir, Path(work), stack, {"MLFLOW_TRACKING_URI": tracking_uri})
+        project.init({"experimentName": stack})
         try:
-            stack.up()
-            state = json.loads(exported_state(stack))
+            project.pulumi("up", "--yes", "--skip-preview")
+            state = project.exported()
         finally:
-            stack.destroy()
+            project.remove()
     rows = []
     for res in state["deployment"]["resources"]:
         if not res["type"].endswith("mlflow:ExperimentRun"):
@@ -86,9 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data:
         server = start_mlflow_server(Path(data))
         try:
-            rows = measure("quickstart", program_from_file(ROOT / "examples/quickstart/__main__.py"), found.bin_dir,
-                           server.url)  # fmt: skip
-            rows += measure("2000-points", _two_thousand_points, found.bin_dir, server.url)
+            rows = measure("quickstart", ROOT, found.bin_dir, server.url)  # the top-level project: the quickstart
+            rows += measure("2000-points", _two_thousand_points(Path(data)), found.bin_dir, server.url)
         finally:
             server.stop()
     print(f"{'program':<12} {'run':<8} {'state B':>8} {'inputs B':>9} {'outputs B':>10}  largest outputs (bytes)")

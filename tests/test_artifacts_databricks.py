@@ -23,7 +23,7 @@ from pulumi_mlflow_runs.core.artifacts.sync import store_for
 from pulumi_mlflow_runs.core.auth import BearerAuth, Connection, SecretStr
 from pulumi_mlflow_runs.core.errors import ApiError, InputError, ServiceUnavailable
 from pulumi_mlflow_runs.core.retries import RetryPolicy
-from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
+from pulumi_mlflow_runs.core.runtime import Runtime
 
 from support.fake_clock import FakeClock
 from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace
@@ -338,7 +338,7 @@ def test_create_and_update_through_the_provider(env: Env, tmp_path: Path) -> Non
     """The whole path: Check, Create (files before the completion of the run), an Update that changes one
     file and drops another (kept on Databricks, gone from ``artifact_files``)."""
     provider = ExperimentRunProvider()
-    provider._runtime = _Runtime(StackConfig(token=SecretStr(FAKE_TOKEN)), http_transport=env.router)
+    provider._runtime = Runtime(StackConfig(token=SecretStr(FAKE_TOKEN)), http_transport=env.router)
     (tmp_path / "model.bin").write_bytes(b"\x00\x01" * 1000)
     props = {"experiment_id": "7", "deployment_name": "dbc-1234", "status": "FINISHED",
              "artifacts": {"model.bin": pulumi.FileAsset(str(tmp_path / "model.bin")),
@@ -379,7 +379,7 @@ def test_create_and_update_through_the_provider(env: Env, tmp_path: Path) -> Non
 def test_refresh_sees_files_removed_or_resized_in_the_cloud(env: Env) -> None:
     """Refresh lists the run's folders (the workspace's artifact listing) and marks what no longer matches."""
     provider = ExperimentRunProvider()
-    provider._runtime = _Runtime(StackConfig(token=SecretStr(FAKE_TOKEN)), http_transport=env.router)
+    provider._runtime = Runtime(StackConfig(token=SecretStr(FAKE_TOKEN)), http_transport=env.router)
     props = {"experiment_id": "7", "deployment_name": "dbc-1234",
              "artifacts": {"a.txt": pulumi.StringAsset("aaa"), "d/b.txt": pulumi.StringAsset("bbb"),
                            "d/c.txt": pulumi.StringAsset("ccc")}}  # fmt: skip

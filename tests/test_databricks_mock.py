@@ -12,7 +12,7 @@ import pytest
 from pulumi_mlflow_runs import EndpointNotFound, ExperimentRunProvider, MlflowApi, StackConfig, TransportPool
 from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.auth import BearerAuth, Connection, SecretStr
-from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
+from pulumi_mlflow_runs.core.runtime import Runtime
 
 from support.fake_workspace import FAKE_TOKEN, FAKE_WORKSPACE, FakeWorkspace
 
@@ -32,7 +32,7 @@ def _api(workspace: FakeWorkspace, token: str = TOKEN) -> MlflowApi:
 
 def test_resource_on_a_workspace_named_by_deployment_name(workspace: FakeWorkspace) -> None:
     provider = ExperimentRunProvider()
-    provider._runtime = _Runtime(StackConfig(token=SecretStr(TOKEN)), http_transport=httpx.MockTransport(workspace))
+    provider._runtime = Runtime(StackConfig(token=SecretStr(TOKEN)), http_transport=httpx.MockTransport(workspace))
     checked = provider.check({}, {"experiment_id": "42", "deployment_name": "dbc-1234", "status": "FINISHED",
                                   "params": {"p": "1"}, "metrics": [{"key": "m", "value": 1.0}]})
     assert checked.failures == []

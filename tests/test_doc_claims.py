@@ -24,9 +24,9 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs import ExperimentProvider, ExperimentRun, ExperimentRunProvider
+from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.dynamic.functions import get_run_output, search_runs_output
-from pulumi_mlflow_runs.dynamic.provider_base import _Runtime
 
 from support.engine import UNKNOWN, Engine
 from support.fault_proxy import FaultProxy
@@ -234,7 +234,7 @@ def test_the_debug_log_prints_no_credential(
     caplog.set_level(logging.DEBUG)
     provider = ExperimentRunProvider()
     connections = httpx.HTTPTransport()  # the provider's pool, ours to close: no socket outlives the test
-    provider._runtime = _Runtime(StackConfig(), http_transport=connections)  # what api_for builds, env rules
+    provider._runtime = Runtime(StackConfig(), http_transport=connections)  # what api_for builds, env rules
     try:
         inputs = provider.check({}, {"experiment_id": experiment_id, "run_name": unique("log"), "status": "RUNNING",
                                      "tags": {"team": "a"}}).inputs  # fmt: skip

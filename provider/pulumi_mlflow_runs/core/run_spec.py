@@ -18,6 +18,14 @@ from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from pulumi_mlflow_runs.core.artifacts.files import check_artifacts
+from pulumi_mlflow_runs.core.definitions import (
+    DATASET,
+    METRIC_POINT,
+    RUN_CREATE_ONLY,
+    RUN_INPUTS,
+    RUN_OUTPUTS,
+    field_names,
+)
 from pulumi_mlflow_runs.core.settings import validate_deployment_name, validate_host
 
 # ---- documented limits (the seed page) ----------------------------------------------------------------
@@ -39,42 +47,18 @@ RESOURCE_KEY_TAG = RESERVED_TAGS[1]
 create of the same resource after an interrupted ``up`` takes over the half-made run instead of orphaning it."""
 NONFINITE = ("NaN", "Infinity", "-Infinity")
 
-INPUT_KEYS = (
-    "experiment_id",
-    "run_name",
-    "start_time",
-    "end_time",
-    "status",
-    "params",
-    "tags",
-    "description",
-    "metrics",
-    "dataset_inputs",
-    "model_inputs",
-    "model_outputs",
-    "artifacts",
-    "deployment_name",
-    "host",
-)
-REPLACE_KEYS = ("experiment_id", "start_time", "deployment_name", "host")
-CREATE_ONLY_KEYS = ("adopt_run_id", "resource_key")
-"""Inputs that matter only when the resource is created: never diffed, never in outputs."""
-OUTPUT_KEYS = (
-    "run_id",
-    "artifact_uri",
-    "lifecycle_stage",
-    "user_id",
-    "run",
-    "latest_metrics",
-    "logged_points",
-    "artifact_files",
-)
+INPUT_KEYS = tuple(p.name for p in RUN_INPUTS)
+REPLACE_KEYS = tuple(p.name for p in RUN_INPUTS if p.replaces)
+CREATE_ONLY_KEYS = (*(p.name for p in RUN_CREATE_ONLY), "resource_key")
+"""Inputs that matter only when the resource is created: never diffed, never in outputs. ``resource_key``
+is the dynamic door's (its program computes it); the native door uses the URN's hash the same way."""
+OUTPUT_KEYS = tuple(p.name for p in RUN_OUTPUTS)
 NOT_ECHOED_KEYS = ("artifacts",)
 """Inputs not repeated in the outputs: ``artifacts`` holds assets (and a StringAsset's text); the outputs
 keep ``artifact_files`` (hash, size, URI per file) instead."""
 
-_METRIC_KEYS = {"key", "value", "step", "timestamp", "dataset_name", "dataset_digest", "model_id"}
-_DATASET_KEYS = {"name", "digest", "source_type", "source", "schema", "profile"}
+_METRIC_KEYS = field_names(METRIC_POINT)
+_DATASET_KEYS = field_names(DATASET)
 _NAME_CHARS = re.compile(r"^[/\w.\- :]*$")
 
 

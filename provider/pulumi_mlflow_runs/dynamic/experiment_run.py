@@ -1,46 +1,34 @@
 """``ExperimentRun``: an MLflow run declared as code. The lifecycle reads top to bottom.
 
 The rules (what is an update, what forces a replace, which requests a change needs) live in
-``_run_spec``, ``_run_diff`` and ``_run_plan``; this module is the thin adapter between them, the REST
-client and the Pulumi dynamic provider host. Check and Diff (every preview) need only the light rule
-modules, so the HTTP client and the pydantic models are imported by the methods that talk to a server.
+``core.run_spec``, ``core.run_diff`` and ``core.run_plan``, the requests in ``core.run_lifecycle``; this
+module is the thin adapter between them and the Pulumi dynamic provider host. Check and Diff (every
+preview) need only the light rule modules, so the HTTP client and the pydantic models are imported by the
+methods that talk to a server.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
 
-from pulumi_mlflow_runs.core.artifacts.files import drifted, holds_elided
-from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
-from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
+from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.errors import InputError
+from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, now_ms
 from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
 from pulumi_mlflow_runs.core.state import from_state
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, fresh_pickler, user_facing
 
-if TYPE_CHECKING:
-    from pulumi_mlflow_runs.core import models as m
-    from pulumi_mlflow_runs.core.client import MlflowApi
-
 tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
-
-
-def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Inputs as the engine hands them to create/update (numbers as floats) back in normal form."""
-    inputs, failures = check_inputs(props)
-    if failures:
-        prop, reason = failures[0]
-        raise InputError(prop, reason)
-    return inputs
 
 
 def _resolved(props: dict[str, Any]) -> dict[str, Any]:
@@ -49,10 +37,6 @@ def _resolved(props: dict[str, Any]) -> dict[str, Any]:
     if not known:
         raise InputError("artifacts", "the engine sent the assets without their contents; run `pulumi up` again")
     return props
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # ---- what the SDK's provider host does not pass on (see `diff` and `read`) -------------------------------
@@ -103,36 +87,6 @@ def _engine_sees(news: Mapping[str, Any], keys: Sequence[str]) -> bool:
     return all(is_unknown(news.get(k)) or old_inputs.get(k) != news.get(k) for k in keys)
 
 
-def _refreshed_inputs(run: m.Run) -> dict[str, Any] | None:
-    """The stored inputs with refresh's findings: managed values as the server has them, and
-    ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
-    at hand, or hold ``artifacts`` (the engine sends assets without their contents): then the engine keeps
-    them as they were.
-
-    With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
-    a new input to its old one) keeps a value edited outside Pulumi. No key is added but
-    ``lifecycle_stage``, and the engine marks secret again each value whose stored input was secret.
-    """
-    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
-
-    stored = _request_props("inputs")
-    if stored is None or holds_elided(stored.get("artifacts")):
-        return None  # assets without their contents could not be handed back: the engine keeps its own
-    stored.pop("lifecycle_stage", None)
-    fresh = refreshed_outputs(stored, run)
-    inputs = dict(stored)
-    for key in INPUT_KEYS:
-        # points stay as declared (they never drift); artifacts are assets, not refreshed in this version
-        if stored.get(key) is not None and key not in ("metrics", "artifacts"):
-            if fresh.get(key) is None:
-                inputs.pop(key)
-            else:
-                inputs[key] = fresh[key]
-    if run.info.lifecycle_stage == "deleted":
-        inputs["lifecycle_stage"] = "deleted"
-    return inputs
-
-
 class ExperimentRunProvider(BaseProvider):
     """The dynamic provider behind ``ExperimentRun``. Constructible with no arguments."""
 
@@ -166,192 +120,28 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        from pulumi_mlflow_runs.core.artifacts.sync import sync
-        from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
-        from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
-
-        inputs = _checked(_resolved(props))
-        now = _now_ms()
-        api = self.api_for(inputs)
-        taken = self._take_over(api, inputs, now)
-        if taken is not None:
-            return dyn.CreateResult(taken["run_id"], taken)
-        inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
-        run = self._create_run(api, inputs, now)
-        run_id = run.info.run_id
-        try:
-            writes = plan_writes(run_id, {}, inputs, now)
-            completion_tag(writes, inputs.get("resource_key"))
-            # Files before the completion tag: a run marked complete has all of them.
-            files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
-            apply_writes(api, writes)
-            run = api.get_run(run_id)
-            _raise_if_not_stored(inputs, run)
-        except BaseException as exc:
-            _rollback(api, run_id, exc)
-            raise
-        return dyn.CreateResult(run_id, outputs_for(inputs, run, files))
-
-    def _take_over(self, api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
-        """Outputs of an existing run made to match the program, or None to create a new one.
-
-        ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
-        create in an ``up`` that was killed (still marked ``creating:<key>``) is finished instead of left
-        behind; one that no longer fits the program is deleted, as a failed create would have been.
-        """
-        from pulumi_mlflow_runs.core.run_apply import find_unfinished
-
-        wanted = inputs.get("adopt_run_id")
-        if wanted is not None:
-            try:
-                run = api.get_run(wanted)
-            except NotFound:
-                raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
-            if run.info.experiment_id != inputs["experiment_id"]:
-                raise InputError(
-                    "adopt_run_id",
-                    f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id "
-                    f"{inputs['experiment_id']}",
-                )
-            outputs, replaces = self._converge(api, run, inputs, now)
-            if outputs is None:
-                raise InputError(
-                    "adopt_run_id",
-                    f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
-                    "in place; declare what the run has (params and logged points are write-once), or drop "
-                    "adopt_run_id to create a new run",
-                )
-            return outputs
-        for run in find_unfinished(api, inputs["experiment_id"], inputs.get("resource_key")):
-            outputs, _ = self._converge(api, run, inputs, now)
-            if outputs is not None:
-                return outputs
-            api.delete_run(run.info.run_id)
-        return None
-
-    def _converge(
-        self, api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int
-    ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
-        """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, replacing keys)`` if it cannot."""
-        from pulumi_mlflow_runs.core.run_plan import adopted_state
-
-        run_id = run.info.run_id
-        history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
-        olds = adopted_state(run, history, inputs)
-        d = diff_run(olds, inputs)
-        if d.replaces:
-            return None, d.replaces
-        return self._apply(api, run_id, olds, inputs, now), ()
+        inputs = checked_inputs(_resolved(props))
+        return dyn.CreateResult(*lifecycle.create(self.api_for(inputs), inputs, now_ms()))
 
     @user_facing
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for, refreshed_outputs
-
         api = self.api_for(props)
-        try:
-            run = api.get_run(id_)
-        except NotFound:
+        if "run_id" not in props:  # no state yet: ExperimentRun.get reads the run
+            found = lifecycle.read_existing(api, id_)
+        else:  # refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) about drift
+            found = lifecycle.refresh(api, id_, from_state(props), _request_props("inputs"))
+        if found is None:
             return dyn.ReadResult("", {})  # gone for good: the engine drops it from state
-        if "run_id" not in props:  # no state yet: `import_` or ExperimentRun.get adopts the run
-            history = {metric.key: api.get_metric_history(id_, metric.key) for metric in run.data.metrics}
-            adopted = adopted_inputs(run, history)
-            return dyn.ReadResult(id_, outputs_for(adopted, run), inputs=adopted)
-        # Refresh: the engine asks Diff (refreshed outputs as olds, stored inputs as news) whether this is drift.
-        state = from_state(props)
-        if state.get("artifact_files"):
-            from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
-
-            state["artifact_files"] = refreshed_files(api, run.info.artifact_uri, state["artifact_files"])
-        return dyn.ReadResult(id_, refreshed_outputs(state, run), inputs=_refreshed_inputs(run))
+        return dyn.ReadResult(id_, found.outputs, inputs=found.inputs)
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        inputs = _checked(_resolved(news))
-        return dyn.UpdateResult(self._apply(self.api_for(news), id_, from_state(olds), inputs, _now_ms()))
-
-    @staticmethod
-    def _apply(
-        api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int
-    ) -> dict[str, Any]:
-        """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
-        from pulumi_mlflow_runs.core.artifacts.sync import sync
-        from pulumi_mlflow_runs.core.run_apply import apply_writes
-        from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
-
-        declared = inputs.get("metrics") or []
-        paired, _ = match_points(list(olds.get("metrics") or []), declared)
-        # Points already logged keep the timestamps they were logged with; new ones get "now".
-        inputs["metrics"] = [
-            dict(was) if was is not None else assign_timestamps([point], now)[0]
-            for point, was in zip(declared, paired, strict=True)
-        ]
-        done: list[str] = []
-        try:
-            writes = plan_writes(run_id, olds, inputs, now)
-            artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
-            files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
-            apply_writes(api, writes, done)
-            run = api.get_run(run_id)
-            _raise_if_not_stored(inputs, run)
-        except NotFound as exc:  # Diff does not read the server: a run removed for good shows up here
-            exc.add_note(
-                f"run {run_id} is no longer on the server (removed for good); `pulumi refresh` drops it from "
-                "the state, and the next `pulumi up` creates it again"
-            )
-            raise
-        except MlflowRunsError as exc:
-            exc.add_note(
-                f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
-                "Run `pulumi up` again: it sends only what is still missing."
-            )
-            raise
-        return outputs_for(inputs, run, files)
+        inputs = checked_inputs(_resolved(news))
+        return dyn.UpdateResult(lifecycle.update(self.api_for(news), id_, from_state(olds), inputs, now_ms()))
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        with contextlib.suppress(NotFound):  # already gone is success
-            self.api_for(props).delete_run(id_)
-
-    @staticmethod
-    def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now_ms: int) -> m.Run:
-        from pulumi_mlflow_runs.core import models as m
-        from pulumi_mlflow_runs.core.run_apply import create_run, unfinished_tag
-
-        # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
-        start = inputs.get("start_time")
-        req = m.CreateRun(
-            experiment_id=inputs["experiment_id"],
-            run_name=inputs.get("run_name"),
-            start_time=now_ms if start is None else start,
-            tags=unfinished_tag(inputs.get("resource_key")),
-        )
-        try:
-            return create_run(api, req)
-        except NotFound as exc:
-            raise InputError(
-                "experiment_id",
-                f"experiment {inputs['experiment_id']!r} does not exist on {api.transport.connection.base_url} "
-                f"({exc.error_code})",
-            ) from None
-
-
-def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
-    """Refuse to report success when the server silently cut a value: that would be lost data."""
-    from pulumi_mlflow_runs.core.run_plan import stored_mismatches
-
-    mismatches = stored_mismatches(inputs, run)
-    if mismatches:
-        raise InputError(*mismatches[0])
-
-
-def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:
-    """Delete the half-made run so a failed create leaves nothing behind."""
-    try:
-        api.delete_run(run_id)
-    except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
-        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); delete it by hand")
-    else:
-        exc.add_note(f"the half-created run {run_id} was deleted")
+        lifecycle.delete(self.api_for(props), id_)
 
 
 # ---- the resource ---------------------------------------------------------------------------------------

@@ -19,20 +19,26 @@ import asyncio
 import atexit
 import contextvars
 import functools
-import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pulumi
 
-from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.auth import StackConfig, resolve_connection
 from pulumi_mlflow_runs.core.client import MlflowApi
-from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.retries import RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.search import (
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_RESULTS,
+    VIEW_TYPES,
+    RunResult,
+    checked_run_id,
+    count,
+    iter_search_runs,
+    search_request,
+)
 from pulumi_mlflow_runs.core.settings import check_stack_config
 from pulumi_mlflow_runs.core.transport import TransportPool
 
@@ -49,123 +55,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-"""The seed's ``run_view_type`` values; servers silently ignore others, so they are refused here."""
-MAX_SEARCH_RESULTS = 50_000
-"""The seed's threshold for ``max_results``."""
-MAX_PAGE_SIZE = 1_000
-"""Runs asked for per runs/search request (the largest page every server accepts)."""
-
-
-# ---- the result ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One run as a program reads it: the typed ``info``, and params, tags and latest metrics as dicts."""
-
-    run_id: str
-    info: m.RunInfo
-    """Run metadata: ``experiment_id``, ``run_name``, ``status``, ``start_time``, ``lifecycle_stage``, ..."""
-    params: Mapping[str, str]
-    tags: Mapping[str, str]
-    """Every tag, including the server's (``mlflow.user``, ``mlflow.runName``, ...)."""
-    metrics: Mapping[str, float]
-    """Latest value per key (latest timestamp, then the largest value); may be NaN or ±Infinity."""
-    inputs: m.RunInputs
-    outputs: m.RunOutputs
-    run: m.Run = field(repr=False, compare=False)
-    """The whole response, for what the fields above leave out (a latest point's step and timestamp)."""
-
-    @classmethod
-    def from_run(cls, run: m.Run) -> RunResult:
-        return cls(
-            run_id=run.info.run_id,
-            info=run.info,
-            params={p.key: p.value for p in run.data.params},
-            tags={t.key: t.value for t in run.data.tags},
-            metrics=_latest_values(run.data.metrics),
-            inputs=run.inputs,
-            outputs=run.outputs,
-            run=run,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The GetRun view as JSON-safe data (NaN/±Infinity as MLflow's strings), for ``pulumi.export``.
-
-        The same shape as the ``run`` output of ``ExperimentRun``.
-        """
-        return self.run.model_dump(mode="json", exclude_none=True, by_alias=True)
-
-
-def _latest_values(points: Sequence[m.Metric]) -> dict[str, float]:
-    """Servers send one point per key already; keep MLflow's tie rule should one send more."""
-    best: dict[str, m.Metric] = {}
-    for point in points:
-        cur = best.get(point.key)
-        if cur is None or (point.timestamp, point.value) > (cur.timestamp, cur.value):
-            best[point.key] = point
-    return {key: point.value for key, point in best.items()}
-
-
-# ---- validation (before any request) --------------------------------------------------------------------
-
-
-def _strings(prop: str, value: Any, *, required: bool) -> list[str] | None:
-    """A list of non-empty strings; a bare string is one item (not a list of characters)."""
-    if value is None:
-        if required:
-            raise InputError(prop, "is required")
-        return None
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)):
-        raise InputError(prop, f"must be a string or a list of strings, got {type(value).__name__}")
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not item:
-            raise InputError(f"{prop}[{i}]", f"must be a non-empty string, got {item!r}")
-    if required and not items:
-        raise InputError(prop, "must name at least one experiment")
-    return list(items)
-
-
-def _count(prop: str, value: Any, limit: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)  # numbers that went through the engine arrive as floats
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(prop, f"must be a whole number, got {value!r}")
-    if not 1 <= value <= limit:
-        raise InputError(prop, f"must be between 1 and {limit}, got {value}")
-    return value
-
-
-def _search_request(
-    experiment_ids: Any, filter: Any, order_by: Any, max_results: Any, run_view_type: Any
-) -> m.SearchRuns:
-    ids = _strings("experiment_ids", experiment_ids, required=True)
-    assert ids is not None
-    if filter is not None and not isinstance(filter, str):
-        raise InputError("filter", f"must be a string, got {type(filter).__name__}")
-    if run_view_type not in VIEW_TYPES:
-        raise InputError("run_view_type", f"must be one of {', '.join(VIEW_TYPES)}, got {run_view_type!r}")
-    return m.SearchRuns(
-        experiment_ids=ids,
-        filter=filter or None,
-        order_by=_strings("order_by", order_by, required=False) or None,
-        max_results=_count("max_results", max_results, MAX_SEARCH_RESULTS),
-        run_view_type=run_view_type,
-    )
-
-
-def _run_id(run_id: Any) -> str:
-    if not isinstance(run_id, str) or not run_id:
-        raise InputError("run_id", f"must be a non-empty string, got {run_id!r}")
-    return run_id
-
-
-# ---- connection ----------------------------------------------------------------------------------------
 
 
 class _Shared:
@@ -233,11 +122,6 @@ def _api(host: str | None, deployment_name: str | None) -> MlflowApi:
 # ---- plain functions -----------------------------------------------------------------------------------
 
 
-def iter_search_runs(api: MlflowApi, req: m.SearchRuns, *, page_size: int | None = None) -> Iterator[m.Run]:
-    """Every matching run, page by page (smaller pages: smaller answers), up to ``req.max_results``."""
-    return api.search_runs(req, page_size=_count("page_size", page_size, MAX_PAGE_SIZE) or MAX_PAGE_SIZE)
-
-
 def search_runs(
     experiment_ids: str | Sequence[str],
     filter: str | None = None,
@@ -265,8 +149,8 @@ def search_runs(
     :param client: an ``MlflowApi`` to use instead of resolving a connection (scripts and tests).
     :raises InputError: before any request, for a bad argument.
     """
-    req = _search_request(experiment_ids, filter, order_by, max_results, run_view_type)
-    _count("page_size", page_size, MAX_PAGE_SIZE)
+    req = search_request(experiment_ids, filter, order_by, max_results, run_view_type)
+    count("page_size", page_size, MAX_PAGE_SIZE)
     api = client or _api(host, deployment_name)
     return [RunResult.from_run(run) for run in iter_search_runs(api, req, page_size=page_size)]
 
@@ -282,7 +166,7 @@ def get_run(
 
     :raises ResourceDoesNotExist: no run has that id.
     """
-    rid = _run_id(run_id)
+    rid = checked_run_id(run_id)
     api = client or _api(host, deployment_name)
     return RunResult.from_run(api.get_run(rid))
 

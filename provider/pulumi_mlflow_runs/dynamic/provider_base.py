@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import functools
 import pickle
-import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pulumi.dynamic as dyn
 
 from pulumi_mlflow_runs.core.errors import MlflowRunsError
-from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_CONFIG, retry_policy
+from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig, check_stack_config
 from pulumi_mlflow_runs.dynamic.host_errors import deliver, describe, host_call, resource_of
 from pulumi_mlflow_runs.dynamic.host_pool import widen
 
 if TYPE_CHECKING:  # the HTTP side is loaded on the first request, not by Configure, Check or Diff
-    import httpx
-
-    from pulumi_mlflow_runs.core.auth import Connection
     from pulumi_mlflow_runs.core.client import MlflowApi
-    from pulumi_mlflow_runs.core.transport import TransportPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,44 +37,6 @@ def fresh_pickler() -> None:
     the nesting at one.
     """
     pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
-
-
-class _Runtime:
-    """Host-side state: stack settings, one transport pool, resolved connections."""
-
-    def __init__(
-        self,
-        stack: StackConfig,
-        policy: RetryPolicy | None = None,
-        http_transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.stack = stack
-        self._policy = policy
-        self._http_transport = http_transport
-        self._pool: TransportPool | None = None
-        self._lock = threading.Lock()
-        self._connections: dict[tuple[str | None, str | None], Connection] = {}
-
-    def api(self, host: str | None, deployment_name: str | None) -> MlflowApi:
-        from pulumi_mlflow_runs.core.auth import resolve_connection
-        from pulumi_mlflow_runs.core.client import MlflowApi
-        from pulumi_mlflow_runs.core.transport import TransportPool
-
-        key = (host, deployment_name)
-        with self._lock:
-            if self._pool is None:
-                self._pool = TransportPool(policy=self._policy, http_transport=self._http_transport)
-            conn = self._connections.get(key)
-            if conn is None:
-                conn = resolve_connection(host=host, deployment_name=deployment_name, stack=self.stack)
-                self._connections[key] = conn
-            pool = self._pool
-        return MlflowApi(pool.get(conn))
-
-    def cached_connection(self, props: Mapping[str, Any]) -> Connection | None:
-        """The connection ``api`` resolved for these inputs, if it did (never resolves one)."""
-        with self._lock:
-            return self._connections.get((props.get("host"), props.get("deployment_name")))
 
 
 def user_facing(method: F) -> F:
@@ -125,7 +83,7 @@ class BaseProvider(dyn.ResourceProvider):
 
     def __init__(self) -> None:
         super().__init__()
-        self._runtime: _Runtime | None = None
+        self._runtime: Runtime | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # runtime state never travels; the host rebuilds it in configure()
@@ -141,9 +99,9 @@ class BaseProvider(dyn.ResourceProvider):
         widen()  # the host configures the provider in one of its workers, once per process
         stack = StackConfig.from_config(req.config.get)
         check_stack_config(stack)  # a contradiction fails Configure, before any resource is touched
-        self._runtime = _Runtime(stack, retry_policy(req.config.get(RETRY_DEADLINE_CONFIG)))
+        self._runtime = Runtime(stack, retry_policy(req.config.get(RETRY_DEADLINE_CONFIG)))
 
     def api_for(self, props: dict[str, Any]) -> MlflowApi:
         if self._runtime is None:  # used without a host (tests, scripts): no stack config
-            self._runtime = _Runtime(StackConfig(), retry_policy(None))
+            self._runtime = Runtime(StackConfig(), retry_policy(None))
         return self._runtime.api(props.get("host"), props.get("deployment_name"))

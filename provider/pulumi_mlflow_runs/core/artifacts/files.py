@@ -116,12 +116,13 @@ class Elided:
     (signature and hash): no path, text or member assets.
 
     The SDK's dynamic host cannot read that form (``AssertionError: Invalid asset encountered``), so the
-    dynamic front door makes it read as this placeholder (``dynamic.elided_assets``). Checking treats it
-    as unknown.
+    dynamic front door makes it read as this placeholder (``dynamic.elided_assets``); the native door reads
+    it so itself, keeping the engine's ``hash`` of the contents. Checking treats it as unknown.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, hash: str | None = None) -> None:
         self.kind = kind
+        self.hash = hash
 
     def __repr__(self) -> str:
         return f"Elided({self.kind})"

@@ -1,0 +1,186 @@
+"""The resources' properties, declared once: names, types, what a change means, descriptions.
+
+``run_spec`` takes its key lists from here (what Check enforces), the native plugin its schema and its
+camelCase names, and the reference docs their tables. A property is named in snake_case, as Python
+programs and the core use it; ``camel`` gives the name the schema and every other language use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def camel(name: str) -> str:
+    """``run_name`` -> ``runName``: the names of the schema (Pulumi's convention in every language)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@dataclass(frozen=True)
+class Prop:
+    name: str
+    type: str
+    """``string``, ``integer``, ``number``, ``boolean``, ``map`` (of ``items``), ``array`` (of ``items``),
+    ``object`` (``fields``), ``asset`` (an asset or archive), or ``any``."""
+    description: str
+    required: bool = False
+    replaces: bool = False
+    """A change replaces the resource whatever the value (the rules of ``run_diff`` say when else)."""
+    secret: bool = False
+    items: Prop | None = None
+    fields: tuple[Prop, ...] = field(default=())
+    type_name: str | None = None
+    """The schema type an ``object`` is declared as (``MetricPoint``…), where it has one of its own."""
+
+    @property
+    def camel(self) -> str:
+        return camel(self.name)
+
+
+def _s(name: str, description: str, **kw: object) -> Prop:
+    return Prop(name, "string", description, **kw)  # type: ignore[arg-type]
+
+
+METRIC_POINT = Prop(
+    "metric_point",
+    "object",
+    "One logged value of a metric.",
+    type_name="MetricPoint",
+    fields=(
+        _s("key", "The metric's name.", required=True),
+        Prop("value", "number", "The value; NaN and ±Infinity are allowed (in state as MLflow's strings).", True),
+        Prop("step", "integer", "The step (default 0)."),
+        Prop("timestamp", "integer", "Milliseconds since the epoch; the time it is logged when absent."),
+        _s("dataset_name", "The dataset the value was computed on (MLflow 3)."),
+        _s("dataset_digest", "That dataset's digest (MLflow 3)."),
+        _s("model_id", "The logged model the value belongs to (MLflow 3)."),
+    ),
+)
+DATASET = Prop(
+    "dataset",
+    "object",
+    "A dataset as MLflow records it.",
+    type_name="Dataset",
+    fields=(
+        _s("name", "The dataset's name.", required=True),
+        _s("digest", "Its digest (a hash that identifies the version).", required=True),
+        _s("source_type", "Where it comes from: `hf`, `delta_table`, `local`, ...", required=True),
+        _s("source", "The source, as the source type writes it (a path, a table, a URL).", required=True),
+        _s("schema", "Its schema, as JSON text."),
+        _s("profile", "Its profile (row counts, ...), as JSON text."),
+    ),
+)
+DATASET_INPUT = Prop(
+    "dataset_input",
+    "object",
+    "A dataset the run used, with tags of the use (e.g. `mlflow.data.context: eval`).",
+    type_name="DatasetInput",
+    fields=(
+        Prop("dataset", "object", DATASET.description, required=True, fields=DATASET.fields, type_name="Dataset"),
+        Prop("tags", "map", "Tags of this use of the dataset.", items=Prop("tag", "string", "")),
+    ),
+)
+MODEL_INPUT = Prop(
+    "model_input",
+    "object",
+    "A logged model the run used (MLflow 3).",
+    type_name="ModelInput",
+    fields=(_s("model_id", "The model's id.", required=True),),
+)
+MODEL_OUTPUT = Prop(
+    "model_output",
+    "object",
+    "A logged model the run produced (MLflow 3).",
+    type_name="ModelOutput",
+    fields=(
+        _s("model_id", "The model's id.", required=True),
+        Prop("step", "integer", "The step it was logged at.", True),
+    ),
+)
+_STRINGS = Prop("value", "string", "")
+
+RUN_INPUTS: tuple[Prop, ...] = (
+    _s("experiment_id", "The experiment that holds the run.", required=True, replaces=True),
+    _s("run_name", "The run's name, shown in the MLflow UI."),
+    Prop(
+        "start_time",
+        "integer",
+        "Milliseconds since the epoch; the provider's clock at create when absent.",
+        replaces=True,
+    ),
+    Prop("end_time", "integer", "Milliseconds since the epoch; 'now' when the run ends without one."),
+    _s("status", "RUNNING, SCHEDULED, FINISHED, FAILED or KILLED."),
+    Prop(
+        "params",
+        "map",
+        "Write-once strings: a new key is an update, a changed or removed one a replace.",
+        items=_STRINGS,
+    ),
+    Prop("tags", "map", "The tags this program manages; tags set by others are left alone.", items=_STRINGS),
+    _s("description", "The run's description (the `mlflow.note.content` tag the MLflow UI shows)."),
+    Prop(
+        "metrics",
+        "array",
+        "Metric points. Appending points is an update that logs only the new ones; removing or altering one "
+        "replaces the run.",
+        items=METRIC_POINT,
+    ),
+    Prop("dataset_inputs", "array", "Datasets the run used; appending is an update.", items=DATASET_INPUT),
+    Prop("model_inputs", "array", "Logged models the run used (MLflow 3); appending is an update.", items=MODEL_INPUT),
+    Prop(
+        "model_outputs",
+        "array",
+        "Logged models the run produced (MLflow 3); appending is an update.",
+        items=MODEL_OUTPUT,
+    ),
+    Prop(
+        "artifacts",
+        "map",
+        "Files for the run's artifact root, by path: assets, or archives that land under their key as a "
+        "folder. A changed file is uploaded again, a removed one deleted.",
+        items=Prop("file", "asset", ""),
+    ),
+    _s("deployment_name", "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.", replaces=True),
+    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", replaces=True),
+)
+RUN_CREATE_ONLY: tuple[Prop, ...] = (
+    _s(
+        "adopt_run_id",
+        "An existing run (in `experimentId`) that the create takes over instead of making a new one; read only "
+        "when the resource is created.",
+    ),
+)
+RUN_OUTPUTS: tuple[Prop, ...] = (
+    _s("run_id", "The MLflow run id (also the resource id)."),
+    _s("artifact_uri", "The run's artifact root."),
+    _s("lifecycle_stage", "`active`, or `deleted` when the run was deleted outside Pulumi (the next up restores it)."),
+    _s("user_id", "The user the server recorded."),
+    Prop("run", "any", "The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares."),
+    Prop("latest_metrics", "map", "Latest value per metric key.", items=Prop("value", "number", "")),
+    Prop("logged_points", "any", "Every metric point as logged, in columns per key."),
+    Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),
+)
+
+EXPERIMENT_INPUTS: tuple[Prop, ...] = (
+    _s("name", "The experiment's name (on Databricks a workspace path).", required=True),
+    _s(
+        "artifact_location",
+        "Where its runs' artifacts go; fixed at creation (a new one needs a new name too).",
+        replaces=True,
+    ),
+    Prop("tags", "map", "The experiment's tags this program manages.", items=_STRINGS),
+    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", replaces=True),
+    _s("deployment_name", "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.", replaces=True),
+)
+EXPERIMENT_OUTPUTS: tuple[Prop, ...] = (
+    _s("experiment_id", "The MLflow experiment id (also the resource id)."),
+    _s("lifecycle_stage", "`active`, or `deleted` when deleted outside Pulumi (the next up restores it)."),
+)
+
+
+def field_names(prop: Prop) -> set[str]:
+    return {f.name for f in prop.fields}
+
+
+def required_fields(prop: Prop) -> tuple[str, ...]:
+    return tuple(f.name for f in prop.fields if f.required)

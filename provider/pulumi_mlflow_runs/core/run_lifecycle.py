@@ -1,0 +1,281 @@
+"""An ``ExperimentRun`` against a server, for every front door: create, read (import and refresh), update, delete.
+
+The rules are ``run_spec`` (Check), ``run_diff`` (what a change means) and ``run_plan`` (the requests it
+needs); this module sends them, with the guarantees that hold whichever door asked: a create that fails
+leaves no run behind, an interrupted create is finished by the next one instead of orphaned, an existing
+run is taken over only where it can be brought to the program without a replace, and a value the server
+silently cut fails the step. Inputs are plain dicts in ``run_spec``'s normal form with their assets whole;
+old state is ``state.from_state``'s form. The front doors wrap what comes back in their host's types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
+from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, check_inputs
+
+if TYPE_CHECKING:
+    from pulumi_mlflow_runs.core import models as m
+    from pulumi_mlflow_runs.core.client import MlflowApi
+
+
+def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as the engine hands them to create/update (numbers as floats) back in normal form, or the
+    first failure raised as an ``InputError``."""
+    inputs, failures = check_inputs(props)
+    if failures:
+        prop, reason = failures[0]
+        raise InputError(prop, reason)
+    return inputs
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ---- create -------------------------------------------------------------------------------------------------
+
+
+def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[str, Any]]:
+    """``(run id, outputs)`` of a new run made to match ``inputs``, or of the run it takes over."""
+    from pulumi_mlflow_runs.core.artifacts.sync import sync
+    from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
+    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+
+    taken = _take_over(api, inputs, now)
+    if taken is not None:
+        return taken["run_id"], taken
+    inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
+    run = _create_run(api, inputs, now)
+    run_id = run.info.run_id
+    try:
+        writes = plan_writes(run_id, {}, inputs, now)
+        completion_tag(writes, inputs.get("resource_key"))
+        # Files before the completion tag: a run marked complete has all of them.
+        files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
+        apply_writes(api, writes)
+        run = api.get_run(run_id)
+        _raise_if_not_stored(inputs, run)
+    except BaseException as exc:
+        _rollback(api, run_id, exc)
+        raise
+    return run_id, outputs_for(inputs, run, files)
+
+
+def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
+    """Outputs of an existing run made to match the program, or None to create a new one.
+
+    ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
+    create in an ``up`` that was killed (still marked ``creating:<key>``) is finished instead of left
+    behind; one that no longer fits the program is deleted, as a failed create would have been.
+    """
+    from pulumi_mlflow_runs.core.run_apply import find_unfinished
+
+    wanted = inputs.get("adopt_run_id")
+    if wanted is not None:
+        try:
+            run = api.get_run(wanted)
+        except NotFound:
+            raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
+        if run.info.experiment_id != inputs["experiment_id"]:
+            raise InputError(
+                "adopt_run_id",
+                f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id "
+                f"{inputs['experiment_id']}",
+            )
+        outputs, replaces = _converge(api, run, inputs, now)
+        if outputs is None:
+            raise InputError(
+                "adopt_run_id",
+                f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
+                "in place; declare what the run has (params and logged points are write-once), or drop "
+                "adopt_run_id to create a new run",
+            )
+        return outputs
+    for run in find_unfinished(api, inputs["experiment_id"], inputs.get("resource_key")):
+        outputs, _ = _converge(api, run, inputs, now)
+        if outputs is not None:
+            return outputs
+        api.delete_run(run.info.run_id)
+    return None
+
+
+def _converge(
+    api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int
+) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, replacing keys)`` if it cannot."""
+    from pulumi_mlflow_runs.core.run_plan import adopted_state
+
+    run_id = run.info.run_id
+    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+    olds = adopted_state(run, history, inputs)
+    d = diff_run(olds, inputs)
+    if d.replaces:
+        return None, d.replaces
+    return update(api, run_id, olds, inputs, now), ()
+
+
+def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int) -> m.Run:
+    from pulumi_mlflow_runs.core import models as m
+    from pulumi_mlflow_runs.core.run_apply import create_run, unfinished_tag
+
+    # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
+    start = inputs.get("start_time")
+    req = m.CreateRun(
+        experiment_id=inputs["experiment_id"],
+        run_name=inputs.get("run_name"),
+        start_time=now if start is None else start,
+        tags=unfinished_tag(inputs.get("resource_key")),
+    )
+    try:
+        return create_run(api, req)
+    except NotFound as exc:
+        raise InputError(
+            "experiment_id",
+            f"experiment {inputs['experiment_id']!r} does not exist on {api.transport.connection.base_url} "
+            f"({exc.error_code})",
+        ) from None
+
+
+def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
+    """Refuse to report success when the server silently cut a value: that would be lost data."""
+    from pulumi_mlflow_runs.core.run_plan import stored_mismatches
+
+    mismatches = stored_mismatches(inputs, run)
+    if mismatches:
+        raise InputError(*mismatches[0])
+
+
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:
+    """Delete the half-made run so a failed create leaves nothing behind."""
+    try:
+        api.delete_run(run_id)
+    except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
+        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); delete it by hand")
+    else:
+        exc.add_note(f"the half-created run {run_id} was deleted")
+
+
+# ---- read -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadRun:
+    outputs: dict[str, Any]
+    inputs: dict[str, Any] | None
+    """The inputs to record (None: keep the stored ones as they are)."""
+
+
+def read_existing(api: MlflowApi, run_id: str) -> ReadRun | None:
+    """A run that no state holds yet (an import, a ``get``), as inputs that describe it; None if there is none."""
+    from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for
+
+    try:
+        run = api.get_run(run_id)
+    except NotFound:
+        return None
+    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+    adopted = adopted_inputs(run, history)
+    return ReadRun(outputs_for(adopted, run), adopted)
+
+
+def refresh(
+    api: MlflowApi, run_id: str, state: Mapping[str, Any], stored_inputs: Mapping[str, Any] | None
+) -> ReadRun | None:
+    """A managed run as the server has it now; None when it is gone for good (the engine drops it).
+
+    ``state`` is the old outputs (``from_state``'s form); ``stored_inputs`` the inputs the state records,
+    where the front door has them.
+    """
+    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
+
+    try:
+        run = api.get_run(run_id)
+    except NotFound:
+        return None
+    fresh = dict(state)
+    if fresh.get("artifact_files"):
+        from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
+
+        fresh["artifact_files"] = refreshed_files(api, run.info.artifact_uri, fresh["artifact_files"])
+    return ReadRun(refreshed_outputs(fresh, run), refreshed_inputs(stored_inputs, run))
+
+
+def refreshed_inputs(stored: Mapping[str, Any] | None, run: m.Run) -> dict[str, Any] | None:
+    """The stored inputs with refresh's findings: managed values as the server has them, and
+    ``lifecycle_stage: deleted`` for a run deleted outside Pulumi. None where the stored inputs are not
+    at hand, or hold assets without their contents (which could not be handed back): then the engine
+    keeps them as they were.
+
+    With these as old inputs, the next preview names what drifted, and ``ignore_changes`` (which resets
+    a new input to its old one) keeps a value edited outside Pulumi. No key is added but
+    ``lifecycle_stage``, and the engine marks secret again each value whose stored input was secret.
+    """
+    from pulumi_mlflow_runs.core.artifacts.files import holds_elided
+    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
+
+    if stored is None or holds_elided(stored.get("artifacts")):
+        return None
+    inputs = dict(stored)
+    inputs.pop("lifecycle_stage", None)
+    fresh = refreshed_outputs(inputs, run)
+    for key in INPUT_KEYS:
+        # points stay as declared (they never drift); artifacts are assets, not refreshed in this version
+        if inputs.get(key) is not None and key not in ("metrics", "artifacts"):
+            if fresh.get(key) is None:
+                inputs.pop(key)
+            else:
+                inputs[key] = fresh[key]
+    if run.info.lifecycle_stage == "deleted":
+        inputs["lifecycle_stage"] = "deleted"
+    return inputs
+
+
+# ---- update and delete ------------------------------------------------------------------------------------
+
+
+def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int) -> dict[str, Any]:
+    """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
+    from pulumi_mlflow_runs.core.artifacts.sync import sync
+    from pulumi_mlflow_runs.core.run_apply import apply_writes
+    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+
+    declared = inputs.get("metrics") or []
+    paired, _ = match_points(list(olds.get("metrics") or []), declared)
+    # Points already logged keep the timestamps they were logged with; new ones get "now".
+    inputs["metrics"] = [
+        dict(was) if was is not None else assign_timestamps([point], now)[0]
+        for point, was in zip(declared, paired, strict=True)
+    ]
+    done: list[str] = []
+    try:
+        writes = plan_writes(run_id, olds, inputs, now)
+        artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
+        files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
+        apply_writes(api, writes, done)
+        run = api.get_run(run_id)
+        _raise_if_not_stored(inputs, run)
+    except NotFound as exc:  # Diff does not read the server: a run removed for good shows up here
+        exc.add_note(
+            f"run {run_id} is no longer on the server (removed for good); `pulumi refresh` drops it from "
+            "the state, and the next `pulumi up` creates it again"
+        )
+        raise
+    except MlflowRunsError as exc:
+        exc.add_note(
+            f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
+            "Run `pulumi up` again: it sends only what is still missing."
+        )
+        raise
+    return outputs_for(inputs, run, files)
+
+
+def delete(api: MlflowApi, run_id: str) -> None:
+    with contextlib.suppress(NotFound):  # already gone is success
+        api.delete_run(run_id)

@@ -1,0 +1,126 @@
+"""Property values on the wire (``google.protobuf.Struct``) and back, as the engine speaks them to a plugin.
+
+Our own reader rather than the SDK's ``deserialize_properties``: the engine sends assets without their
+contents to Diff, Read and Delete (only their hash), which the SDK cannot read, and secrets arrive
+wrapped (the plugin accepts them) so that the outputs derived from a secret input can be marked secret
+too. Numbers arrive as floats, as in the dynamic door; ``run_spec`` turns whole numbers back into ints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import struct_pb2
+from pulumi.asset import AssetArchive, FileArchive, FileAsset, RemoteArchive, RemoteAsset, StringAsset
+
+from pulumi_mlflow_runs.core.artifacts.files import Elided
+
+SIG = "4dabf18193072939515e22adb298388d"
+"""The key of a special value's signature (these are the values of `pulumi/runtime/rpc.py` and of the engine)."""
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - the marker of a secret value, not one
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return dict(value.struct_value.fields)
+    if kind == "list_value":
+        return list(value.list_value.values)
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def _read(raw: Any, secret: list[bool]) -> Any:
+    if isinstance(raw, struct_pb2.Value):
+        raw = _plain(raw)
+    if isinstance(raw, dict):
+        fields = {k: (_plain(v) if isinstance(v, struct_pb2.Value) else v) for k, v in raw.items()}
+        sig = fields.get(SIG)
+        if sig == SECRET_SIG:
+            secret[0] = True
+            return _read(raw["value"], secret)
+        if sig == ASSET_SIG:
+            return _asset(fields)
+        if sig == ARCHIVE_SIG:
+            return _archive(fields, secret)
+        return {k: _read(v, secret) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_read(v, secret) for v in raw]
+    return raw
+
+
+def _asset(fields: Mapping[str, Any]) -> Any:
+    if "path" in fields:
+        return FileAsset(str(fields["path"]))
+    if "text" in fields:
+        return StringAsset(str(fields["text"]))
+    if "uri" in fields:
+        return RemoteAsset(str(fields["uri"]))
+    return Elided("asset", fields.get("hash"))
+
+
+def _archive(fields: Mapping[str, Any], secret: list[bool]) -> Any:
+    if "assets" in fields:
+        return AssetArchive(_read(fields["assets"], secret))
+    if "path" in fields:
+        return FileArchive(str(fields["path"]))
+    if "uri" in fields:
+        return RemoteArchive(str(fields["uri"]))
+    return Elided("archive", fields.get("hash"))
+
+
+def decode(struct: struct_pb2.Struct | None) -> tuple[dict[str, Any], set[str]]:
+    """``(properties, the top-level keys whose value is or holds a secret)``; nulls are left out."""
+    out: dict[str, Any] = {}
+    secrets: set[str] = set()
+    if struct is None:
+        return out, secrets
+    for key, value in struct.fields.items():
+        flag = [False]
+        plain = _read(value, flag)
+        if plain is not None:
+            out[key] = plain
+        if flag[0]:
+            secrets.add(key)
+    return out, secrets
+
+
+def _value(value: Any) -> Any:
+    """A JSON-like value for a Struct: ints and non-finite floats as the engine holds them."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, float):  # state is JSON: non-finite values as MLflow's own strings
+        return (
+            value
+            if math.isfinite(value)
+            else ("NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity")
+        )
+    if isinstance(value, Mapping):
+        return {str(k): _value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_value(v) for v in value]
+    raise TypeError(f"cannot send a {type(value).__name__} to the engine")
+
+
+def encode(props: Mapping[str, Any], secret: Iterable[str] = ()) -> struct_pb2.Struct:
+    """A Struct of ``props`` (nulls left out), the values of ``secret`` keys wrapped as secrets."""
+    marked = set(secret)
+    out = struct_pb2.Struct()
+    for key, value in props.items():
+        if value is None:
+            continue
+        plain = _value(value)
+        out[key] = {SIG: SECRET_SIG, "value": plain} if key in marked else plain
+    return out
