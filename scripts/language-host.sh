@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure the Python language host sits beside the Pulumi CLI: `pulumi up` in a folder with a Pulumi.yaml
-# (runtime: python) needs it, inline Automation API programs do not.
+# Makes sure the Python and YAML language hosts sit beside the Pulumi CLI: `pulumi up` in a folder with a
+# Pulumi.yaml (runtime: python, runtime: yaml) needs them, inline Automation API programs do not.
 #
 # Usage: language-host.sh BIN_DIR   (the folder that holds `pulumi`; scripts/pulumi-cli.sh calls this)
 #
 # Order: `pulumi-language-python` in BIN_DIR or on PATH (the CLI's release archive ships it); else a build from
 # the Go module pinned in tools/language-host/go.mod into BIN_DIR, with the `pulumi-language-python-exec` of
 # the CLI's own sdk version beside it (the host runs that script to start the program, so the program side
-# is the CLI's). Progress goes to stderr; the last line on stdout is BIN_DIR.
+# is the CLI's). The YAML host: `pulumi-language-yaml` in BIN_DIR or on PATH, else `go install` of the
+# pulumi-yaml version pinned below, with the module versions its own go.mod pins. Progress goes to
+# stderr; the last line on stdout is BIN_DIR.
 #
 # What this host is: the module proxy serves the host only up to sdk/v3 v3.68.0 (it has since moved to a
 # module of its own that the proxy does not serve). It is older than the CLI: it reads the runtime options
@@ -22,13 +24,37 @@ say() { printf 'language-host: %s\n' "$*" >&2; }
 bin=${1:?usage: language-host.sh BIN_DIR}
 bin=$(cd "$bin" && pwd)
 
+YAML_VERSION=v1.25.0 # github.com/pulumi/pulumi-yaml: the YAML language host (runtime: yaml)
+
+yaml_host() {
+  if [ -x "$bin/pulumi-language-yaml" ]; then
+    say "using $bin/pulumi-language-yaml"
+  elif [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && command -v pulumi-language-yaml >/dev/null 2>&1; then
+    say "using $(command -v pulumi-language-yaml) (on PATH)"
+  elif ! command -v go >/dev/null 2>&1; then
+    say "no pulumi-language-yaml beside $bin/pulumi or on PATH, and no Go toolchain to build one"
+    exit 1
+  else
+    say "building the YAML language host (pulumi-yaml $YAML_VERSION) into $bin"
+    local started=$SECONDS ytmp
+    ytmp=$(mktemp -d "$bin/.yaml-host.XXXXXX")
+    GOFLAGS=-buildvcs=false GOBIN="$ytmp" go install -trimpath -ldflags "-s -w" \
+      "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@$YAML_VERSION" >&2
+    mv "$ytmp/pulumi-language-yaml" "$bin/"
+    rm -rf "$ytmp"
+    say "built in $((SECONDS - started)) s"
+  fi
+}
+
 if [ -x "$bin/pulumi-language-python" ]; then
   say "using $bin/pulumi-language-python"
+  yaml_host
   echo "$bin"
   exit 0
 fi
 if [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && found=$(command -v pulumi-language-python 2>/dev/null); then
   say "using $found (on PATH)"
+  yaml_host
   echo "$bin"
   exit 0
 fi
@@ -64,4 +90,5 @@ trap 'rm -rf "$tmp"' EXIT
 mv "$tmp/pulumi-language-python-exec" "$bin/"
 mv "$tmp/pulumi-language-python" "$bin/"
 say "built in $((SECONDS - start)) s"
+yaml_host
 echo "$bin"

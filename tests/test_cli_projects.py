@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from support.project import project_folder, virtualenv_of
+from support.project import PACKAGE_VENV, project_folder, virtualenv_of
 from support.runs import all_runs, unique
 
 if TYPE_CHECKING:
@@ -43,14 +43,17 @@ def project_folders() -> list[Path]:
 def test_the_repository_has_the_projects_it_documents() -> None:
     """A walk that found nothing would make the lifecycle test below pass vacuously."""
     found = {str(p.relative_to(ROOT)) for p in project_folders()}
-    assert {".", "examples/evaluation-as-data"} <= found, found
+    assert {".", "examples/evaluation-as-data", "examples/yaml-native"} <= found, found
 
 
 def _runs_in_state(exported: dict[str, Any]) -> dict[str, str]:
-    """Resource name -> run id of every run in the exported state."""
+    """Resource name -> run id of every run in the exported state (either front door's resources)."""
     out = {}
     for res in exported["deployment"].get("resources") or []:
-        run_id = (res.get("outputs") or {}).get("run_id")
+        if not str(res.get("type", "")).endswith(":ExperimentRun"):
+            continue
+        outputs = res.get("outputs") or {}
+        run_id = outputs.get("run_id", outputs.get("runId"))
         if isinstance(run_id, str):
             out[res["urn"].rsplit("::", 1)[-1]] = run_id
     return out
@@ -69,7 +72,9 @@ def test_project_folder_lifecycle(
     venv = virtualenv_of(folder)
     assert venv is None or (venv / "bin" / "python").exists(), f"{folder}/Pulumi.yaml names {venv}, which is no venv"
     experiment = unique("project")
-    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), {"MLFLOW_TRACKING_URI": mlflow_server.url})
+    # A program that names no virtualenv (YAML) gets the plugin from the virtualenv pip installed it in.
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
+    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
     try:
         project.init({"experimentName": experiment})
 
@@ -78,7 +83,7 @@ def test_project_folder_lifecycle(
 
         up = project.pulumi("up", "--yes", "--skip-preview").stdout
         outputs = project.outputs()
-        experiment_id = outputs["experiment_id"]
+        experiment_id = outputs.get("experiment_id", outputs.get("experimentId"))
         in_state = _runs_in_state(project.exported())
         assert in_state, up
         active = {
@@ -110,8 +115,8 @@ def test_the_top_level_project_keeps_its_program_beside_pulumi_yaml() -> None:
     """
     for folder in project_folders():
         spec = yaml.safe_load((folder / "Pulumi.yaml").read_text())
-        venv = ((spec.get("runtime") or {}).get("options") or {}).get("virtualenv")
-        if venv and not Path(venv).is_absolute():
+        venv = virtualenv_of(folder)
+        if venv is not None and not Path(spec["runtime"]["options"]["virtualenv"]).is_absolute():
             assert "main" not in spec, f"{folder}/Pulumi.yaml: main: with a relative virtualenv (pulumi/pulumi#7061)"
 
 

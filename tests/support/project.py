@@ -103,9 +103,19 @@ class ProjectFolder:
         (self.folder / f"Pulumi.{self.stack}.yaml").unlink(missing_ok=True)
 
 
+PACKAGE_VENV = Path(__file__).resolve().parents[2] / ".venv"
+"""This checkout's virtualenv: the package (and its plugin, ``pulumi-resource-mlflow-runs``) installed."""
+
+
 def project_folder(
-    folder: Path, bin_dir: Path, home: Path, stack: str, extra_env: Mapping[str, str] | None = None
+    folder: Path,
+    bin_dir: Path,
+    home: Path,
+    stack: str,
+    extra_env: Mapping[str, str] | None = None,
+    venv: Path | None = None,
 ) -> ProjectFolder:
-    """A user's shell in ``folder`` with the virtualenv its ``Pulumi.yaml`` names activated."""
-    env = activated(user_env(bin_dir, home, extra_env), virtualenv_of(folder))
+    """A user's shell in ``folder`` with the virtualenv its ``Pulumi.yaml`` names activated, or ``venv`` for a
+    program that names none (a YAML program, whose user installed the plugin with pip into ``venv``)."""
+    env = activated(user_env(bin_dir, home, extra_env), virtualenv_of(folder) or venv)
     return ProjectFolder(folder, env, stack)

@@ -53,6 +53,15 @@ CREATE_ONLY_KEYS = (*(p.name for p in RUN_CREATE_ONLY), "resource_key")
 """Inputs that matter only when the resource is created: never diffed, never in outputs. ``resource_key``
 is the dynamic door's (its program computes it); the native door uses the URN's hash the same way."""
 OUTPUT_KEYS = tuple(p.name for p in RUN_OUTPUTS)
+ECHOED_IN = {
+    "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
+    "latest_metrics": ("metrics",),
+    "logged_points": ("metrics",),
+    "artifact_uri": ("experiment_id",),
+    "artifact_files": ("artifacts",),
+}
+"""Outputs that repeat inputs under another name (an output with an input's own name is the engine's): an
+output is secret wherever an input it repeats is."""
 NOT_ECHOED_KEYS = ("artifacts",)
 """Inputs not repeated in the outputs: ``artifacts`` holds assets (and a StringAsset's text); the outputs
 keep ``artifact_files`` (hash, size, URI per file) instead."""

@@ -23,7 +23,14 @@ from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, now_ms
-from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, normalize_metric_value
+from pulumi_mlflow_runs.core.run_spec import (
+    ECHOED_IN,
+    INPUT_KEYS,
+    OUTPUT_KEYS,
+    check_inputs,
+    is_unknown,
+    normalize_metric_value,
+)
 from pulumi_mlflow_runs.core.state import from_state
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, fresh_pickler, user_facing
@@ -323,16 +330,6 @@ def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Inpu
     return parent.urn.apply(digest)
 
 
-_ECHOED_IN = {
-    "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
-    "latest_metrics": ("metrics",),
-    "logged_points": ("metrics",),
-    "artifact_uri": ("experiment_id",),
-    "artifact_files": ("artifacts",),
-}
-"""Outputs that repeat inputs under another name (an output with an input's own name is the engine's)."""
-
-
 class EchoedSecrets(list[str]):
     """``additional_secret_outputs`` that follow the inputs: ``run`` is secret exactly when an input it repeats is.
 
@@ -345,13 +342,13 @@ class EchoedSecrets(list[str]):
     """
 
     def __init__(self, declared: Sequence[str], inputs: Mapping[str, Any]) -> None:
-        super().__init__([*declared, *(name for name in _ECHOED_IN if name not in declared)])
+        super().__init__([*declared, *(name for name in ECHOED_IN if name not in declared)])
         self._declared = list(declared)
         self._inputs = inputs
 
     def __iter__(self) -> Iterator[str]:
         names = list(self._declared)
-        for output, keys in _ECHOED_IN.items():
+        for output, keys in ECHOED_IN.items():
             if output not in names and any(_secret_now(self._inputs.get(key)) for key in keys):
                 names.append(output)
         return iter(names)

@@ -1,0 +1,3 @@
+from pulumi_mlflow_runs.native.plugin import main
+
+main()

@@ -1,0 +1,185 @@
+"""The native plugin under the real CLI, from a Pulumi YAML program's folder: no SDK, the schema and the plugin.
+
+The CLI finds ``pulumi-resource-mlflow-runs`` on PATH (the test venv's bin, where ``pip install`` puts it),
+asks it for its schema, and runs ``examples/yaml-native`` (a copy) through the YAML language host. A
+recording proxy in front of the test server shows what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+
+from support.mlflow_proxy import RecordingProxy
+from support.project import PACKAGE_VENV, ProjectFolder, project_folder
+from support.runs import unique
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "yaml-native"
+RUN = "mlflow-runs:index:ExperimentRun"
+
+
+@pytest.fixture
+def yaml_project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy) -> Iterator[ProjectFolder]:
+    folder = tmp_path / "yaml-native"
+    shutil.copytree(EXAMPLE, folder)
+    env = {"MLFLOW_TRACKING_URI": proxy.url}
+    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
+    project.init({"experimentName": unique("yaml-native")})
+    try:
+        yield project
+    finally:
+        project.remove()
+
+
+def _program(project: ProjectFolder) -> dict:
+    return dict(yaml.safe_load((project.folder / "Pulumi.yaml").read_text()))
+
+
+def _write(project: ProjectFolder, program: dict) -> None:
+    (project.folder / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+
+
+def _run(program: dict) -> dict:
+    return program["resources"]["bertSst2"]["properties"]
+
+
+def test_the_plugin_serves_its_schema(yaml_project: ProjectFolder) -> None:
+    plugin = PACKAGE_VENV / "bin" / "pulumi-resource-mlflow-runs"  # where pip put it; a name would ask a registry
+    schema = json.loads(yaml_project.pulumi("package", "get-schema", str(plugin)).stdout)
+    run = schema["resources"][RUN]
+    assert run["requiredInputs"] == ["experimentId"]
+    assert {"experimentId", "runName", "metrics", "datasetInputs", "artifacts"} <= set(run["inputProperties"])
+    assert run["inputProperties"]["experimentId"]["replaceOnChanges"] is True
+    assert schema["config"]["variables"]["token"]["secret"] is True
+    assert "mlflow-runs:index:getRun" in schema["functions"]
+
+
+def test_yaml_program_lifecycle(
+    yaml_project: ProjectFolder, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    project = yaml_project
+    mark = proxy.mark()
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "+ 3 to create" in preview, preview
+    assert not [r for r in proxy.since(mark) if r.is_write], "a preview wrote to the server"
+
+    project.pulumi("up", "--yes", "--skip-preview")
+    run_id = project.outputs()["runId"]
+    run = mlflow_client.get_run(run_id)
+    assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
+    assert run.data.tags["reviewed_by"] == "alice" and run.info.status == "FINISHED"
+    assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
+    assert run.inputs.dataset_inputs[0].dataset.name == "sst2"
+    project.pulumi("preview", "--diff", "--expect-no-changes")
+
+    # One appended point: the preview names it alone, and the update logs only it.
+    program = _program(project)
+    _run(program)["metrics"].append({"key": "loss", "value": 0.35, "step": 3})
+    _write(project, program)
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "~ 1 to update" in preview, preview
+    assert re.search(r"~ metrics\s*: \[\n\s*\+ \[4\]: \{", preview), preview
+    assert "[0]" not in preview and "accuracy" not in preview, preview  # no positional noise
+    mark = proxy.mark()
+    project.pulumi("up", "--yes", "--skip-preview")
+    writes = [r for r in proxy.since(mark) if r.is_write]
+    assert [r.endpoint for r in writes] == ["runs/log-batch"], [r.endpoint for r in writes]
+    assert [m["key"] for m in writes[0].body["metrics"]] == ["loss"] and len(writes[0].body["metrics"]) == 1
+
+    # A colleague edits a managed tag: refresh names the drift, and the next up puts it back.
+    mlflow_client.set_tag(run_id, "reviewed_by", "mallory")
+    refresh = project.pulumi("refresh", "--yes", "--diff").stdout
+    assert "mallory" in refresh, refresh
+    preview = project.pulumi("preview", "--diff").stdout
+    assert re.search(r'reviewed_by\s*: "mallory" => "alice"', preview), preview
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert mlflow_client.get_run(run_id).data.tags["reviewed_by"] == "alice"
+
+    # A changed param is a replace, and the preview says why.
+    program = _program(project)
+    _run(program)["params"]["batch_size"] = "64"
+    _write(project, program)
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "+-1 to replace" in preview and re.search(r'batch_size\s*: "32" => "64"', preview), preview
+    project.pulumi("up", "--yes", "--skip-preview")
+    new_id = project.outputs()["runId"]
+    assert new_id != run_id and mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
+    assert mlflow_client.get_run(new_id).data.params["batch_size"] == "64"
+
+    project.pulumi("destroy", "--yes")
+    assert mlflow_client.get_run(new_id).info.lifecycle_stage == "deleted"
+
+
+def test_an_edited_file_previews_as_that_file(yaml_project: ProjectFolder, mlflow_client: MlflowClient) -> None:
+    project = yaml_project
+    project.pulumi("up", "--yes", "--skip-preview")
+    program = _program(project)
+    _run(program)["artifacts"]["report.md"]["fn::stringAsset"] += "\nReviewed.\n"
+    _write(project, program)
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "~ 1 to update" in preview, preview
+    assert "report.md" in preview and "metrics" not in preview and "params" not in preview, preview
+    project.pulumi("up", "--yes", "--skip-preview")
+    run_id = project.outputs()["runId"]
+    local = mlflow_client.download_artifacts(run_id, "report.md", str(project.folder))
+    assert Path(local).read_text().endswith("Reviewed.\n")
+
+
+def test_import_adopts_a_run_and_the_code_it_prints_previews_unchanged(
+    yaml_project: ProjectFolder, mlflow_client: MlflowClient
+) -> None:
+    project = yaml_project
+    project.pulumi("up", "--yes", "--skip-preview")
+    experiment_id = project.outputs()["experimentId"]
+    legacy = mlflow_client.create_run(experiment_id, run_name="legacy", tags={"team": "vision"})
+    run_id = legacy.info.run_id
+    mlflow_client.log_param(run_id, "lr", "0.01")
+    for step, value in enumerate([3.0, 2.0, 1.0]):
+        mlflow_client.log_metric(run_id, "loss", value, step=step, timestamp=1_767_225_600_000 + step)
+    mlflow_client.set_terminated(run_id, "FINISHED")
+
+    code = project.folder / "imported.yaml"
+    project.pulumi("import", RUN, "legacy", run_id, "--yes", "--out", str(code))
+    generated = yaml.safe_load(code.read_text())
+    (resource,) = generated["resources"].values()
+    assert resource["properties"]["params"] == {"lr": "0.01"}, resource
+    assert len(resource["properties"]["metrics"]) == 3, resource
+
+    program = _program(project)
+    program["resources"].update(generated["resources"])
+    _write(project, program)
+    project.pulumi("preview", "--diff", "--expect-no-changes")
+    assert mlflow_client.get_run(run_id).data.tags["team"] == "vision"
+    # imported resources are protected: unprotect before destroy takes it
+    project.pulumi("state", "unprotect", next(iter(_urns(project, "legacy"))), "--yes")
+
+
+def _urns(project: ProjectFolder, name: str) -> list[str]:
+    resources = project.exported()["deployment"]["resources"]
+    return [r["urn"] for r in resources if r["urn"].endswith(f"::{name}")]
+
+
+def test_secrets_stay_secret_in_state(yaml_project: ProjectFolder, mlflow_client: MlflowClient) -> None:
+    project = yaml_project
+    program = _program(project)
+    _run(program)["params"]["api_key"] = {"fn::secret": "s3cr3t-param-value"}
+    _write(project, program)
+    project.pulumi("up", "--yes", "--skip-preview")
+    state = project.pulumi("stack", "export").stdout
+    assert "s3cr3t-param-value" not in state
+    run_id = project.outputs()["runId"]
+    assert mlflow_client.get_run(run_id).data.params["api_key"] == "s3cr3t-param-value"
+    resource = next(r for r in json.loads(state)["deployment"]["resources"] if r["urn"].endswith("::bertSst2"))
+    for key in ("params", "run"):  # the param itself, and the run view that repeats it
+        assert "ciphertext" in json.dumps(resource["outputs"][key]), key
