@@ -49,8 +49,21 @@ EDITS: dict[str, tuple[str, str]] = {
     "no-change": ("# One entry", "# Reviewed in the weekly evaluation meeting.\n# One entry"),
 }  # fmt: skip
 
+NATIVE_EXAMPLE = ROOT / "examples" / "yaml-native"
+# The same kinds of pull request on the YAML program that the native plugin serves.
+NATIVE_EDITS: dict[str, tuple[str, str]] = {
+    "tag-edit": ("reviewed_by: alice", "reviewed_by: carol"),
+    "metric-append": (
+        "        - key: accuracy\n          value: 0.924\n          step: 2\n",
+        "        - key: accuracy\n          value: 0.924\n          step: 2\n"
+        "        - key: loss\n          value: 0.35\n          step: 3\n",
+    ),
+    "param-replace": ('batch_size: "32"', 'batch_size: "64"'),
+    "no-change": ("resources:\n", "# Reviewed in the weekly evaluation meeting.\nresources:\n"),
+}
+
 _EPOCH_MS = re.compile(r"\b1\d{12}\b")  # ms since epoch, 2001..2286
-_ARTIFACT_URI = re.compile(r'(artifact_uri\s*: )"[^"]*/(<[^>]+>)/artifacts"')
+_ARTIFACT_URI = re.compile(r'((?:artifact_uri|artifactUri)\s*: )"[^"]*/(<[^>]+>)/artifacts"')
 # A list of the old `run` view (`run.data.params`, `.tags`, `.metrics`), printed as deleted by a replace.
 _RUN_VIEW_LIST = re.compile(r"^(\s*)- (params|tags|metrics)\s*: \[$")
 _ITEM = re.compile(r"^(\s*-\s+)\[\d+\](: \{)$")
@@ -93,7 +106,7 @@ def mask(text: str, values: Mapping[str, str], experiment_id: str) -> str:
         text = text.replace(value, placeholder)
     text = _EPOCH_MS.sub("<ms since epoch>", text)
     text = _ARTIFACT_URI.sub(r'\1"<artifact root>/<experiment id>/\2/artifacts"', text)
-    text = re.sub(rf'(experiment_id\s*: )"{re.escape(experiment_id)}"', r'\1"<experiment id>"', text)
+    text = re.sub(rf'((?:experiment_id|experimentId)\s*: )"{re.escape(experiment_id)}"', r'\1"<experiment id>"', text)
     return "\n".join(_sort_run_view_lists([line.rstrip() for line in text.strip("\n").splitlines()]))
 
 
@@ -131,21 +144,31 @@ def _sort_run_view_lists(lines: list[str]) -> list[str]:
 
 
 def capture(bin_dir: Path, tracking_uri: str, work: Path) -> dict[str, str]:
-    """``{edit name: masked preview output}`` for ``EDITS``, in order, against a server already running.
+    """``{block name: masked preview output}`` for ``EDITS`` of the dynamic example, then ``NATIVE_EDITS`` of
+    the YAML program on the native plugin, in order, against a server already running.
 
-    ``work`` is an empty folder owned by the caller. The example is copied to ``work/examples/…`` beside a
-    link to this checkout's ``.venv``, so its ``Pulumi.yaml`` (``virtualenv: ../../.venv``) holds there as
-    it holds here, and ``pulumi`` runs in that folder as in the workflow. The experiment gets a unique name
-    so that a shared server (the test session's) never clashes; the name appears in no diff. The stack is
-    destroyed at the end so the server is left as it was found.
+    ``work`` is an empty folder owned by the caller. Each example is copied to ``work/examples/…`` beside a
+    link to this checkout's ``.venv``, so a ``Pulumi.yaml`` naming ``../../.venv`` holds there as it holds
+    here (and the plugin is on PATH from it), and ``pulumi`` runs in that folder as in the workflow. Each
+    experiment gets a unique name so that a shared server (the test session's) never clashes; the name
+    appears in no diff. The stacks are destroyed at the end so the server is left as it was found.
     """
     work.mkdir(parents=True, exist_ok=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
-    folder = work / EXAMPLE.relative_to(ROOT)
-    shutil.copytree(EXAMPLE, folder)
-    evaluations = folder / "evaluations.yaml"
-    checked_in = evaluations.read_text()
-    project = project_folder(folder, bin_dir, work / "home", STACK, {"MLFLOW_TRACKING_URI": tracking_uri})
+    blocks = _capture(bin_dir, tracking_uri, work, edited=EXAMPLE / "evaluations.yaml", edits=EDITS)
+    native = _capture(bin_dir, tracking_uri, work, edited=NATIVE_EXAMPLE / "Pulumi.yaml", edits=NATIVE_EDITS)
+    return {**blocks, **{f"native-{name}": text for name, text in native.items()}}
+
+
+def _capture(
+    bin_dir: Path, tracking_uri: str, work: Path, *, edited: Path, edits: Mapping[str, tuple[str, str]]
+) -> dict[str, str]:
+    folder = work / edited.parent.relative_to(ROOT)
+    shutil.copytree(edited.parent, folder)
+    file = folder / edited.name
+    checked_in = file.read_text()
+    env = {"MLFLOW_TRACKING_URI": tracking_uri}
+    project = project_folder(folder, bin_dir, work / "home", STACK, env, venv=work / ".venv")
     project.init({"experimentName": f"model-evaluations-capture-{uuid.uuid4().hex[:10]}"})
     blocks: dict[str, str] = {}
     try:
@@ -153,15 +176,15 @@ def capture(bin_dir: Path, tracking_uri: str, work: Path) -> dict[str, str]:
         exported = project.exported()["deployment"].get("resources") or []
         resources = {r["urn"].rsplit("::", 1)[-1]: r for r in exported}
         values = placeholders(resources)
-        experiment_id = str(resources["evaluations"]["id"])
-        for name, (old, new) in EDITS.items():
+        experiment_id = str(resources["evaluations"]["id"])  # both examples name their experiment so
+        for name, (old, new) in edits.items():
             if checked_in.count(old) != 1:
-                raise ValueError(f"{name}: {old!r} is not in {EXAMPLE / 'evaluations.yaml'} exactly once")
-            evaluations.write_text(checked_in.replace(old, new))
+                raise ValueError(f"{name}: {old!r} is not in {edited} exactly once")
+            file.write_text(checked_in.replace(old, new))
             preview = project.pulumi("preview", "--diff", "--color", "never")
             blocks[name] = mask(preview.stdout, values, experiment_id)
     finally:
-        evaluations.write_text(checked_in)
+        file.write_text(checked_in)
         project.remove()
     return blocks
 
@@ -169,6 +192,11 @@ def capture(bin_dir: Path, tracking_uri: str, work: Path) -> dict[str, str]:
 def marker(name: str) -> tuple[str, str]:
     """The opening and closing HTML comments around a captured block in docs/ci.md (invisible when rendered)."""
     return f"<!-- captured: {name} -->", f"<!-- /captured: {name} -->"
+
+
+def block_names() -> list[str]:
+    """Every captured block, in the order docs/ci.md shows them."""
+    return [*EDITS, *(f"native-{name}" for name in NATIVE_EDITS)]
 
 
 def doc_blocks(doc: str) -> dict[str, str]:

@@ -5,7 +5,7 @@
 #
 #   bash scripts/mutation.sh               a fresh run over the four modules, then the summary
 #   bash scripts/mutation.sh NAME...       run again only the named mutants (globs allowed, e.g.
-#                                          'pulumi_mlflow_runs._retries.*') of the last run, with the tests
+#                                          'pulumi_mlflow_runs.core.retries.*') of the last run, with the tests
 #                                          as they are now, then the summary. After adding a test file to
 #                                          the selection below, or changing the sources, do a fresh run.
 #
@@ -30,7 +30,7 @@ if ! "$python" -c 'import importlib.metadata as md, sys; sys.exit(md.version("mu
 fi
 mutmut=$root/.venv/bin/mutmut
 
-modules=(_run_diff _run_plan _retries _exactly_once)
+modules=(core/run_diff core/run_plan core/retries core/exactly_once)
 # The tests that exercise those modules and need no server or CLI: each runs in milliseconds. mutmut runs,
 # for each mutant, only the selected tests that called the mutated function.
 tests=(
@@ -89,7 +89,7 @@ for line in open(sys.argv[1], encoding="utf-8"):
     name, sep, status = line.strip().rpartition(": ")
     if not sep or "__mutmut_" not in name:
         continue
-    module = name.split(".")[1]  # pulumi_mlflow_runs.<module>.<function>__mutmut_<n>
+    module = name.split(".")[-2]  # pulumi_mlflow_runs.core.<module>.<function>__mutmut_<n>
     counts[module][status] += 1
     counts["all"][status] += 1
     if status not in ("killed", "no tests"):
