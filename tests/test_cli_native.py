@@ -221,3 +221,27 @@ def test_faults_through_the_plugin_leave_one_run_with_each_point_once(
         project.pulumi("preview", "--expect-no-changes")
     finally:
         project.remove()
+
+
+def test_get_run_and_search_runs_as_invokes(yaml_project: ProjectFolder) -> None:
+    project = yaml_project
+    program = _program(project)
+    program["variables"] = {
+        "found": {"fn::invoke": {"function": "mlflow-runs:index:getRun", "arguments": {"runId": "${bertSst2.runId}"}}},
+        "searched": {
+            "fn::invoke": {
+                "function": "mlflow-runs:index:searchRuns",
+                "arguments": {
+                    "experimentIds": ["${evaluations.experimentId}"],
+                    "filter": "attributes.run_name = 'bert-sst2' and params.model = '${bertSst2.params.model}'",
+                },
+            }
+        },
+    }
+    program["outputs"]["foundParams"] = "${found.params}"
+    program["outputs"]["searchedIds"] = "${searched.runs[0].runId}"
+    _write(project, program)
+    project.pulumi("up", "--yes", "--skip-preview")
+    outputs = project.outputs()
+    assert outputs["foundParams"] == {"model": "bert-base-uncased", "batch_size": "32"}
+    assert outputs["searchedIds"] == outputs["runId"]
