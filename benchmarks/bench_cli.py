@@ -53,6 +53,8 @@ from bench_server import start_server
 from bench_trivial import TrivialProvider
 from run import _verify_run, log, render
 
+from pulumi_mlflow_runs.core.definitions import camel
+
 from support.mlflow_server import MlflowServer
 from support.project import project_folder
 from support.pulumi_cli import changes, find_cli, new_stack
@@ -64,8 +66,9 @@ RUN_TYPE = ":ExperimentRun"
 TRIVIAL_RUN_TYPE = ":TrivialRun"
 NO_CHECKPOINTS = {"PULUMI_SKIP_CHECKPOINTS": "true"}
 FOLDER = "provider, project folder"
-UPS = ("provider", FOLDER, "script", "floor", "provider, no checkpoints", "floor, no checkpoints")
-PREVIEWS = ("provider", FOLDER, "floor")
+NATIVE = "native plugin, YAML"
+UPS = ("provider", FOLDER, NATIVE, "script", "floor", "provider, no checkpoints", "floor, no checkpoints")
+PREVIEWS = ("provider", FOLDER, NATIVE, "floor")
 
 
 def secs(seconds: float) -> str:
@@ -265,6 +268,28 @@ class FolderStack:
         return list(self.project.exported()["deployment"].get("resources") or [])
 
 
+class NativeStack(FolderStack):
+    """The same resources as a YAML program on the native plugin (``pulumi-resource-mlflow-runs``, found on
+    PATH in this checkout's virtualenv): no SDK, no program process of Python."""
+
+    def __init__(self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]]) -> None:
+        folder = bench.work / "folders" / name
+        folder.mkdir(parents=True)
+        resources: dict[str, Any] = {
+            "experiment": {"type": "mlflow-runs:index:Experiment", "properties": {"name": f"bench-cli-{name}"}}
+        }
+        for decl in decls:
+            props = {camel(k): v for k, v in decl.items() if k != "experiment_id"}
+            props["experimentId"] = "${experiment.experimentId}"
+            resources[str(decl["run_name"])] = {"type": "mlflow-runs:index:ExperimentRun", "properties": props}
+        program = {"name": PROJECT, "runtime": "yaml", "resources": resources}
+        (folder / "Pulumi.yaml").write_text(json.dumps(program))  # JSON is YAML
+        env = {"MLFLOW_TRACKING_URI": bench.server.url}
+        venv = bc.REPO_DIR / ".venv"
+        self.project = project_folder(folder, bench.bin_dir, bench.work / "folders-home", name, env, venv=venv)
+        self.project.init()
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -438,6 +463,9 @@ class Bench:
     def folder_stack(self, decls: Sequence[Mapping[str, Any]] | None = None) -> FolderStack:
         return FolderStack(self, f"folder-{time.time_ns() % 10**9}", self.decls if decls is None else decls)
 
+    def native_stack(self, decls: Sequence[Mapping[str, Any]] | None = None) -> NativeStack:
+        return NativeStack(self, f"native-{time.time_ns() % 10**9}", self.decls if decls is None else decls)
+
     def measured(self, fn: Callable[[], float]) -> Sample:
         with CpuMeter(self.server) as meter:
             wall = fn()
@@ -451,22 +479,27 @@ class Bench:
         self._last_script_run = str(res["run_ids"][-1])
         return float(res["wall_s"])
 
-    def one_round(self, r: int) -> tuple[TimedStack, TimedStack, FolderStack]:
+    def one_round(self, r: int) -> tuple[TimedStack, TimedStack, FolderStack, NativeStack]:
         n = len(self.decls) + 2  # the runs, the experiment, the stack
         stacks: dict[str, TimedStack | FolderStack] = {
             name: self.stack(name, trivial_program if name.startswith("floor") else provider_program)
             for name in UPS
-            if name not in ("script", FOLDER)
+            if name not in ("script", FOLDER, NATIVE)
         }
         folder = stacks[FOLDER] = self.folder_stack()
+        native = stacks[NATIVE] = self.native_stack()
         order = UPS[r % len(UPS) :] + UPS[: r % len(UPS)]
         for name in order:
             fn: Callable[[], float] = self.script if name == "script" else functools.partial(stacks[name].up, n)
             self.results.up[name].append(self.measured(fn))
         last = self.decls[-1]
         _verify_run(self.server.url, self._last_script_run, last)
-        for name in ("provider", FOLDER, "provider, no checkpoints"):
-            made = {x["outputs"]["run_name"]: x["id"] for x in stacks[name].resources() if x["type"].endswith(RUN_TYPE)}
+        for name in ("provider", FOLDER, NATIVE, "provider, no checkpoints"):
+            made = {
+                x["outputs"].get("run_name", x["outputs"].get("runName")): x["id"]
+                for x in stacks[name].resources()
+                if x["type"].endswith(RUN_TYPE)
+            }
             assert len(made) == len(self.decls), len(made)
             _verify_run(self.server.url, made[last["run_name"]], last)
         for name in PREVIEWS if r % 2 == 0 else PREVIEWS[::-1]:
@@ -479,7 +512,7 @@ class Bench:
         )
         provider, floor = stacks["provider"], stacks["floor"]
         assert isinstance(provider, TimedStack) and isinstance(floor, TimedStack)
-        return provider, floor, folder
+        return provider, floor, folder, native
 
     def warm_up(self) -> None:
         """A small up + preview of each program and one script run: caches, plugin discovery, first imports."""
@@ -490,9 +523,9 @@ class Bench:
             )
             stack.up(len(decls) + 2)
             stack.preview(len(decls) + 2)
-        folder = self.folder_stack(decls)
-        folder.up(len(decls) + 2)
-        folder.preview(len(decls) + 2)
+        for stack in (self.folder_stack(decls), self.native_stack(decls)):
+            stack.up(len(decls) + 2)
+            stack.preview(len(decls) + 2)
         serial_script(self.server.url, "bench-cli-warm-script", decls)
 
 
@@ -543,6 +576,14 @@ def report(
             "the program runs in the language host's Python process, a child of the CLI, counted with it",
         ),
         bc.Row(
+            f"up: {n} runs, native plugin (YAML program) / dynamic provider (inline) / the floor (info)",
+            f"{res.ratio('up', NATIVE, 'provider'):.2f}x, {res.ratio('up', NATIVE, 'floor'):.2f}x "
+            f"({secs(res.wall('up', NATIVE))} vs {secs(res.wall('up', 'provider'))} vs {secs(res.wall('up', 'floor'))})"
+            f"; against the dynamic provider from a project folder {res.ratio('up', NATIVE, FOLDER):.2f}x",
+            "-",
+            "info",
+        ),
+        bc.Row(
             "up: the script without interpreter start and imports (info)",
             f"{secs(bc.median(res.script_work))} ({bc.median(res.script_work) / n * 1e3:.0f} ms per run); "
             f"start + imports {secs(bc.median(res.script_startup))}",
@@ -583,6 +624,14 @@ def report(
             "info",
         ),
         bc.Row(
+            f"preview: {n} unchanged runs, native plugin (YAML) / dynamic provider (project folder) / floor (info)",
+            f"{res.ratio('preview', NATIVE, FOLDER):.2f}x, {res.ratio('preview', NATIVE, 'floor'):.2f}x "
+            f"({secs(res.wall('preview', NATIVE))} vs {secs(res.wall('preview', FOLDER))} vs "
+            f"{secs(res.wall('preview', 'floor'))})",
+            "-",
+            "info",
+        ),
+        bc.Row(
             "preview: CPU per run, ms (info)",
             "provider: "
             + ", ".join(f"{lbl} {_per_run_ms(res.cpu('preview', 'provider', p), n)}" for lbl, p in pulumi_parts[:3])
@@ -610,6 +659,19 @@ def report(
             f"{size - folder_size:,.0f} B less than inline",
         ),
     ]
+
+
+def native_state(sizes: Sequence[StateSize]) -> bc.Row:
+    """The plugin's state per run against its goal: the inputs plus at most 1 KB."""
+    extra = bc.median([x.resource - x.inputs for x in sizes])
+    outputs = bc.median([x.outputs for x in sizes])
+    return bc.Row(
+        "state: bytes per ExperimentRun on the native plugin (median)",
+        f"{bc.median([x.resource for x in sizes]):,.0f} B: inputs {bc.median([x.inputs for x in sizes]):,.0f}, "
+        f"outputs {outputs:,.0f}, the rest {extra - outputs:,.0f}",
+        "inputs + ≤ 1 KB",
+        bc.verdict(extra <= 1024),
+    )
 
 
 def floor_scaling(bench: Bench, sizes: Sequence[int]) -> bc.Row:
@@ -707,17 +769,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.warm_up()
         log("warm-up done")
         for r in range(args.rounds):
-            provider, floor, folder = bench.one_round(r)
+            provider, floor, folder, native = bench.one_round(r)
         run_sizes = state_sizes(provider.resources(), RUN_TYPE)
         floor_sizes = state_sizes(floor.resources(), TRIVIAL_RUN_TYPE)
         folder_sizes = state_sizes(folder.resources(), RUN_TYPE)
+        native_sizes = state_sizes(native.resources(), RUN_TYPE)
         assert len(run_sizes) == len(floor_sizes) == len(folder_sizes) == args.runs, (len(run_sizes), len(floor_sizes))
         extra = [counted_requests(bench, min(args.runs, 20))]
         extra += [floor_scaling(bench, args.scaling)] if args.scaling else []
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = report(bench.results, args.runs, run_sizes, floor_sizes, folder_sizes) + extra
+    rows = [*report(bench.results, args.runs, run_sizes, floor_sizes, folder_sizes), *extra, native_state(native_sizes)]
     command = "python benchmarks/bench_cli.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(render(rows, machine, command.strip()))
     if args.json:

@@ -83,8 +83,6 @@ def _previewed(news: struct_pb2.Struct, olds: struct_pb2.Struct | Mapping[str, A
     old_fields = olds.fields if isinstance(olds, struct_pb2.Struct) else {}
     for prop in computed:
         name = prop.camel
-        if name in out.fields and kind == schema.EXPERIMENT_TOKEN and name == "experimentId":
-            continue
         if name in _STABLE and name in old_fields:
             out.fields[name].CopyFrom(old_fields[name])
         else:
