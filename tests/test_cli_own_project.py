@@ -95,6 +95,9 @@ def test_own_project_as_the_readme_says(
         ["bash", "-euo", "pipefail", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=900
     )
     assert typed.returncode == 0, f"the README's commands failed:\n{typed.stdout}\n{typed.stderr}"
+    # A Python program of the dynamic resources needs no plugin: the wheel's pulumi-plugin.json says so, and
+    # the engine does not start the one pip put on PATH (nor warns that it uses it).
+    assert "pulumi-resource-mlflow-runs" not in typed.stdout + typed.stderr, typed.stdout
     project = home / "mlflow-runs"
     assert not list((project / "venv").glob("lib/*/site-packages/__editable__*")), "the editable checkout"
     installed = list((project / "venv").glob("lib/*/site-packages/pulumi_mlflow_runs/__init__.py"))
