@@ -138,6 +138,7 @@ def test_the_quickstart_is_pulumi_up_in_the_top_level_folder(pulumi_bin: Path, t
         first = quickstart()
         assert f"{ROOT.name}$ pulumi up --yes" in first, first  # the command a user types, where they type it
         assert "+ 4 created" in first and 'train_run_id        : "' in first, first
+        assert "warning" not in first.lower(), first  # a newcomer's first run is clean
         assert "4 unchanged" in quickstart()
         assert "- 4 deleted" in quickstart("--destroy")
     finally:

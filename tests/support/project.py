@@ -3,12 +3,13 @@
 The CLI starts the language host (``pulumi-language-python``, which ``scripts/pulumi-cli.sh`` puts beside
 it), the host runs the program with the virtualenv's Python, and the engine starts the dynamic provider
 through its launcher with the project's runtime options (``PULUMI_RUNTIME_VIRTUALENV``). Nothing of this
-process is involved: no Automation API, no ``PULUMI_PYTHON_CMD``.
+process is involved: no Automation API.
 
 The one stand-in: the host built here (sdk v3.68.0, ``scripts/language-host.sh``) no longer receives the
-``virtualenv`` option from a current CLI, so ``activated`` puts that virtualenv first on PATH, resolved
-against the folder of ``Pulumi.yaml`` exactly as the current host resolves it. The launcher still gets the
-raw option from the engine, as under the official tools.
+``virtualenv`` option from a current CLI, so ``host_env`` names that virtualenv's Python to it
+(``PULUMI_PYTHON_CMD``), resolved against the folder of ``Pulumi.yaml`` exactly as the current host
+resolves it, without putting the virtualenv on PATH (the current host does not either). The launcher
+still gets the raw option from the engine, as under the official tools.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def activated(env: Mapping[str, str], venv: Path | None) -> dict[str, str]:
     return {**env, "VIRTUAL_ENV": str(venv), "PATH": os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])}
 
 
+def host_env(env: Mapping[str, str], folder: Path) -> dict[str, str]:
+    """``env`` for ``pulumi`` in ``folder``: the language host told the Python of the virtualenv its
+    ``Pulumi.yaml`` names, as the current host finds it by itself (see the module's docstring)."""
+    venv = virtualenv_of(folder)
+    return dict(env) if venv is None else {**env, "PULUMI_PYTHON_CMD": str(venv / "bin" / "python")}
+
+
 @dataclass
 class ProjectFolder:
     """One stack of the project in ``folder``; every command runs there, as typed in a shell."""
@@ -115,7 +123,9 @@ def project_folder(
     extra_env: Mapping[str, str] | None = None,
     venv: Path | None = None,
 ) -> ProjectFolder:
-    """A user's shell in ``folder`` with the virtualenv its ``Pulumi.yaml`` names activated, or ``venv`` for a
-    program that names none (a YAML program, whose user installed the plugin with pip into ``venv``)."""
-    env = activated(user_env(bin_dir, home, extra_env), virtualenv_of(folder) or venv)
+    """A user's shell in ``folder``: the language host told the Python of the virtualenv its ``Pulumi.yaml``
+    names; a program that names none (a YAML program) gets ``venv`` activated, the virtualenv its user
+    installed the plugin into with pip."""
+    env = user_env(bin_dir, home, extra_env)
+    env = host_env(env, folder) if virtualenv_of(folder) is not None else activated(env, venv)
     return ProjectFolder(folder, env, stack)
