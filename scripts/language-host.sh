@@ -14,8 +14,9 @@
 # What this host is: the module proxy serves the host only up to sdk/v3 v3.68.0 (it has since moved to a
 # module of its own that the proxy does not serve). It is older than the CLI: it reads the runtime options
 # (`virtualenv`, `toolchain`) from command-line flags that a current CLI no longer passes, so it runs the
-# `python3` first on PATH. Callers activate the virtualenv that Pulumi.yaml names (PATH and VIRTUAL_ENV), as
-# the current host does by itself; `pulumi install`, the `toolchain` option, uv and poetry are not exercised.
+# `python3` first on PATH, or PULUMI_PYTHON_CMD. Callers name the Python of the virtualenv that Pulumi.yaml
+# names (PULUMI_PYTHON_CMD), as the current host finds it by itself; `pulumi install`, the `toolchain` option,
+# uv and poetry are not exercised.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/tools/language-host"

@@ -34,7 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     local: Path = args.local.resolve()
 
-    print("Finding the Pulumi CLI and its Python language host (scripts/pulumi-cli.sh; a first build takes minutes)...")
+    print("Finding the Pulumi CLI and its language hosts (scripts/pulumi-cli.sh; a first build takes minutes)...")
     found = find_cli()
     bin_dir = found.bin_dir
     if bin_dir is None:
