@@ -30,13 +30,19 @@ EXAMPLE = ROOT / "examples" / "yaml-native"
 RUN = "mlflow-runs:index:ExperimentRun"
 
 
-@pytest.fixture
-def yaml_project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy) -> Iterator[ProjectFolder]:
+def _copy_of_example(tmp_path: Path, pulumi_bin: Path, tracking_uri: str) -> ProjectFolder:
+    """A new stack of a copy of the example, its plugin from the virtualenv pip installed it in."""
     folder = tmp_path / "yaml-native"
     shutil.copytree(EXAMPLE, folder)
-    env = {"MLFLOW_TRACKING_URI": proxy.url}
+    env = {"MLFLOW_TRACKING_URI": tracking_uri}
     project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
     project.init({"experimentName": unique("yaml-native")})
+    return project
+
+
+@pytest.fixture
+def yaml_project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy) -> Iterator[ProjectFolder]:
+    project = _copy_of_example(tmp_path, pulumi_bin, proxy.url)
     try:
         yield project
     finally:
@@ -200,11 +206,7 @@ def test_faults_through_the_plugin_leave_one_run_with_each_point_once(
 ) -> None:
     """The plugin runs the core's exactly-once create and retries: whatever the server went through, the
     experiment holds one run of this resource and each declared point once (or none, and a clear error)."""
-    folder = tmp_path / "yaml-native"
-    shutil.copytree(EXAMPLE, folder)
-    env = {"MLFLOW_TRACKING_URI": fault_proxy.url}
-    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
-    project.init({"experimentName": unique("yaml-faults")})
+    project = _copy_of_example(tmp_path, pulumi_bin, fault_proxy.url)
     try:
         for endpoint, fault in faults:
             fault_proxy.fail(endpoint, fault, retry_after=1.0 if fault == "429" else None)

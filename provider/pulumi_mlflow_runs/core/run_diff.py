@@ -65,9 +65,9 @@ def match_points(
     return paired, sum(len(left) for left in pool.values())
 
 
-def _key(item: Any) -> str:
-    """A comparable form of a list item; state from the engine carries 3 as 3.0."""
-    return json.dumps(_ints(item), sort_keys=True)
+def canonical(value: Any) -> str:
+    """A comparable form of a value: state from the engine carries 3 as 3.0, and maps have no order."""
+    return json.dumps(_ints(value), sort_keys=True, default=str)
 
 
 def _ints(value: Any) -> Any:
@@ -87,7 +87,7 @@ def _list_change(key: str, old: Any, new: Any) -> str | None:
         paired, unpaired = match_points(old_l, new_l)
         added = paired.count(None)
     else:
-        old_keys, new_keys = {_key(x) for x in old_l}, {_key(x) for x in new_l}
+        old_keys, new_keys = {canonical(x) for x in old_l}, {canonical(x) for x in new_l}
         unpaired, added = len(old_keys - new_keys), len(new_keys - old_keys)
     if unpaired:
         return "replace"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
-from pulumi_mlflow_runs.core.run_diff import _blank, _key, match_points
+from pulumi_mlflow_runs.core.run_diff import _blank, canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import (
     DESCRIPTION_TAG,
     INPUT_KEYS,
@@ -124,8 +124,8 @@ def _dataset_input(item: Mapping[str, Any]) -> m.DatasetInput:
 
 def _appended(old: Any, new: Any) -> list[Any]:
     """Declared items the run does not have yet, wherever they stand (``diff_run`` ruled out removals)."""
-    have = {_key(x) for x in old or []}
-    return [x for x in new or [] if _key(x) not in have]
+    have = {canonical(x) for x in old or []}
+    return [x for x in new or [] if canonical(x) not in have]
 
 
 def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now_ms: int) -> Writes:
@@ -190,11 +190,11 @@ def run_view(run: m.Run, inputs: Mapping[str, Any]) -> dict[str, Any]:
         tags.add(DESCRIPTION_TAG)
     _drop(view.get("data"), "params", lambda p: p.get("key") in (inputs.get("params") or ()))
     _drop(view.get("data"), "tags", lambda t: t.get("key") in tags)
-    datasets = {_key(_dataset_item(d)) for d in inputs.get("dataset_inputs") or ()}
-    _drop(view.get("inputs"), "dataset_inputs", lambda d: _key(_dataset_item(d)) in datasets)
+    datasets = {canonical(_dataset_item(d)) for d in inputs.get("dataset_inputs") or ()}
+    _drop(view.get("inputs"), "dataset_inputs", lambda d: canonical(_dataset_item(d)) in datasets)
     for section, name in (("inputs", "model_inputs"), ("outputs", "model_outputs")):
-        declared = {_key(x) for x in inputs.get(name) or ()}
-        _drop(view.get(section), name, lambda x, declared=declared: _key(x) in declared)
+        declared = {canonical(x) for x in inputs.get(name) or ()}
+        _drop(view.get(section), name, lambda x, declared=declared: canonical(x) in declared)
     return view
 
 

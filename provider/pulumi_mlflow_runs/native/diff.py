@@ -17,7 +17,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from pulumi_mlflow_runs.core.artifacts.files import Elided
 from pulumi_mlflow_runs.core.definitions import camel
-from pulumi_mlflow_runs.core.run_diff import match_points
+from pulumi_mlflow_runs.core.run_diff import canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import is_unknown
 
 Kind: TypeAlias = provider_pb2.PropertyDiff.Kind.ValueType
@@ -39,19 +39,6 @@ def _kind(kind: Kind, replaces: bool) -> Kind:
     return _REPLACING[kind] if replaces else kind
 
 
-def canon(value: Any) -> str:
-    def ints(v: Any) -> Any:
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        if isinstance(v, Mapping):
-            return {k: ints(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [ints(x) for x in v]
-        return v
-
-    return json.dumps(ints(value), sort_keys=True, default=str)
-
-
 def _map_diff(prop: str, old: Mapping[str, Any], new: Mapping[str, Any], replaces: bool) -> dict[str, Kind]:
     out: dict[str, Kind] = {}
     for key in sorted(set(old) | set(new)):
@@ -59,7 +46,7 @@ def _map_diff(prop: str, old: Mapping[str, Any], new: Mapping[str, Any], replace
             out[key_path(prop, key)] = _kind(ADD, replaces and prop != "params")
         elif key not in new:
             out[key_path(prop, key)] = _kind(DELETE, replaces)
-        elif canon(old[key]) != canon(new[key]):
+        elif canonical(old[key]) != canonical(new[key]):
             out[key_path(prop, key)] = _kind(UPDATE, replaces)
     return out
 
@@ -71,12 +58,12 @@ def _list_diff(prop: str, key: str, old: Sequence[Any], new: Sequence[Any], repl
     if key == "metrics":
         paired, _ = match_points(list(old), list(new))
         return {f"{prop}[{i}]": ADD for i, was in enumerate(paired) if was is None}
-    seen = {canon(x) for x in old}
-    return {f"{prop}[{i}]": ADD for i, item in enumerate(new) if canon(item) not in seen}
+    seen = {canonical(x) for x in old}
+    return {f"{prop}[{i}]": ADD for i, item in enumerate(new) if canonical(item) not in seen}
 
 
 def _hash(value: Any) -> Any:
-    return value.hash if isinstance(value, Elided) else canon(value)
+    return value.hash if isinstance(value, Elided) else canonical(value)
 
 
 def artifact_diff(old: Mapping[str, Any] | None, new: Any) -> dict[str, Kind]:

@@ -30,7 +30,7 @@ from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
-from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.run_diff import canonical, diff_run
 from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, check_inputs
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
@@ -100,7 +100,7 @@ def _detailed(
     out = {}
     for path, kind in paths.items():
         top = names.get(path.split(".", 1)[0].split("[", 1)[0], "")
-        edited = top in news and detail.canon(old_inputs.get(top)) != detail.canon(news.get(top))
+        edited = top in news and canonical(old_inputs.get(top)) != canonical(news.get(top))
         out[path] = provider_pb2.PropertyDiff(kind=kind, inputDiff=edited)
     return out
 
@@ -112,7 +112,8 @@ def _resource_key(urn: str) -> str:
 
 
 def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Our own errors as one message with a fix line; a bug keeps its traceback (as the engine shows it)."""
+    """Our own errors as one message with a fix line (``core.messages``); any other exception is a bug, and
+    reaches the engine as gRPC reports it."""
 
     def wrap(method: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(method)
