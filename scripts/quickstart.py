@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.mlflow_server import start_mlflow_server  # noqa: E402
-from support.project import host_env  # noqa: E402
+from support.project import host_env, user_env  # noqa: E402
 from support.pulumi_cli import find_cli  # noqa: E402
 
 
@@ -42,22 +42,15 @@ def main() -> int:
         return 1
     print(found.log.strip())
     state = local / "state"
-    state.mkdir(parents=True, exist_ok=True)
     server = start_mlflow_server(local / "mlflow")
     print(f"MLflow tracking server: {server.url} (sqlite: {local / 'mlflow' / 'mlflow.db'})")
-    # A shell with the CLI on PATH; nothing of this process's MLflow, Databricks or virtualenv settings.
-    dropped = ("MLFLOW_", "DATABRICKS_", "PULUMI_BACKEND_URL", "PULUMI_PYTHON_CMD", "VIRTUAL_ENV")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
-    venv_bin = str(ROOT / ".venv" / "bin")
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env.update(
-        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
-        PULUMI_BACKEND_URL=state.as_uri(),
-        PULUMI_CONFIG_PASSPHRASE=os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart"),
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-        MLFLOW_TRACKING_URI=server.url,
-    )
+    # A user's shell (as the tests make it): the CLI on PATH, the local state backend, nothing of this
+    # process's MLflow, Databricks or virtualenv settings; the user's own passphrase and Pulumi home kept.
+    passphrase = os.environ.get("PULUMI_CONFIG_PASSPHRASE", "quickstart")
+    env = user_env(bin_dir, local, {"PULUMI_CONFIG_PASSPHRASE": passphrase, "MLFLOW_TRACKING_URI": server.url})
+    env.pop("PULUMI_HOME")
+    if "PULUMI_HOME" in os.environ:
+        env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
     env = host_env(env, ROOT)  # the language host runs the program with the virtualenv Pulumi.yaml names
     print(f"export PULUMI_BACKEND_URL={state.as_uri()} MLFLOW_TRACKING_URI={server.url}\n")
 

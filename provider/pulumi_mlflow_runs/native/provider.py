@@ -202,10 +202,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             _, failures = check_inputs(news)
             props = RUN_PROPS
         elif kind == schema.EXPERIMENT_TOKEN:
-            _, failures = exp.check_experiment(news)
-            if not failures:
+            inputs, failures = exp.check_experiment(news)
+            if not failures:  # as the dynamic door: the normalized inputs against the old inputs
                 olds, _ = _snake(request.olds, EXPERIMENT_PROPS)
-                relocation = exp.relocation_failure(olds, news)
+                relocation = exp.relocation_failure(olds, inputs)
                 failures += [relocation] if relocation else []
             props = EXPERIMENT_PROPS
         else:
