@@ -3,4 +3,24 @@
 import``. It serves the same core as the dynamic door: ``provider`` answers the engine's calls,
 ``schema`` and ``names`` carry ``core.definitions`` into the schema's camelCase, ``diff`` names the
 changed paths, ``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*``.
+``resources`` holds the classes Python programs declare (``ExperimentRun``, ``Experiment``), re-exported
+here; they run in the program, not in the plugin.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulumi_mlflow_runs.native.resources import Experiment, ExperimentRun
+
+__all__ = ["Experiment", "ExperimentRun"]
+
+
+def __getattr__(name: str) -> Any:
+    """The classes on first use: the plugin process imports this package and never needs them."""
+    if name in __all__:
+        from pulumi_mlflow_runs.native import resources
+
+        return getattr(resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
