@@ -113,8 +113,11 @@ def test_python_program_lifecycle(project: ProjectFolder, proxy: RecordingProxy,
 
 
 def test_a_param_named_like_a_property_is_kept_as_written(project: ProjectFolder, mlflow_client: MlflowClient) -> None:
-    """Only this package's names are renamed on the wire, never a key the user wrote."""
+    """Only this package's names are renamed on the wire, never a key the user wrote; a dataset input
+    without tags (which the state holds as ``tags: {}``) is no change either."""
     edit(project, '"batch_size": "32"', '"batch_size": "32", "run_name": "x", "datasetName": "y"')
+    imdb = '{"dataset": {"name": "imdb", "digest": "77", "source_type": "hf", "source": "imdb"}}'
+    edit(project, "    dataset_inputs=[\n", f"    dataset_inputs=[\n        {imdb},\n")
     edit(project, 'tags={"reviewed_by": "alice"}', 'tags={"reviewed_by": "alice", "experiment_id": "z"}')
     project.pulumi("up", "--yes", "--skip-preview")
     run = mlflow_client.get_run(project.outputs()["runId"])

@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
+from pulumi.asset import Archive
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core import experiment as exp
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
-from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.artifacts.files import Elided, drifted
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
 from pulumi_mlflow_runs.core.run_diff import canonical, diff_run
@@ -52,9 +53,16 @@ def _type_of(urn: str, type_: str) -> str:
     return type_ or (urn.split("::")[-2] if urn.count("::") >= 3 else "")
 
 
+MOVED_FROM_DYNAMIC = "__provider"
+"""The key of the dynamic door's pickled provider, in the state of every dynamic resource: state of this
+form is a resource moved to the plugin with an alias (README, "Moving a stack to the plugin"). Its other
+keys are the core's own snake_case names, which ``_snake`` passes through as they are."""
+
+
 def _snake(struct: struct_pb2.Struct | None, props: tuple[d.Prop, ...]) -> tuple[dict[str, Any], set[str]]:
     """A request's properties in the core's names, and which of them (snake_case) held a secret."""
     values, secret = wire.decode(struct)
+    values.pop(MOVED_FROM_DYNAMIC, None)
     renamed = convert(values, props, to_snake=True)
     names = {p.camel: p.name for p in props}
     return renamed, {names.get(k, k) for k in secret}
@@ -83,8 +91,9 @@ def _previewed(news: struct_pb2.Struct, olds: struct_pb2.Struct | Mapping[str, A
     old_fields = olds.fields if isinstance(olds, struct_pb2.Struct) else {}
     for prop in computed:
         name = prop.camel
-        if name in _STABLE and name in old_fields:
-            out.fields[name].CopyFrom(old_fields[name])
+        kept = next((k for k in (name, prop.name) if k in old_fields), None)  # prop.name: moved from dynamic
+        if name in _STABLE and kept is not None:
+            out.fields[name].CopyFrom(old_fields[kept])
         else:
             out[name] = wire.UNKNOWN
     return out
@@ -103,6 +112,28 @@ def _detailed(
         edited = top in news and canonical(old_inputs.get(top)) != canonical(news.get(top))
         out[path] = provider_pb2.PropertyDiff(kind=kind, inputDiff=edited)
     return out
+
+
+def _as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The old files, each asset the engine sent with its contents (the dynamic door's state stores them
+    so, without the engine's hash) as the hash of what was uploaded: the same sha256 the engine gives the
+    new asset, so an unchanged file of a moved resource compares equal."""
+    if declared is None:
+        return None
+    out = dict(declared)
+    for path, value in declared.items():
+        sha = ((uploaded or {}).get(path) or {}).get("sha256")
+        if not isinstance(value, Elided) and not isinstance(value, Archive) and sha:
+            out[path] = Elided("asset", sha)
+    return out
+
+
+def _unchanged(request: Any) -> Any:
+    """No change, unless the state is the dynamic door's: then an update that sends nothing but reads the
+    run, so that the state and the program's outputs take the plugin's form (``runId``, not ``run_id``)."""
+    if MOVED_FROM_DYNAMIC in request.olds.fields:
+        return provider_pb2.DiffResponse(changes=_SOME, hasDetailedDiff=True)
+    return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
 
 
 def _resource_key(urn: str) -> str:
@@ -226,16 +257,18 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         state = from_state(olds)
         # Files are compared by the engine's hash of each asset, old inputs against new (no contents here);
         # a file refresh found gone or changed is sent again.
-        files = detail.artifact_diff(old_inputs.get("artifacts"), news.get("artifacts"))
+        old_files = _as_uploaded(old_inputs.get("artifacts"), state.get("artifact_files"))
+        files = detail.artifact_diff(old_files, news.get("artifacts"))
         if not files and drifted(state.get("artifact_files")):
             files = {"artifacts": detail.UPDATE}
         state["artifact_files"], news["artifacts"] = None, None
-        verdict = diff_run(state, news)
+        checked, failures = check_inputs(news)  # the normal form the state was written from (Check keeps the raw)
+        verdict = diff_run(state, news if failures else checked)
         changed = [k for k in (*verdict.replaces, *verdict.updates) if k != "artifacts"]
         paths = detail.detailed(changed, verdict.replaces, {**old_inputs, "lifecycle_stage": None}, news)
         paths.update(files)
         if not paths:
-            return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
+            return _unchanged(request)
         return provider_pb2.DiffResponse(
             changes=_SOME,
             replaces=[d.camel(k) for k in verdict.replaces],
@@ -251,7 +284,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         replaces, updates = exp.diff_experiment(olds, news)
         changed = [*replaces, *updates]
         if not changed:
-            return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
+            return _unchanged(request)
         old_inputs, _ = _snake(request.old_inputs, EXPERIMENT_PROPS)
         paths = detail.detailed(changed, replaces, old_inputs or olds, news)
         return provider_pb2.DiffResponse(

@@ -80,6 +80,9 @@ class ExperimentRun(_NativeResource):
     _TOKEN = RUN_TOKEN
     _INPUTS = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY)
     _OUTPUTS = d.RUN_OUTPUTS
+    FROM_DYNAMIC: ClassVar[pulumi.Alias] = pulumi.Alias(type_="pulumi-python:dynamic/mlflow:ExperimentRun")
+    """``opts=pulumi.ResourceOptions(aliases=[ExperimentRun.FROM_DYNAMIC])`` takes over the run of the dynamic
+    resource of the same name: the plugin reads it and sends nothing (README, "Moving a stack to the plugin")."""
 
     @classmethod
     def get(
@@ -97,6 +100,8 @@ class Experiment(_NativeResource):
     _TOKEN = EXPERIMENT_TOKEN
     _INPUTS = d.EXPERIMENT_INPUTS
     _OUTPUTS = d.EXPERIMENT_OUTPUTS
+    FROM_DYNAMIC: ClassVar[pulumi.Alias] = pulumi.Alias(type_="pulumi-python:dynamic/mlflow:Experiment")
+    """As ``ExperimentRun.FROM_DYNAMIC``, for the dynamic ``Experiment`` of the same name."""
 
     @classmethod
     def get(cls, resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> Experiment:
