@@ -247,3 +247,78 @@ def test_get_run_and_search_runs_as_invokes(yaml_project: ProjectFolder) -> None
     outputs = project.outputs()
     assert outputs["foundParams"] == {"model": "bert-base-uncased", "batch_size": "32"}
     assert outputs["searchedIds"] == outputs["runId"]
+
+
+def _points_once(mlflow_client: MlflowClient, run_id: str, key: str) -> list[int]:
+    steps = [m.step for m in mlflow_client.get_metric_history(run_id, key)]
+    assert len(steps) == len(set(steps)), f"{len(steps) - len(set(steps))} points of {key!r} logged twice"
+    return sorted(steps)
+
+
+def test_an_update_that_fails_part_way_is_finished_without_logging_a_point_twice(
+    tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient
+) -> None:
+    """1,500 appended points without timestamps go in two log-batches; the second fails for good. The plugin
+    reports a partial failure, and the next ``up`` reads the run and logs only the 500 it lacks (the state
+    before it, trusted, would have the first 1,000 logged again with new timestamps)."""
+    project = _copy_of_example(tmp_path, pulumi_bin, fault_proxy.url)
+    try:
+        project.pulumi("config", "set", "mlflow-runs:retryDeadline", "2")
+        project.pulumi("up", "--yes", "--skip-preview")
+        run_id = project.outputs()["runId"]
+        program = _program(project)
+        _run(program)["metrics"] += [{"key": "loss", "value": 0.3, "step": step} for step in range(3, 1503)]
+        _write(project, program)
+
+        fault_proxy.fail("runs/log-batch", "503", nth=2, times=1000)
+        failed = project.pulumi("up", "--yes", "--skip-preview", ok=False)
+        assert failed.returncode != 0 and "updated only in part" in failed.stdout, failed.stdout
+        assert len(_points_once(mlflow_client, run_id, "loss")) == 1003  # the first batch is on the server
+        (resource,) = [r for r in project.exported()["deployment"]["resources"] if r["urn"].endswith("::bertSst2")]
+        assert "run" not in resource["outputs"] and resource.get("initErrors"), resource.get("initErrors")
+
+        fault_proxy.clear()
+        assert "~ 1 to update" in project.pulumi("preview", "--diff").stdout
+        project.pulumi("up", "--yes", "--skip-preview")
+        assert _points_once(mlflow_client, run_id, "loss") == list(range(1503))
+        batches = [r for r in fault_proxy.since(0) if r.endpoint == "runs/log-batch"]
+        assert sum(len(r.body.get("metrics") or []) for r in batches) == 500, "only the missing points are sent"
+        project.pulumi("preview", "--expect-no-changes")
+    finally:
+        project.remove()
+
+
+def test_a_create_whose_run_cannot_be_rolled_back_is_kept_in_the_state(
+    tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient
+) -> None:
+    """The server fails the create's log-batch and then its rollback: the plugin reports the run as a partial
+    failure, so the engine records it. The next ``up`` finishes that run (no second one, each point once,
+    no unfinished mark), and ``destroy`` reaches it."""
+    project = _copy_of_example(tmp_path, pulumi_bin, fault_proxy.url)
+    try:
+        project.pulumi("config", "set", "mlflow-runs:retryDeadline", "2")
+        fault_proxy.fail("runs/log-batch", "503", times=1000)
+        fault_proxy.fail("runs/delete", "503", times=1000)
+        failed = project.pulumi("up", "--yes", "--skip-preview", ok=False)
+        text = failed.stdout + failed.stderr
+        assert failed.returncode != 0 and "could not be deleted" in text and "Traceback" not in text, text
+        resources = project.exported()["deployment"]["resources"]
+        (kept,) = [r for r in resources if r["urn"].endswith("::bertSst2")]
+        run_id = kept["id"]
+        assert mlflow_client.get_run(run_id).info.lifecycle_stage == "active"
+
+        fault_proxy.clear()
+        project.pulumi("up", "--yes", "--skip-preview")
+        outputs = project.outputs()
+        assert outputs["runId"] == run_id
+        active = mlflow_client.search_runs([outputs["experimentId"]], run_view_type=1)
+        assert [r.info.run_id for r in active] == [run_id], "a second run was made"
+        assert _points_once(mlflow_client, run_id, "loss") == [0, 1, 2]
+        run = mlflow_client.get_run(run_id)
+        assert not run.data.tags["pulumi.resource_key"].startswith("creating:"), run.data.tags
+        assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
+        project.pulumi("preview", "--expect-no-changes")
+        project.pulumi("destroy", "--yes")
+        assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
+    finally:
+        project.remove()

@@ -158,7 +158,7 @@ def test_a_failed_create_says_whether_its_half_created_run_was_deleted(
     if delete_fails:
         assert stage == "active"
         assert f"the half-created run {run_id} could not be deleted" in details, details
-        assert "delete it by hand" in details
+        assert "it is marked unfinished, and the next `pulumi up` finishes it" in details
         assert "was deleted" not in details
     else:
         assert stage == "deleted"

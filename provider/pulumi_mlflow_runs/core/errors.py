@@ -34,6 +34,11 @@ from typing import Any
 class MlflowRunsError(Exception):
     """Base of every error raised by this package."""
 
+    left_behind: dict[str, Any] | None = None
+    """Set by a create or update that failed part-way: the state of the run as it is (``run_id`` included),
+    for a front door that can hand it to the engine (the plugin's partial failure). Its ``run`` is None:
+    the next update reads the run from the server instead of trusting it."""
+
 
 class ConfigurationError(MlflowRunsError):
     """No usable connection settings; the message lists the ways to give them."""

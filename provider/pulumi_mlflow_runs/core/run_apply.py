@@ -71,6 +71,14 @@ def completion_tag(w: Writes, key: str | None) -> None:
         w.batches.append(m.LogBatch(run_id=w.run_id, tags=[tag]))
 
 
+def finish_unfinished(w: Writes, run: m.Run) -> None:
+    """A run a failed create left still marked unfinished: the update that completes it drops the mark
+    (in its last request), so no later create takes it for one of its own."""
+    mark = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), None)
+    if mark is not None and mark.startswith(_UNFINISHED):
+        completion_tag(w, mark.removeprefix(_UNFINISHED))
+
+
 _UNFINISHED_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]]] = {}
 _UNFINISHED_LOCK = threading.Lock()
 _SEARCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}

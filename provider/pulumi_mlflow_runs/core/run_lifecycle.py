@@ -63,9 +63,19 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
         run = api.get_run(run_id)
         _raise_if_not_stored(inputs, run)
     except BaseException as exc:
-        _rollback(api, run_id, exc)
+        if not _rollback(api, run_id, exc) and isinstance(exc, MlflowRunsError):
+            # What of the points reached the server is not known: none is recorded as logged.
+            exc.left_behind = _unread({**inputs, "metrics": None, "artifact_uri": run.info.artifact_uri}, run_id)
         raise
     return run_id, outputs_for(inputs, run, files)
+
+
+def _unread(inputs: Mapping[str, Any], run_id: str, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The state to record for a run a create or update left part-made: ``state`` (the old outputs) or the
+    inputs, with ``run`` None so that the next update reads the run from the server first."""
+    from pulumi_mlflow_runs.core.run_plan import unread_state
+
+    return unread_state(state if state is not None else {**inputs, "run_id": run_id})
 
 
 def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
@@ -152,14 +162,18 @@ def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
         raise InputError(*mismatches[0])
 
 
-def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> None:
-    """Delete the half-made run so a failed create leaves nothing behind."""
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> bool:
+    """Delete the half-made run so a failed create leaves nothing behind; False if it is still there."""
     try:
         api.delete_run(run_id)
     except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
-        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); delete it by hand")
-    else:
-        exc.add_note(f"the half-created run {run_id} was deleted")
+        exc.add_note(
+            f"the half-created run {run_id} could not be deleted ({cleanup}); it is marked unfinished, and "
+            "the next `pulumi up` finishes it"
+        )
+        return False
+    exc.add_note(f"the half-created run {run_id} was deleted")
+    return True
 
 
 # ---- read -------------------------------------------------------------------------------------------------
@@ -241,21 +255,30 @@ def refreshed_inputs(stored: Mapping[str, Any] | None, run: m.Run) -> dict[str, 
 
 
 def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int) -> dict[str, Any]:
-    """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards."""
+    """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards.
+
+    ``olds`` without ``run`` is the state a failed create or update left (``MlflowRunsError.left_behind``):
+    what it sent is not known, so the run is read from the server first, and only what it lacks is sent.
+    """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
-    from pulumi_mlflow_runs.core.run_apply import apply_writes
+    from pulumi_mlflow_runs.core.run_apply import apply_writes, finish_unfinished
     from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
 
-    declared = inputs.get("metrics") or []
-    paired, _ = match_points(list(olds.get("metrics") or []), declared)
-    # Points already logged keep the timestamps they were logged with; new ones get "now".
-    inputs["metrics"] = [
-        dict(was) if was is not None else assign_timestamps([point], now)[0]
-        for point, was in zip(declared, paired, strict=True)
-    ]
+    unread = olds.get("run") is None
     done: list[str] = []
     try:
+        if unread:
+            olds, found = _as_on_server(api, run_id, olds, inputs)
+        declared = inputs.get("metrics") or []
+        paired, _ = match_points(list(olds.get("metrics") or []), declared)
+        # Points already logged keep the timestamps they were logged with; new ones get "now".
+        inputs["metrics"] = [
+            dict(was) if was is not None else assign_timestamps([point], now)[0]
+            for point, was in zip(declared, paired, strict=True)
+        ]
         writes = plan_writes(run_id, olds, inputs, now)
+        if unread:
+            finish_unfinished(writes, found)
         artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
         files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
         apply_writes(api, writes, done)
@@ -272,8 +295,28 @@ def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[st
             f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
             "Run `pulumi up` again: it sends only what is still missing."
         )
+        exc.left_behind = _unread(inputs, run_id, olds)
         raise
     return outputs_for(inputs, run, files)
+
+
+def _as_on_server(
+    api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: Mapping[str, Any]
+) -> tuple[dict[str, Any], m.Run]:
+    """The state of a run that a failed step left, as the server has it: what the program manages now or
+    managed before (a tag it was removing), every point as logged, the files as last recorded."""
+    from pulumi_mlflow_runs.core.run_plan import adopted_state
+
+    run = api.get_run(run_id)
+    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+    managed = {
+        **inputs,
+        "tags": {**(olds.get("tags") or {}), **(inputs.get("tags") or {})},
+        "description": inputs.get("description") or olds.get("description"),
+    }
+    state = adopted_state(run, history, managed)
+    state["artifact_files"] = olds.get("artifact_files")
+    return state, run
 
 
 def delete(api: MlflowApi, run_id: str) -> None:

@@ -229,6 +229,17 @@ def outputs_for(
     return outs
 
 
+def unread_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The state form (``outputs_for``'s keys) of ``state`` (points unpacked, as ``from_state`` gives them) for
+    a run a step left part-made: ``run`` None marks it, and the next update reads the server first."""
+    outs: dict[str, Any] = {key: state.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
+    for key in ("artifact_files", "run_id", "artifact_uri", "lifecycle_stage", "user_id", "latest_metrics"):
+        outs[key] = state.get(key)
+    outs["run"] = None
+    outs["logged_points"] = pack_points(state.get("metrics"))
+    return outs
+
+
 def _outputs(inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``outputs_for`` with the points still the ``metrics`` list: the state form the diff rules read."""
     outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}

@@ -18,10 +18,11 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
-from google.protobuf import empty_pb2, struct_pb2
+from google.protobuf import any_pb2, empty_pb2, struct_pb2
+from google.rpc import status_pb2
 from pulumi.asset import Archive
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
@@ -128,10 +129,11 @@ def _as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any]
     return out
 
 
-def _unchanged(request: Any) -> Any:
-    """No change, unless the state is the dynamic door's: then an update that sends nothing but reads the
-    run, so that the state and the program's outputs take the plugin's form (``runId``, not ``run_id``)."""
-    if MOVED_FROM_DYNAMIC in request.olds.fields:
+def _unchanged(request: Any, unread: bool = False) -> Any:
+    """No change, unless the state is the dynamic door's, or one a failed step left (``unread``): then an
+    update that reads the run, sends what it lacks (nothing, for a moved one), and writes the state in the
+    plugin's form (``runId``, not ``run_id``)."""
+    if unread or MOVED_FROM_DYNAMIC in request.olds.fields:
         return provider_pb2.DiffResponse(changes=_SOME, hasDetailedDiff=True)
     return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
 
@@ -142,9 +144,27 @@ def _resource_key(urn: str) -> str:
     return hashlib.sha256(urn.encode()).hexdigest()[:32]
 
 
+class _Status(NamedTuple):
+    """A gRPC status with details (``grpc.Status``'s fields): the engine reads a partial failure from them."""
+
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, bytes], ...]
+
+
+def _partial_failure(text: str, run_id: str, state: struct_pb2.Struct) -> _Status:
+    """A create or update that failed part-way, with the run as it is (``ErrorResourceInitFailed``): the
+    engine keeps it in the state, so ``pulumi destroy`` can reach it and the next ``up`` finishes it."""
+    failed = provider_pb2.ErrorResourceInitFailed(id=run_id, properties=state, reasons=[text])
+    detail = any_pb2.Any()
+    detail.Pack(failed)
+    status = status_pb2.Status(code=grpc.StatusCode.UNKNOWN.value[0], message=text, details=[detail])
+    return _Status(grpc.StatusCode.UNKNOWN, text, (("grpc-status-details-bin", status.SerializeToString()),))
+
+
 def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Our own errors as one message with a fix line (``core.messages``); any other exception is a bug, and
-    reaches the engine as gRPC reports it."""
+    """Our own errors as one message with a fix line (``core.messages``), a run left part-made reported as
+    a partial failure; any other exception is a bug, and reaches the engine as gRPC reports it."""
 
     def wrap(method: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(method)
@@ -155,6 +175,11 @@ def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
                 props = getattr(request, "properties", None) or getattr(request, "news", None)
                 connection = self.connection_of(props)
                 text = describe(exc, action=action, resource=resource_of(request), connection=connection)
+                left = exc.left_behind
+                if left is not None and action in ("create", "update"):
+                    _, secret = _snake(props, RUN_PROPS)
+                    state = _camel(left, RUN_PROPS, _secret_outputs(secret))
+                    context.abort_with_status(_partial_failure(text, str(left["run_id"]), state))
                 context.abort(grpc.StatusCode.UNKNOWN, text)
                 raise  # abort raises; never reached
 
@@ -268,7 +293,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         paths = detail.detailed(changed, verdict.replaces, {**old_inputs, "lifecycle_stage": None}, news)
         paths.update(files)
         if not paths:
-            return _unchanged(request)
+            return _unchanged(request, unread=state.get("run") is None)
         return provider_pb2.DiffResponse(
             changes=_SOME,
             replaces=[d.camel(k) for k in verdict.replaces],
