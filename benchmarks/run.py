@@ -1,7 +1,8 @@
 """The provider against the minimal request sequence, side by side: ``python benchmarks/run.py [--rounds N] [--quick]``.
 
 Starts its own MLflow servers (sqlite, loopback, work files on /dev/shm when there is one), its own
-``python -m pulumi.dynamic`` hosts, and a counting proxy; interleaves the contenders round by round
+``python -m pulumi.dynamic`` hosts, native plugins (``pulumi-resource-mlflow-runs``, ``bench_native.py``) for
+create, preview and append, and a counting proxy; interleaves the contenders round by round
 (A B C A B C …) and reports medians of the per-round ratios. Prints a table with each goal and PASS/FAIL,
 and the machine it ran on. Never used by the tests: nothing here is a timed assertion.
 """
@@ -9,6 +10,7 @@ and the machine it ran on. Never used by the tests: nothing here is a timed asse
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shutil
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import bench_common as bc
+import bench_native
 import httpx
 from bench_contenders import ClientSequence, HostCreate, RawSequence
-from bench_proxy import CountingProxy
+from bench_proxy import CountingProxy, Seen, Tally
 from bench_server import create_experiment, start_server
 from bench_trivial import TrivialProvider
 from google.protobuf import struct_pb2
@@ -38,6 +41,7 @@ from support.mlflow_server import MlflowServer
 
 DIFF_NONE = provider_pb2.DiffResponse.DIFF_NONE
 DIFF_SOME = provider_pb2.DiffResponse.DIFF_SOME
+DIFF_UNKNOWN = provider_pb2.DiffResponse.DIFF_UNKNOWN
 SECTIONS = ("create", "preview", "append", "cold", "scale")
 
 
@@ -72,6 +76,8 @@ class Ctx:
     details: dict[str, Any] = field(default_factory=dict)
     big_state: tuple[Any, Any, Any, str] | None = None
     """(checked inputs, outputs, program inputs, id) of one created 2,000-point run, for the preview."""
+    native: bench_native.Natives | None = None
+    """The native plugin contender (create, preview, append); None with ``--no-native``."""
 
 
 _T0 = time.perf_counter()
@@ -123,6 +129,10 @@ def bench_create(ctx: Ctx) -> None:
         tallies[name] = ctx.proxy.tally(mark)
         assert not tallies[name].failed, f"{name}: failed requests {tallies[name].failed}"
         _verify_run(ctx.server.url, run_id, decl)
+    native_counted = None
+    if ctx.native is not None:
+        verify = functools.partial(_verify_run, ctx.server.url, decl=decl)
+        native_counted = bench_native.counted_creates(ctx.native.counted, decl, ctx.proxy, verify)
     host_create = counted["provider"]
     assert isinstance(host_create, HostCreate)
     checked = bc.checked_inputs(ctx.counted_host, news)
@@ -134,24 +144,29 @@ def bench_create(ctx: Ctx) -> None:
     floor = HostCreate(
         ctx.host, bc.to_struct(bc.with_provider(bc.from_struct(direct.request.properties), ctx.trivial_blob))
     )
-    timed = {
+    timed: dict[str, Callable[[], Any]] = {
         "provider": direct.create,
         "raw httpx": lambda: raw.create(decl),
         "MlflowClient": lambda: client.create(decl),
         "host floor": floor.create,
     }
+    # CPU on our side of the wire: the host process for the provider, this process for the others
+    host_pid = ctx.host.process.pid
+    cpu_of: dict[str, Callable[[], float]] = {name: time.process_time for name in timed}
+    cpu_of["provider"] = cpu_of["host floor"] = lambda: bc.process_cpu_seconds(host_pid)
+    if ctx.native is not None:  # the plugin process for the plugin
+        native_direct = bench_native.NativeCreate(ctx.native.direct, decl)
+        timed[bench_native.NAME] = native_direct.create
+        cpu_of[bench_native.NAME] = ctx.native.direct.cpu_seconds
     for fn in timed.values():
         fn()  # warm-up: connection pools, first-use imports
     times: dict[str, list[float]] = {name: [] for name in timed}
     cpu: dict[str, list[float]] = {name: [] for name in timed}
-    host_pid = ctx.host.process.pid
     for r in range(s.rounds):
         for name, fn in timed.items():
-            # CPU on our side of the wire: the host process for the provider, this process for the others
-            cpu0, host0 = time.process_time(), bc.process_cpu_seconds(host_pid)
+            cpu0 = cpu_of[name]()
             times[name].append(bc.timed(fn)[0])
-            mine, host = time.process_time() - cpu0, bc.process_cpu_seconds(host_pid) - host0
-            cpu[name].append(host if name in ("provider", "host floor") else mine)
+            cpu[name].append(cpu_of[name]() - cpu0)
         log(f"create round {r + 1}: " + ", ".join(f"{n} {ms(t[-1])}" for n, t in times.items()))
     raw.close()
     vs_raw = bc.median([a / b for a, b in zip(times["provider"], times["raw httpx"], strict=True)])
@@ -202,6 +217,9 @@ def bench_create(ctx: Ctx) -> None:
             bc.verdict(tallies["provider"].count == minimum),
         ),
     ]
+    if native_counted is not None:
+        ctx.details["create"]["native"] = native_counted.details()
+        ctx.rows += bench_native.create_rows(times, cpu, native_counted, minimum=minimum, points=bc.BIG.points)
 
 
 # ---- 2. preview ----------------------------------------------------------------------------------------------
@@ -270,23 +288,47 @@ def bench_preview(ctx: Ctx) -> None:
     exp = create_experiment(ctx.wide_server.url, "bench-preview")
     decls = [bc.declaration(exp, bc.SMALL, f"preview-{i:03d}") for i in range(s.preview_runs)]
     runs = _create_many(ctx.wide_host, decls, ctx.blob)
+    native_runs: list[bench_native.Existing] = []
+    if ctx.native is not None:  # the same runs made by the native plugin, on the same server
+        log(f"preview: creating {s.preview_runs} runs with the native plugin")
+        native_decls = [bc.declaration(exp, bc.SMALL, f"native-preview-{i:03d}") for i in range(s.preview_runs)]
+        native_runs = bench_native.create_many(ctx.native.wide, native_decls)
     host = ctx.counted_host
-    mark = ctx.proxy.mark()
-    _preview_pass(host, runs[:1])  # the host's first call of this provider: unpickle + configure (counted too)
-    walls, cpus = [], []
+    seen: dict[str, list[Seen]] = {"dynamic": [], "native": []}
+
+    def counting(kind: str, fn: Callable[[], Any]) -> Any:
+        mark = ctx.proxy.mark()
+        try:
+            return fn()
+        finally:
+            seen[kind] += ctx.proxy.tally(mark).seen
+
+    counting("dynamic", lambda: _preview_pass(host, runs[:1]))  # the host's first call: unpickle + configure
+    if ctx.native is not None:
+        plugin = ctx.native.counted
+        counting("native", lambda: bench_native.preview_pass(plugin, native_runs[:1]))  # first call: imports
+    walls, cpus, native_walls, native_cpus = [], [], [], []
     for r in range(s.rounds):
         cpu0, t0 = bc.process_cpu_seconds(host.process.pid), time.perf_counter()
-        _preview_pass(host, runs)
+        counting("dynamic", lambda: _preview_pass(host, runs))
         walls.append((time.perf_counter() - t0) / len(runs))
         cpus.append((bc.process_cpu_seconds(host.process.pid) - cpu0) / len(runs))
-        log(f"preview round {r + 1}: {ms(walls[-1])} wall, {ms(cpus[-1])} host CPU per resource")
-    tally = ctx.proxy.tally(mark)
+        native_log = ""
+        if ctx.native is not None:
+            wall, cpu = counting("native", lambda: bench_native.timed_preview(plugin, native_runs))
+            native_walls.append(wall)
+            native_cpus.append(cpu)
+            native_log = f"; native plugin {ms(wall)} wall, {ms(cpu)} plugin CPU"
+        log(f"preview round {r + 1}: {ms(walls[-1])} wall, {ms(cpus[-1])} host CPU per resource{native_log}")
+    tally = Tally(seen["dynamic"])
     provider_rounds = _provider_seconds(runs, s.rounds)
     provider_s = bc.median(provider_rounds)
     ctx.details["preview"] = {
         "wall_per_resource_s": walls,
         "host_cpu_per_resource_s": cpus,
         "provider_per_resource_s": provider_rounds,
+        "native_wall_per_resource_s": native_walls,
+        "native_plugin_cpu_per_resource_s": native_cpus,
     }
     ctx.rows += [
         bc.Row(
@@ -309,6 +351,11 @@ def bench_preview(ctx: Ctx) -> None:
             "info",
         ),
     ]
+    if ctx.native is not None:
+        native_tally = Tally(seen["native"])
+        ctx.rows += bench_native.preview_rows(
+            native_runs, s.rounds, tally=native_tally, walls=native_walls, cpus=native_cpus, host_walls=walls
+        )
     if ctx.big_state is not None:
         checked, outputs, news, id_ = ctx.big_state
         big = Existing(id_, bc.to_struct(news), checked, outputs)
@@ -340,6 +387,10 @@ def bench_append(ctx: Ctx) -> None:
     checked = bc.checked_inputs(host, bc.with_provider(decl, ctx.blob))
     made = bc.rpc_call(host, "Create", bc.create_request(host, checked))
     run_id, outputs = made.id, made.properties
+    native = None
+    if ctx.native is not None:  # its own run of the same shape, made and updated through the proxy too
+        log(f"append: creating a run with {shape.points:,} points with the native plugin")
+        native = bench_native.NativeAppend(ctx.native.counted, bc.declaration(ctx.experiment_id, shape, "native"))
     raw = RawSequence(ctx.proxy.url)
     step = shape.steps
     host_t, raw_t, floor_t, counts, sent, minimal = [], [], [], [], [], []
@@ -350,7 +401,8 @@ def bench_append(ctx: Ctx) -> None:
         news = bc.with_provider(decl, ctx.blob)
         chk = bc.rpc_call(host, "Check", bc.check_request(host, bc.from_struct(checked), news))
         diff = bc.rpc_call(host, "Diff", bc.diff_request(host, run_id, outputs, chk.inputs, checked))
-        assert diff.changes == DIFF_SOME and not diff.replaces, (diff.changes, list(diff.replaces))
+        # "unknown" (since c5ea513): the engine diffs the old and new inputs itself, and sees the new points
+        assert diff.changes in (DIFF_SOME, DIFF_UNKNOWN) and not diff.replaces, (diff.changes, list(diff.replaces))
         request = bc.update_request(host, run_id, outputs, chk.inputs, checked)
         mark = ctx.proxy.mark()
         elapsed, resp = bc.timed(lambda req=request: bc.rpc_call(host, "Update", req))
@@ -367,12 +419,13 @@ def bench_append(ctx: Ctx) -> None:
         trivial_news = bc.to_struct(bc.with_provider(bc.from_struct(request.news), ctx.trivial_blob))
         floor = bc.update_request(host, run_id, request.olds, trivial_news, request.old_inputs)
         floor_t.append(bc.timed(lambda req=floor: bc.rpc_call(host, "Update", req))[0])
+        native_log = native.round(points, ctx.proxy) if native is not None else ""
         log(
             f"append round {r + 1}: provider {ms(host_t[-1])} ({writes.describe()}, {sent[-1]} B), "
-            f"raw {ms(raw_t[-1])}, host floor {ms(floor_t[-1])}"
+            f"raw {ms(raw_t[-1])}, host floor {ms(floor_t[-1])}{native_log}"
         )
     raw.close()
-    held = len(bc.from_struct(outputs)["metrics"])
+    held = bc.held_points(bc.from_struct(outputs))
     worst_count = max(c.count for c in counts)
     ratio = max(a / b for a, b in zip(sent, minimal, strict=True))
     ctx.details["append"] = {
@@ -405,6 +458,9 @@ def bench_append(ctx: Ctx) -> None:
             f"host floor (trivial provider, same properties) {ms(bc.median(floor_t))}",
         ),
     ]
+    if native is not None:
+        ctx.details["append"]["native"] = native.details()
+        ctx.rows += native.rows(raw_t, shape.points)
 
 
 # ---- 4. cold start -------------------------------------------------------------------------------------------
@@ -530,6 +586,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
     p.add_argument("--json", type=Path, help="also write the rows, raw timings and machine here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     p.add_argument("--scale-workers", type=int, default=4, help="uvicorn workers of the scale benchmark's server")
+    p.add_argument("--no-native", action="store_true", help="leave out the native plugin (create, preview, append)")
     args = p.parse_args(argv)
     sections = tuple(x.strip() for x in args.only.split(",") if x.strip())
     unknown = set(sections) - set(SECTIONS)
@@ -578,11 +635,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with CountingProxy(server.url) as proxy:
             host, counted_host, wide_host = (bc.open_host(u) for u in (server.url, proxy.url, wide_server.url))
+            natives = None
             try:
+                if not args.no_native and {"create", "preview", "append"} & set(settings.sections):
+                    natives = bench_native.Natives.start(server.url, proxy.url, wide_server.url)
                 ctx = Ctx(
                     settings, workdir, server, proxy, create_experiment(server.url, "bench"),
                     bc.provider_blob(ExperimentRunProvider()), host, counted_host, wide_server, wide_host,
-                    trivial_blob=bc.provider_blob(TrivialProvider()),
+                    trivial_blob=bc.provider_blob(TrivialProvider()), native=natives,
                 )  # fmt: skip
                 benches = {
                     "create": bench_create,
@@ -595,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if name in settings.sections:
                         benches[name](ctx)
             finally:
+                if natives is not None:
+                    natives.close()
                 for h in (host, counted_host, wide_host):
                     h.close()
     finally:
