@@ -13,6 +13,7 @@ from pulumi.runtime.proto import provider_pb2
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core.artifacts.files import Elided
 from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, REPLACE_KEYS, check_inputs
+from pulumi_mlflow_runs.core.state import logged_from, stamps_of
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native import wire
 from pulumi_mlflow_runs.native.names import camel_path, convert
@@ -63,7 +64,8 @@ def test_names_convert_both_ways_and_leave_user_keys_alone() -> None:
 def test_the_schema_has_every_input_and_output_the_core_checks() -> None:
     run = schema()["resources"][RUN_TOKEN]
     assert set(run["inputProperties"]) == {d.camel(k) for k in (*INPUT_KEYS, "adopt_run_id")}
-    assert set(run["properties"]) == {d.camel(k) for k in (*INPUT_KEYS, "adopt_run_id", *OUTPUT_KEYS)}
+    outputs = {*OUTPUT_KEYS, "stamped_at"} - {"logged_points"}  # the plugin keeps stamps, not the points again
+    assert set(run["properties"]) == {d.camel(k) for k in (*INPUT_KEYS, "adopt_run_id", *outputs)}
     replacing = {k for k, v in run["inputProperties"].items() if v.get("replaceOnChanges")}
     assert replacing == {d.camel(k) for k in REPLACE_KEYS}
     point = schema()["types"]["mlflow-runs:index:MetricPoint"]
@@ -131,3 +133,22 @@ def test_files_are_compared_by_the_engines_hash() -> None:
         'artifacts["new file.txt"]': ADD,
     }
     assert detail.artifact_diff(old, dict(old)) == {}
+
+
+def test_stamps_with_the_inputs_give_every_point_as_logged() -> None:
+    """The plugin's state keeps the timestamps it chose as runs; with the declared points they are the
+    logged points again, and stamps that do not fit the points say so (None) instead of guessing."""
+    declared = [
+        {"key": "loss", "value": 0.9, "step": 0},
+        {"key": "loss", "value": 0.5, "step": 1, "timestamp": 7},
+        {"key": "acc", "value": 0.1, "step": 0},
+        {"key": "loss", "value": 0.3, "step": 2},
+    ]
+    logged = [{**p, "timestamp": p.get("timestamp", t)} for p, t in zip(declared, [100, 0, 100, 200], strict=True)]
+    stamps = stamps_of(declared, logged)
+    assert stamps == [[100, 2], [200, 1]]
+    assert logged_from(declared, stamps) == logged
+    assert logged_from(declared, [[100.0, 2.0], [200.0, 1.0]]) == logged  # as the wire gives numbers
+    assert logged_from(declared, [[100, 2]]) is None  # a point without its stamp
+    assert logged_from(declared, [[100, 4]]) is None  # a stamp without its point
+    assert stamps_of([p for p in declared if "timestamp" in p], [logged[1]]) is None  # nothing stamped

@@ -161,6 +161,17 @@ RUN_OUTPUTS: tuple[Prop, ...] = (
     Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),
 )
 
+STAMPED_AT = Prop(
+    "stamped_at",
+    "any",
+    "When each metric point declared without a timestamp was logged, as `[[timestamp, count], ...]` over those "
+    "points in the order the inputs list them (the points of one update share a timestamp); the others were "
+    "logged with their own. With the inputs, this is every point as logged.",
+)
+NATIVE_RUN_OUTPUTS: tuple[Prop, ...] = (*(p for p in RUN_OUTPUTS if p.name != "logged_points"), STAMPED_AT)
+"""The plugin's outputs: the engine hands its Diff the old inputs, so its state keeps only the timestamps it
+chose instead of every point again (``logged_points``, which the dynamic door needs)."""
+
 EXPERIMENT_INPUTS: tuple[Prop, ...] = (
     _s("name", "The experiment's name (on Databricks a workspace path).", required=True),
     _s(

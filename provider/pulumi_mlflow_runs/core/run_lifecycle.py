@@ -214,6 +214,8 @@ def refresh(
     except NotFound:
         return None
     fresh = dict(state)
+    if fresh.get("run") is None:  # left by a failed step: what it logged is on the server, not in the state
+        fresh, run = _as_on_server(api, run_id, state, stored_inputs or state)
     if fresh.get("artifact_files"):
         from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
 

@@ -422,6 +422,17 @@ def _model_refs(c: _Checker, name: str, raw: Any, with_step: bool) -> list[dict[
     return out
 
 
+def checked_points(raw: Any) -> list[dict[str, Any]] | None:
+    """``metrics`` in normal form, as ``check_inputs`` gives them; None if unknown or any point breaks a rule."""
+    if raw is None:
+        return []
+    if is_unknown(raw):
+        return None
+    c = _Checker()
+    points = _metrics(c, raw)
+    return None if c.failures else (points or [])
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate and normalize the inputs; return ``(inputs, failures)``.
 

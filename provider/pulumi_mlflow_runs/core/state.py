@@ -53,3 +53,36 @@ def from_state(props: Mapping[str, Any]) -> dict[str, Any]:
     if "logged_points" in olds:
         olds["metrics"] = unpack_points(olds.pop("logged_points"))
     return olds
+
+
+def stamps_of(declared: Sequence[Mapping[str, Any]], logged: Sequence[Mapping[str, Any]]) -> list[list[int]] | None:
+    """The timestamps the provider gave the ``declared`` points that had none (``logged`` is the same points
+    in the same order, as logged), as runs ``[[timestamp, count], ...]``: the points of one ``up`` share
+    one timestamp, so this is a pair or two however many points there are."""
+    if len(declared) != len(logged):
+        raise ValueError(f"{len(declared)} declared points against {len(logged)} logged")
+    runs: list[list[int]] = []
+    for want, got in zip(declared, logged, strict=True):
+        if want.get("timestamp") is None:
+            stamp = int(got["timestamp"])
+            if runs and runs[-1][0] == stamp:
+                runs[-1][1] += 1
+            else:
+                runs.append([stamp, 1])
+    return runs or None
+
+
+def logged_from(declared: Sequence[Mapping[str, Any]], stamps: Any) -> list[dict[str, Any]] | None:
+    """The points as logged: ``declared`` (in ``run_spec``'s normal form), each missing timestamp taken from
+    ``stamps`` in order; None when they do not fit each other (then the server is the one to ask)."""
+    times = (int(stamp) for stamp, count in (stamps or ()) for _ in range(int(count)))
+    out: list[dict[str, Any]] = []
+    for point in declared:
+        if point.get("timestamp") is None:
+            stamp = next(times, None)
+            if stamp is None:
+                return None
+            out.append({**point, "timestamp": stamp})
+        else:
+            out.append(dict(point))
+    return out if next(times, None) is None else None

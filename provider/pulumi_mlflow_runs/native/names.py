@@ -15,8 +15,18 @@ from pulumi_mlflow_runs.core.definitions import Prop
 _SEGMENT = re.compile(r"([^.\[]+)|\[(\d+)\]")
 
 
-def _by(props: Sequence[Prop], camel_keys: bool) -> dict[str, Prop]:
-    return {(p.camel if camel_keys else p.name): p for p in props}
+_TABLES: dict[tuple[int, bool], tuple[Sequence[Prop], dict[str, tuple[str, Prop]]]] = {}
+
+
+def _by(props: Sequence[Prop], camel_keys: bool) -> dict[str, tuple[str, Prop]]:
+    """``{name as sent: (name to give, definition)}``, built once per definitions (a request of 20,000
+    metric points converts each point against the same ones)."""
+    key = (id(props), camel_keys)
+    found = _TABLES.get(key)
+    if found is None or found[0] is not props:
+        table = {(p.camel if camel_keys else p.name): ((p.name if camel_keys else p.camel), p) for p in props}
+        found = _TABLES[key] = (props, table)
+    return found[1]
 
 
 def _convert(value: Any, prop: Prop | None, to_snake: bool) -> Any:
@@ -36,9 +46,12 @@ def convert(props: Mapping[str, Any], definitions: Sequence[Prop], *, to_snake: 
     known = _by(definitions, camel_keys=to_snake)
     out: dict[str, Any] = {}
     for key, value in props.items():
-        prop = known.get(key)
-        name = (prop.name if to_snake else prop.camel) if prop is not None else key
-        out[name] = _convert(value, prop, to_snake)
+        found = known.get(key)
+        if found is None:
+            out[key] = value
+        else:
+            name, prop = found
+            out[name] = value if value is None else _convert(value, prop, to_snake)
     return out
 
 

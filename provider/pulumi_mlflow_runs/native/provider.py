@@ -33,10 +33,10 @@ from pulumi_mlflow_runs.core.artifacts.files import Elided, drifted
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
 from pulumi_mlflow_runs.core.run_diff import canonical, diff_run
-from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, check_inputs
+from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, check_inputs, checked_points
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
-from pulumi_mlflow_runs.core.state import from_state
+from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native import schema, wire
 from pulumi_mlflow_runs.native.config import read_config
@@ -45,7 +45,9 @@ from pulumi_mlflow_runs.version import VERSION
 
 R = TypeVar("R")
 
-RUN_PROPS = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY, *d.RUN_OUTPUTS)
+RUN_PROPS = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY, *d.RUN_OUTPUTS, d.STAMPED_AT)
+"""Every name a run's properties use on the wire: ``logged_points`` too, in a moved dynamic resource's state
+and in the state a failed step left (``MlflowRunsError.left_behind``)."""
 EXPERIMENT_PROPS = (*d.EXPERIMENT_INPUTS, *d.EXPERIMENT_OUTPUTS)
 _SOME, _NONE = provider_pb2.DiffResponse.DIFF_SOME, provider_pb2.DiffResponse.DIFF_NONE
 
@@ -88,7 +90,7 @@ def _previewed(news: struct_pb2.Struct, olds: struct_pb2.Struct | Mapping[str, A
     update keeps. Nothing is sent to the server."""
     out = struct_pb2.Struct()
     out.CopyFrom(news)
-    computed = d.EXPERIMENT_OUTPUTS if kind == schema.EXPERIMENT_TOKEN else d.RUN_OUTPUTS
+    computed = d.EXPERIMENT_OUTPUTS if kind == schema.EXPERIMENT_TOKEN else d.NATIVE_RUN_OUTPUTS
     old_fields = olds.fields if isinstance(olds, struct_pb2.Struct) else {}
     for prop in computed:
         name = prop.camel
@@ -136,6 +138,32 @@ def _unchanged(request: Any, unread: bool = False) -> Any:
     if unread or MOVED_FROM_DYNAMIC in request.olds.fields:
         return provider_pb2.DiffResponse(changes=_SOME, hasDetailedDiff=True)
     return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
+
+
+def _run_state(olds: Mapping[str, Any], old_inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Old outputs in the core's state form, every point as logged: the old inputs' points with the
+    timestamps ``stamped_at`` kept. A state that holds ``logged_points`` (a moved dynamic resource's, or one
+    a failed step left) has them already; one whose stamps do not fit its inputs is marked unread, so the
+    next update asks the server."""
+    state = from_state(olds)
+    stamps = state.pop("stamped_at", None)
+    if "logged_points" in olds:
+        return state
+    declared = checked_points(old_inputs.get("metrics"))
+    logged = logged_from(declared, stamps) if declared is not None else None
+    if logged is None:
+        state["run"] = None
+    state["metrics"] = logged or []
+    return state
+
+
+def _plugin_state(outputs: Mapping[str, Any], declared: list[Any], logged: list[Any] | None) -> dict[str, Any]:
+    """The core's outputs in the plugin's state form: the timestamps it gave ``declared`` (the normal-form
+    points, in ``logged``'s order) instead of every logged point again."""
+    out = dict(outputs)
+    out.pop("logged_points", None)
+    out["stamped_at"] = stamps_of(declared, logged) if declared and logged is not None else None
+    return out
 
 
 def _resource_key(urn: str) -> str:
@@ -279,7 +307,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         olds, _ = _snake(request.olds, RUN_PROPS)
         news, _ = _snake(request.news, RUN_PROPS)
         old_inputs, _ = _snake(request.old_inputs, RUN_PROPS)
-        state = from_state(olds)
+        state = _run_state(olds, old_inputs)
         # Files are compared by the engine's hash of each asset, old inputs against new (no contents here);
         # a file refresh found gone or changed is sent again.
         old_files = _as_uploaded(old_inputs.get("artifacts"), state.get("artifact_files"))
@@ -333,8 +361,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         props, secret = _snake(request.properties, RUN_PROPS)
         inputs = lifecycle.checked_inputs(props)
         inputs["resource_key"] = _resource_key(request.urn)
+        declared = list(inputs.get("metrics") or [])
         run_id, outputs = lifecycle.create(self.api(inputs), inputs, lifecycle.now_ms())
-        return provider_pb2.CreateResponse(id=run_id, properties=_camel(outputs, RUN_PROPS, _secret_outputs(secret)))
+        state = _plugin_state(outputs, declared, inputs.get("metrics"))
+        return provider_pb2.CreateResponse(id=run_id, properties=_camel(state, RUN_PROPS, _secret_outputs(secret)))
 
     @_user_facing("read")
     def Read(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -353,12 +383,18 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         state, secret = _snake(request.properties, RUN_PROPS)
         stored, stored_secret = _snake(request.inputs, RUN_PROPS)
         api = self.api(state or stored)
+        logged: list[Any] | None
         if not state:  # `pulumi import` or a `.get`: no state yet, the run described as inputs
             found = lifecycle.read_existing(api, request.id)
+            declared = logged = list(((found.inputs or {}).get("metrics") or []) if found else [])
         else:
-            found = lifecycle.refresh(api, request.id, from_state(state), stored or None)
+            olds = _run_state(state, stored)
+            declared, logged = checked_points(stored.get("metrics")) or [], olds.get("metrics")
+            found = lifecycle.refresh(api, request.id, olds, stored or None)
         if found is None:
             return provider_pb2.ReadResponse(id="")  # gone for good: the engine drops it from state
+        # A state that holds every logged point (moved, or left by a failed step) keeps that form until an update.
+        outputs = found.outputs if "logged_points" in state else _plugin_state(found.outputs, declared, logged)
         inputs = (
             _camel(found.inputs, RUN_PROPS, stored_secret)
             if found.inputs is not None
@@ -366,7 +402,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         )
         return provider_pb2.ReadResponse(
             id=request.id,
-            properties=_camel(found.outputs, RUN_PROPS, _secret_outputs(secret | stored_secret)),
+            properties=_camel(outputs, RUN_PROPS, _secret_outputs(secret | stored_secret)),
             inputs=inputs,
         )
 
@@ -382,8 +418,12 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             inputs = exp.checked_experiment(news)
             outputs = exp.update_experiment(self.api(inputs), request.id, olds, inputs)
             return provider_pb2.UpdateResponse(properties=_camel(outputs, props, secret))
+        old_inputs, _ = _snake(request.old_inputs, props)
         inputs = lifecycle.checked_inputs(news)
-        outputs = lifecycle.update(self.api(inputs), request.id, from_state(olds), inputs, lifecycle.now_ms())
+        declared = list(inputs.get("metrics") or [])
+        state = _run_state(olds, old_inputs)
+        outputs = lifecycle.update(self.api(inputs), request.id, state, inputs, lifecycle.now_ms())
+        outputs = _plugin_state(outputs, declared, inputs.get("metrics"))
         return provider_pb2.UpdateResponse(properties=_camel(outputs, props, _secret_outputs(secret)))
 
     @_user_facing("delete")

@@ -75,11 +75,11 @@ class ExperimentRun(_NativeResource):
     ``end_time``, ``status``, ``params``, ``tags``, ``description``, ``metrics``, ``dataset_inputs``,
     ``model_inputs``, ``model_outputs``, ``artifacts``, ``host``, ``deployment_name``, ``adopt_run_id``.
     Outputs besides those: ``run_id``, ``artifact_uri``, ``lifecycle_stage``, ``user_id``, ``run``,
-    ``latest_metrics``, ``logged_points``, ``artifact_files``."""
+    ``latest_metrics``, ``stamped_at``, ``artifact_files``."""
 
     _TOKEN = RUN_TOKEN
     _INPUTS = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY)
-    _OUTPUTS = d.RUN_OUTPUTS
+    _OUTPUTS = d.NATIVE_RUN_OUTPUTS
     FROM_DYNAMIC: ClassVar[pulumi.Alias] = pulumi.Alias(type_="pulumi-python:dynamic/mlflow:ExperimentRun")
     """``opts=pulumi.ResourceOptions(aliases=[ExperimentRun.FROM_DYNAMIC])`` takes over the run of the dynamic
     resource of the same name: the plugin reads it and sends nothing (README, "Moving a stack to the plugin")."""

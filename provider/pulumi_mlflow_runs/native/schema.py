@@ -146,7 +146,7 @@ def schema() -> dict[str, Any]:
             "properties": {k: v for k, v in config.items() if not v.get("secret")},
         },
         "resources": {
-            RUN_TOKEN: _resource(RUN_DESCRIPTION, (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY), d.RUN_OUTPUTS, types),
+            RUN_TOKEN: _resource(RUN_DESCRIPTION, (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY), d.NATIVE_RUN_OUTPUTS, types),
             EXPERIMENT_TOKEN: _resource(EXPERIMENT_DESCRIPTION, d.EXPERIMENT_INPUTS, d.EXPERIMENT_OUTPUTS, types),
         },
         "functions": {
