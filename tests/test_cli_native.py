@@ -327,3 +327,12 @@ def test_a_create_whose_run_cannot_be_rolled_back_is_kept_in_the_state(
         assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
     finally:
         project.remove()
+
+
+def test_a_configuration_error_names_the_plugins_own_keys(yaml_project: ProjectFolder) -> None:
+    """The core's messages name the dynamic door's keys (``mlflow:password``); a plugin user sets others."""
+    yaml_project.pulumi("config", "set", "mlflow-runs:username", "bob")
+    failed = yaml_project.pulumi("preview", ok=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "'mlflow-runs:username' is set without 'mlflow-runs:password'" in text, text
+    assert "pulumi config set --secret mlflow-runs:password" in text and "mlflow:password" not in text, text

@@ -8,6 +8,7 @@ the ``mlflow:`` and ``databricks:`` namespaces are keys of this package here (``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,3 +47,14 @@ def read_config(args: Mapping[str, Any]) -> tuple[StackConfig, RetryPolicy]:
     stack = StackConfig.from_config(by_core_key.get)
     check_stack_config(stack)
     return stack, retry_policy(by_core_key.get(RETRY_DEADLINE_CONFIG))
+
+
+_PLUGIN_KEY = {_CORE_KEYS[p.name]: f"mlflow-runs:{p.camel}" for p in CONFIG}
+_LONGEST_FIRST = sorted(_PLUGIN_KEY, key=len, reverse=True)
+_CORE_KEY = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, _LONGEST_FIRST)) + r")\b")
+
+
+def in_plugin_keys(text: str) -> str:
+    """A message of the core with the plugin's config keys (``mlflow-runs:trackingUri``) where it names the
+    dynamic door's (``mlflow:trackingUri``, ``databricks:host``): the user of a plugin sets those."""
+    return _CORE_KEY.sub(lambda m: _PLUGIN_KEY[m.group(0)], text)

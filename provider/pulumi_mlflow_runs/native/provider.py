@@ -39,7 +39,7 @@ from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native import schema, wire
-from pulumi_mlflow_runs.native.config import read_config
+from pulumi_mlflow_runs.native.config import in_plugin_keys, read_config
 from pulumi_mlflow_runs.native.names import camel_path, convert
 from pulumi_mlflow_runs.version import VERSION
 
@@ -203,6 +203,7 @@ def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
                 props = getattr(request, "properties", None) or getattr(request, "news", None)
                 connection = self.connection_of(props)
                 text = describe(exc, action=action, resource=resource_of(request), connection=connection)
+                text = in_plugin_keys(text)
                 left = exc.left_behind
                 if left is not None and action in ("create", "update"):
                     _, secret = _snake(props, RUN_PROPS)
@@ -246,7 +247,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         try:
             read_config(args)
         except (ConfigurationError, InputError) as exc:
-            failures.append(provider_pb2.CheckFailure(property="", reason=str(exc)))
+            failures.append(provider_pb2.CheckFailure(property="", reason=in_plugin_keys(str(exc))))
         return provider_pb2.CheckResponse(inputs=request.news, failures=failures)
 
     def DiffConfig(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -462,7 +463,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             failure = provider_pb2.CheckFailure(property=camel_path(exc.prop, props), reason=exc.reason)
             return provider_pb2.InvokeResponse(failures=[failure])
         except MlflowRunsError as exc:
-            context.abort(grpc.StatusCode.UNKNOWN, describe(exc, action="read", resource=None))
+            context.abort(grpc.StatusCode.UNKNOWN, in_plugin_keys(describe(exc, action="read", resource=None)))
         response = provider_pb2.InvokeResponse()
         getattr(response, "return").CopyFrom(wire.encode(result))  # a keyword Python cannot spell
         return response
