@@ -92,6 +92,8 @@ def test_yaml_program_lifecycle(
     # The state keeps the time the points were logged at, not the points again: the inputs hold them.
     (state,) = [r for r in project.exported()["deployment"]["resources"] if r["urn"].endswith("::bertSst2")]
     assert "loggedPoints" not in state["outputs"] and state["outputs"]["stampedAt"][0][1] == 4, state["outputs"]
+    info = state["outputs"]["run"]["info"]  # nor what the other outputs hold
+    assert not {"run_id", "run_uuid", "artifact_uri"} & set(info) and "start_time" in info, info
 
     # One appended point: the preview names it alone, and the update logs only it.
     program = _program(project)

@@ -58,7 +58,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_readme_names_every_file_it_asks_for() -> None:
     blocks = readme_blocks()
-    assert set(blocks) == {"shell", "Pulumi.yaml", "__main__.py", "curves.py"}, set(blocks)
+    assert set(blocks) == {"shell", "Pulumi.yaml", "__main__.py", "curves.py", "python-native"}, set(blocks)
     assert "from curves import" in blocks["__main__.py"]  # a module of the user's own, beside the program
 
 
@@ -130,5 +130,38 @@ def test_own_project_as_the_readme_says(
     assert json.loads(pulumi("stack", "output", "--json"))["run_id"] == run_id
 
     pulumi("refresh", "--yes", "--expect-no-changes")
+    pulumi("destroy", "--yes")
+    assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+def test_the_native_classes_as_the_readme_shows(
+    tmp_path: Path, wheel: Path, pulumi_bin: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+) -> None:
+    """The README's Python program on the plugin, in a new folder with the wheel in an activated virtualenv
+    (the plugin on PATH, as pip put it there) and a ``Pulumi.yaml`` that names no virtualenv, as it says."""
+    home = tmp_path / "home"
+    project = home / "native"
+    project.mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text("name: native\nruntime: python\n")
+    (project / "__main__.py").write_text(readme_blocks()["python-native"])
+    env = user_env(pulumi_bin, tmp_path, {"HOME": str(home), "PULUMI_HOME": str(home / ".pulumi")})
+    subprocess.run([sys.executable, "-m", "venv", str(project / "venv")], check=True, timeout=300)
+    shell = activated(env, project / "venv")
+    subprocess.run(["pip", "install", "--quiet", str(wheel)], env=shell, check=True, timeout=900)
+
+    def pulumi(*args: str) -> str:
+        proc = subprocess.run(
+            ["pulumi", *args, "--non-interactive"], cwd=project, env=shell, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"pulumi {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout + proc.stderr
+
+    pulumi("stack", "init", "dev")
+    pulumi("config", "set", "mlflow-runs:trackingUri", mlflow_server.url)
+    up = pulumi("up", "--yes")
+    assert f"using pulumi-resource-mlflow-runs from $PATH at {project / 'venv' / 'bin'}" in up, up  # pip's, not ours
+    run_id = json.loads(pulumi("stack", "output", "--json"))["runId"]
+    assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61]
+    pulumi("preview", "--diff", "--expect-no-changes")
     pulumi("destroy", "--yes")
     assert mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"

@@ -155,7 +155,12 @@ RUN_OUTPUTS: tuple[Prop, ...] = (
     _s("artifact_uri", "The run's artifact root."),
     _s("lifecycle_stage", "`active`, or `deleted` when the run was deleted outside Pulumi (the next up restores it)."),
     _s("user_id", "The user the server recorded."),
-    Prop("run", "any", "The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares."),
+    Prop(
+        "run",
+        "any",
+        "The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares (on the plugin, "
+        "also less what the other outputs hold and the provider's own `pulumi.*` tags).",
+    ),
     Prop("latest_metrics", "map", "Latest value per metric key.", items=Prop("value", "number", "")),
     Prop("logged_points", "any", "Every metric point as logged, in columns per key."),
     Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),
