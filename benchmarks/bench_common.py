@@ -197,8 +197,8 @@ def min_batches(params: int, tags: int, points: int, payload_bytes: int) -> int:
 
 
 def held_points(outputs: Mapping[str, Any]) -> int:
-    """The metric points a run's outputs record as logged: ``logged_points`` (``loggedPoints`` on the native
-    plugin), per key a column each of step, value and timestamp; or the ``metrics`` list of older state."""
+    """The metric points a dynamic run's outputs record as logged: ``logged_points``, per key a column each of
+    step, value and timestamp; or the ``metrics`` list of older state (the plugin's: ``bench_native``)."""
     logged = outputs.get("logged_points", outputs.get("loggedPoints"))
     if isinstance(logged, Mapping):
         return sum(len(columns.get("step") or []) for columns in logged.values())

@@ -508,7 +508,13 @@ class NativeAppend:
         return append_rows(self.rounds, raw_s, points, self.held_points())
 
     def held_points(self) -> int:
-        return bc.held_points(json_format.MessageToDict(self.outputs))
+        """The points the plugin's state records as logged: the inputs' points, each one declared without a
+        timestamp with one in ``stampedAt`` (the plugin keeps no second copy of the points)."""
+        points = json_format.MessageToDict(self.inputs).get("metrics") or []
+        stamps = json_format.MessageToDict(self.outputs).get("stampedAt") or []
+        unstamped = sum(1 for p in points if p.get("timestamp") is None)
+        assert sum(int(count) for _, count in stamps) == unstamped, (len(stamps), unstamped)
+        return len(points)
 
 
 def append_rows(rounds: Sequence[Appended], raw_s: Sequence[float], points: int, held: int) -> list[bc.Row]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,25 +18,18 @@ import yaml
 
 from support.fault_proxy import FaultProxy
 from support.mlflow_proxy import RecordingProxy
-from support.project import PACKAGE_VENV, ProjectFolder, project_folder
-from support.runs import unique
+from support.native_examples import example_stack
+from support.project import PACKAGE_VENV, ProjectFolder
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "yaml-native"
 RUN = "mlflow-runs:index:ExperimentRun"
 
 
 def _copy_of_example(tmp_path: Path, pulumi_bin: Path, tracking_uri: str) -> ProjectFolder:
     """A new stack of a copy of the example, its plugin from the virtualenv pip installed it in."""
-    folder = tmp_path / "yaml-native"
-    shutil.copytree(EXAMPLE, folder)
-    env = {"MLFLOW_TRACKING_URI": tracking_uri}
-    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
-    project.init({"experimentName": unique("yaml-native")})
-    return project
+    return example_stack("yaml-native", tmp_path, pulumi_bin, tracking_uri)
 
 
 @pytest.fixture
@@ -206,12 +198,14 @@ def test_secrets_stay_secret_in_state(yaml_project: ProjectFolder, mlflow_client
     ],
     ids=["429-503", "drop-after", "500-after"],
 )
+@pytest.mark.parametrize("example", ["yaml-native", "python-native"])
 def test_faults_through_the_plugin_leave_one_run_with_each_point_once(
-    tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient, faults: list
+    tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient, faults: list, example: str
 ) -> None:
     """The plugin runs the core's exactly-once create and retries: whatever the server went through, the
-    experiment holds one run of this resource and each declared point once (or none, and a clear error)."""
-    project = _copy_of_example(tmp_path, pulumi_bin, fault_proxy.url)
+    experiment holds one run of this resource and each declared point once (or none, and a clear error);
+    the same for the YAML program and the Python one."""
+    project = example_stack(example, tmp_path, pulumi_bin, fault_proxy.url)
     try:
         for endpoint, fault in faults:
             fault_proxy.fail(endpoint, fault, retry_after=1.0 if fault == "429" else None)

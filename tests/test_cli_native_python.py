@@ -3,15 +3,14 @@
 ``examples/python-native`` (a copy) runs through the Python language host; the engine runs its resources
 on ``pulumi-resource-mlflow-runs``, which it finds on PATH because the user runs ``pulumi`` with the
 virtualenv that pip installed the package into activated (the example's ``Pulumi.yaml`` names none). Edits
-are made to the program's text, as a user makes them. The plugin's faults are the YAML program's tests
-(``test_cli_native.py``): the program's language does not reach the plugin's requests.
+are made to the program's text, as a user makes them. The faults run for this program and the YAML one in
+``test_cli_native.py``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,31 +18,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.mlflow_proxy import RecordingProxy
-from support.project import PACKAGE_VENV, ProjectFolder, project_folder
-from support.runs import unique
+from support.native_examples import example_stack
+from support.project import ProjectFolder
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "python-native"
 RUN = "mlflow-runs:index:ExperimentRun"
 AMBIENT = "warning: using pulumi-resource-mlflow-runs from $PATH at"
 
 
-def python_project(tmp_path: Path, pulumi_bin: Path, tracking_uri: str) -> ProjectFolder:
-    """A new stack of a copy of the example, run with this checkout's virtualenv activated."""
-    folder = tmp_path / "python-native"
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__"))
-    env = {"MLFLOW_TRACKING_URI": tracking_uri}
-    project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
-    project.init({"experimentName": unique("python-native")})
-    return project
-
-
 @pytest.fixture
 def project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy) -> Iterator[ProjectFolder]:
-    found = python_project(tmp_path, pulumi_bin, proxy.url)
+    found = example_stack("python-native", tmp_path, pulumi_bin, proxy.url)
     try:
         yield found
     finally:

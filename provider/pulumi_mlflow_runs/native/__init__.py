@@ -2,7 +2,9 @@
 ``mlflow-runs``), for programs in every Pulumi language, previews that name what changes, and ``pulumi
 import``. It serves the same core as the dynamic door: ``provider`` answers the engine's calls,
 ``schema`` and ``names`` carry ``core.definitions`` into the schema's camelCase, ``diff`` names the
-changed paths, ``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*``.
+changed paths, ``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*``,
+``state`` is the form of the plugin's state (and of the states it takes over), ``status`` the partial
+failures it reports.
 ``resources`` holds the classes Python programs declare (``ExperimentRun``, ``Experiment``), re-exported
 here; they run in the program, not in the plugin.
 """

@@ -18,29 +18,28 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2, empty_pb2, struct_pb2
-from google.rpc import status_pb2
-from pulumi.asset import Archive
+from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core import experiment as exp
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
-from pulumi_mlflow_runs.core.artifacts.files import Elided, drifted
+from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
 from pulumi_mlflow_runs.core.run_diff import canonical, diff_run
 from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, check_inputs, checked_points
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
-from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native import schema, wire
 from pulumi_mlflow_runs.native.config import in_plugin_keys, read_config
 from pulumi_mlflow_runs.native.names import camel_path, convert
+from pulumi_mlflow_runs.native.state import MOVED_FROM_DYNAMIC, as_uploaded, plugin_state, run_state
+from pulumi_mlflow_runs.native.status import partial_failure
 from pulumi_mlflow_runs.version import VERSION
 
 R = TypeVar("R")
@@ -54,12 +53,6 @@ _SOME, _NONE = provider_pb2.DiffResponse.DIFF_SOME, provider_pb2.DiffResponse.DI
 
 def _type_of(urn: str, type_: str) -> str:
     return type_ or (urn.split("::")[-2] if urn.count("::") >= 3 else "")
-
-
-MOVED_FROM_DYNAMIC = "__provider"
-"""The key of the dynamic door's pickled provider, in the state of every dynamic resource: state of this
-form is a resource moved to the plugin with an alias (README, "Moving a stack to the plugin"). Its other
-keys are the core's own snake_case names, which ``_snake`` passes through as they are."""
 
 
 def _snake(struct: struct_pb2.Struct | None, props: tuple[d.Prop, ...]) -> tuple[dict[str, Any], set[str]]:
@@ -117,20 +110,6 @@ def _detailed(
     return out
 
 
-def _as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The old files, each asset the engine sent with its contents (the dynamic door's state stores them
-    so, without the engine's hash) as the hash of what was uploaded: the same sha256 the engine gives the
-    new asset, so an unchanged file of a moved resource compares equal."""
-    if declared is None:
-        return None
-    out = dict(declared)
-    for path, value in declared.items():
-        sha = ((uploaded or {}).get(path) or {}).get("sha256")
-        if not isinstance(value, Elided) and not isinstance(value, Archive) and sha:
-            out[path] = Elided("asset", sha)
-    return out
-
-
 def _unchanged(request: Any, unread: bool = False) -> Any:
     """No change, unless the state is the dynamic door's, or one a failed step left (``unread``): then an
     update that reads the run, sends what it lacks (nothing, for a moved one), and writes the state in the
@@ -140,76 +119,10 @@ def _unchanged(request: Any, unread: bool = False) -> Any:
     return provider_pb2.DiffResponse(changes=_NONE, hasDetailedDiff=True)
 
 
-def _run_state(olds: Mapping[str, Any], old_inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Old outputs in the core's state form, every point as logged: the old inputs' points with the
-    timestamps ``stamped_at`` kept. A state that holds ``logged_points`` (a moved dynamic resource's, or one
-    a failed step left) has them already; one whose stamps do not fit its inputs is marked unread, so the
-    next update asks the server."""
-    state = from_state(olds)
-    stamps = state.pop("stamped_at", None)
-    if "logged_points" in olds:
-        return state
-    declared = checked_points(old_inputs.get("metrics"))
-    logged = logged_from(declared, stamps) if declared is not None else None
-    if logged is None:
-        state["run"] = None
-    state["metrics"] = logged or []
-    return state
-
-
-def _plugin_state(outputs: Mapping[str, Any], declared: list[Any], logged: list[Any] | None) -> dict[str, Any]:
-    """The core's outputs in the plugin's state form: the timestamps it gave ``declared`` (the normal-form
-    points, in ``logged``'s order) instead of every logged point again, and a ``run`` view that does not
-    repeat the other outputs."""
-    out = dict(outputs)
-    out.pop("logged_points", None)
-    out["stamped_at"] = stamps_of(declared, logged) if declared and logged is not None else None
-    out["run"] = _own_view(out.get("run"), out)
-    return out
-
-
-_INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "user_id", "run_name", "status")
-
-
-def _own_view(view: Any, outputs: Mapping[str, Any]) -> Any:
-    """``run`` less what another output holds (``info.run_id`` is ``runId``; ``run_uuid`` is ``run_id``
-    again; ``mlflow.runName`` is ``run_name``) and the provider's own bookkeeping tags (``pulumi.*``)."""
-    if not isinstance(view, Mapping):
-        return view
-    info = {
-        k: v
-        for k, v in (view.get("info") or {}).items()
-        if k != "run_uuid" and not (k in _INFO_OUTPUTS and outputs.get(k) is not None)
-    }
-    data = dict(view.get("data") or {})
-    tags = [t for t in data.get("tags") or () if not str(t.get("key", "")).startswith(("pulumi.", "mlflow.runName"))]
-    data = {k: v for k, v in {**data, "tags": tags}.items() if v}
-    own = {"info": info, "data": data, "inputs": view.get("inputs"), "outputs": view.get("outputs")}
-    return {k: v for k, v in own.items() if v}
-
-
 def _resource_key(urn: str) -> str:
     """The same for the same resource of the same stack on every ``up``: a create tags its run with it until
     it has written everything, so the next create after an interrupted ``up`` finishes that run."""
     return hashlib.sha256(urn.encode()).hexdigest()[:32]
-
-
-class _Status(NamedTuple):
-    """A gRPC status with details (``grpc.Status``'s fields): the engine reads a partial failure from them."""
-
-    code: grpc.StatusCode
-    details: str
-    trailing_metadata: tuple[tuple[str, bytes], ...]
-
-
-def _partial_failure(text: str, run_id: str, state: struct_pb2.Struct) -> _Status:
-    """A create or update that failed part-way, with the run as it is (``ErrorResourceInitFailed``): the
-    engine keeps it in the state, so ``pulumi destroy`` can reach it and the next ``up`` finishes it."""
-    failed = provider_pb2.ErrorResourceInitFailed(id=run_id, properties=state, reasons=[text])
-    detail = any_pb2.Any()
-    detail.Pack(failed)
-    status = status_pb2.Status(code=grpc.StatusCode.UNKNOWN.value[0], message=text, details=[detail])
-    return _Status(grpc.StatusCode.UNKNOWN, text, (("grpc-status-details-bin", status.SerializeToString()),))
 
 
 def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
@@ -230,7 +143,7 @@ def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
                 if left is not None and action in ("create", "update"):
                     _, secret = _snake(props, RUN_PROPS)
                     state = _camel(left, RUN_PROPS, _secret_outputs(secret))
-                    context.abort_with_status(_partial_failure(text, str(left["run_id"]), state))
+                    context.abort_with_status(partial_failure(text, str(left["run_id"]), state))
                 context.abort(grpc.StatusCode.UNKNOWN, text)
                 raise  # abort raises; never reached
 
@@ -330,10 +243,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         olds, _ = _snake(request.olds, RUN_PROPS)
         news, _ = _snake(request.news, RUN_PROPS)
         old_inputs, _ = _snake(request.old_inputs, RUN_PROPS)
-        state = _run_state(olds, old_inputs)
+        state = run_state(olds, old_inputs)
         # Files are compared by the engine's hash of each asset, old inputs against new (no contents here);
         # a file refresh found gone or changed is sent again.
-        old_files = _as_uploaded(old_inputs.get("artifacts"), state.get("artifact_files"))
+        old_files = as_uploaded(old_inputs.get("artifacts"), state.get("artifact_files"))
         files = detail.artifact_diff(old_files, news.get("artifacts"))
         if not files and drifted(state.get("artifact_files")):
             files = {"artifacts": detail.UPDATE}
@@ -386,7 +299,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         inputs["resource_key"] = _resource_key(request.urn)
         declared = list(inputs.get("metrics") or [])
         run_id, outputs = lifecycle.create(self.api(inputs), inputs, lifecycle.now_ms())
-        state = _plugin_state(outputs, declared, inputs.get("metrics"))
+        state = plugin_state(outputs, declared, inputs.get("metrics"))
         return provider_pb2.CreateResponse(id=run_id, properties=_camel(state, RUN_PROPS, _secret_outputs(secret)))
 
     @_user_facing("read")
@@ -411,13 +324,13 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             found = lifecycle.read_existing(api, request.id)
             declared = logged = list(((found.inputs or {}).get("metrics") or []) if found else [])
         else:
-            olds = _run_state(state, stored)
+            olds = run_state(state, stored)
             declared, logged = checked_points(stored.get("metrics")) or [], olds.get("metrics")
             found = lifecycle.refresh(api, request.id, olds, stored or None)
         if found is None:
             return provider_pb2.ReadResponse(id="")  # gone for good: the engine drops it from state
         # A state that holds every logged point (moved, or left by a failed step) keeps that form until an update.
-        outputs = found.outputs if "logged_points" in state else _plugin_state(found.outputs, declared, logged)
+        outputs = found.outputs if "logged_points" in state else plugin_state(found.outputs, declared, logged)
         inputs = (
             _camel(found.inputs, RUN_PROPS, stored_secret)
             if found.inputs is not None
@@ -444,9 +357,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         old_inputs, _ = _snake(request.old_inputs, props)
         inputs = lifecycle.checked_inputs(news)
         declared = list(inputs.get("metrics") or [])
-        state = _run_state(olds, old_inputs)
+        state = run_state(olds, old_inputs)
         outputs = lifecycle.update(self.api(inputs), request.id, state, inputs, lifecycle.now_ms())
-        outputs = _plugin_state(outputs, declared, inputs.get("metrics"))
+        outputs = plugin_state(outputs, declared, inputs.get("metrics"))
         return provider_pb2.UpdateResponse(properties=_camel(outputs, props, _secret_outputs(secret)))
 
     @_user_facing("delete")

@@ -1,0 +1,86 @@
+"""The plugin's state of a run, and the other forms it reads: what it stores, and how it takes over the
+dynamic door's state and the state a failed step left.
+
+The engine hands Diff, Update and Read the old inputs, so the state need not repeat the metric points
+(the dynamic door's ``logged_points``): ``stamped_at`` keeps only the timestamps the plugin chose, and the
+``run`` view leaves out what the other outputs hold. The core works on its own form (``from_state``'s,
+every point as logged); ``run_state`` gives it that, ``plugin_state`` turns its outputs into this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi.asset import Archive
+
+from pulumi_mlflow_runs.core.artifacts.files import Elided
+from pulumi_mlflow_runs.core.run_spec import checked_points
+from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of
+
+MOVED_FROM_DYNAMIC = "__provider"
+"""The key of the dynamic door's pickled provider, in the state of every dynamic resource: state of this
+form is a resource moved to the plugin with an alias (README, "Moving a stack to the plugin"). Its other
+keys are the core's own snake_case names, which ``_snake`` passes through as they are."""
+
+
+def as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The old files, each asset the engine sent with its contents (the dynamic door's state stores them
+    so, without the engine's hash) as the hash of what was uploaded: the same sha256 the engine gives the
+    new asset, so an unchanged file of a moved resource compares equal."""
+    if declared is None:
+        return None
+    out = dict(declared)
+    for path, value in declared.items():
+        sha = ((uploaded or {}).get(path) or {}).get("sha256")
+        if not isinstance(value, Elided) and not isinstance(value, Archive) and sha:
+            out[path] = Elided("asset", sha)
+    return out
+
+
+def run_state(olds: Mapping[str, Any], old_inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Old outputs in the core's state form, every point as logged: the old inputs' points with the
+    timestamps ``stamped_at`` kept. A state that holds ``logged_points`` (a moved dynamic resource's, or one
+    a failed step left) has them already; one whose stamps do not fit its inputs is marked unread, so the
+    next update asks the server."""
+    state = from_state(olds)
+    stamps = state.pop("stamped_at", None)
+    if "logged_points" in olds:
+        return state
+    declared = checked_points(old_inputs.get("metrics"))
+    logged = logged_from(declared, stamps) if declared is not None else None
+    if logged is None:
+        state["run"] = None
+    state["metrics"] = logged or []
+    return state
+
+
+def plugin_state(outputs: Mapping[str, Any], declared: list[Any], logged: list[Any] | None) -> dict[str, Any]:
+    """The core's outputs in the plugin's state form: the timestamps it gave ``declared`` (the normal-form
+    points, in ``logged``'s order) instead of every logged point again, and a ``run`` view that does not
+    repeat the other outputs."""
+    out = dict(outputs)
+    out.pop("logged_points", None)
+    out["stamped_at"] = stamps_of(declared, logged) if declared and logged is not None else None
+    out["run"] = _own_view(out.get("run"), out)
+    return out
+
+
+_INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "user_id", "run_name", "status")
+
+
+def _own_view(view: Any, outputs: Mapping[str, Any]) -> Any:
+    """``run`` less what another output holds (``info.run_id`` is ``runId``; ``run_uuid`` is ``run_id``
+    again; ``mlflow.runName`` is ``run_name``) and the provider's own bookkeeping tags (``pulumi.*``)."""
+    if not isinstance(view, Mapping):
+        return view
+    info = {
+        k: v
+        for k, v in (view.get("info") or {}).items()
+        if k != "run_uuid" and not (k in _INFO_OUTPUTS and outputs.get(k) is not None)
+    }
+    data = dict(view.get("data") or {})
+    tags = [t for t in data.get("tags") or () if not str(t.get("key", "")).startswith(("pulumi.", "mlflow.runName"))]
+    data = {k: v for k, v in {**data, "tags": tags}.items() if v}
+    own = {"info": info, "data": data, "inputs": view.get("inputs"), "outputs": view.get("outputs")}
+    return {k: v for k, v in own.items() if v}
