@@ -174,7 +174,9 @@ class _Checker:
         return list(value)
 
     def one_server(self, given: Mapping[str, Any]) -> None:
-        if given.get("host") is not None and given.get("deployment_name") is not None:
+        host, deployment = given.get("host"), given.get("deployment_name")
+        # An unknown (a preview) may turn out to be nothing: only two known values are refused.
+        if host is not None and deployment is not None and not is_unknown(host) and not is_unknown(deployment):
             self.fail("host", "give either host or deployment_name, not both")
 
     def item_keys(self, prop: str, item: Any, allowed: set[str], required: tuple[str, ...]) -> bool:
@@ -293,7 +295,10 @@ def _whole(value: Any, low: int) -> int | None:
 def _plain_point(item: Any, good_keys: set[str]) -> dict[str, Any] | None:
     """The usual point ({key, value, step?, timestamp?}, all valid) in normal form; None sends it down the
     full path, which names every problem. Check walks thousands of these on every preview."""
-    if type(item) is not dict or not item.keys() <= _PLAIN_POINT or item.get("key") not in good_keys:
+    if type(item) is not dict or not item.keys() <= _PLAIN_POINT:
+        return None
+    key = item.get("key")
+    if type(key) is not str or key not in good_keys:  # a list or dict as the key is no key (and unhashable)
         return None
     value: Any = item.get("value")
     kind = type(value)
