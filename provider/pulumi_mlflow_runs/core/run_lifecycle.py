@@ -46,7 +46,7 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
     """``(run id, outputs)`` of a new run made to match ``inputs``, or of the run it takes over."""
     from pulumi_mlflow_runs.core.artifacts.sync import sync
     from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
-    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes, unread_state
 
     taken = _take_over(api, inputs, now)
     if taken is not None:
@@ -65,17 +65,10 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
     except BaseException as exc:
         if not _rollback(api, run_id, exc) and isinstance(exc, MlflowRunsError):
             # What of the points reached the server is not known: none is recorded as logged.
-            exc.left_behind = _unread({**inputs, "metrics": None, "artifact_uri": run.info.artifact_uri}, run_id)
+            made = {**inputs, "metrics": None, "run_id": run_id, "artifact_uri": run.info.artifact_uri}
+            exc.left_behind = unread_state(made)
         raise
     return run_id, outputs_for(inputs, run, files)
-
-
-def _unread(inputs: Mapping[str, Any], run_id: str, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The state to record for a run a create or update left part-made: ``state`` (the old outputs) or the
-    inputs, with ``run`` None so that the next update reads the run from the server first."""
-    from pulumi_mlflow_runs.core.run_plan import unread_state
-
-    return unread_state(state if state is not None else {**inputs, "run_id": run_id})
 
 
 def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
@@ -215,7 +208,7 @@ def refresh(
         return None
     fresh = dict(state)
     if fresh.get("run") is None:  # left by a failed step: what it logged is on the server, not in the state
-        fresh, run = _as_on_server(api, run_id, state, stored_inputs or state)
+        fresh = _as_on_server(api, run, state, stored_inputs or state)
     if fresh.get("artifact_files"):
         from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
 
@@ -264,13 +257,14 @@ def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[st
     """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
     from pulumi_mlflow_runs.core.run_apply import apply_writes, finish_unfinished
-    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes
+    from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes, unread_state
 
     unread = olds.get("run") is None
     done: list[str] = []
     try:
         if unread:
-            olds, found = _as_on_server(api, run_id, olds, inputs)
+            found = api.get_run(run_id)
+            olds = _as_on_server(api, found, olds, inputs)
         declared = inputs.get("metrics") or []
         paired, _ = match_points(list(olds.get("metrics") or []), declared)
         # Points already logged keep the timestamps they were logged with; new ones get "now".
@@ -297,19 +291,17 @@ def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[st
             f"run {run_id} was updated only in part; applied: {'; '.join(done) or 'nothing'}. "
             "Run `pulumi up` again: it sends only what is still missing."
         )
-        exc.left_behind = _unread(inputs, run_id, olds)
+        exc.left_behind = unread_state({**olds, "run_id": run_id})
         raise
     return outputs_for(inputs, run, files)
 
 
-def _as_on_server(
-    api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: Mapping[str, Any]
-) -> tuple[dict[str, Any], m.Run]:
-    """The state of a run that a failed step left, as the server has it: what the program manages now or
-    managed before (a tag it was removing), every point as logged, the files as last recorded."""
+def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The state of a run that a failed step left, as the server has it (``run``, just read): what the program
+    manages now or managed before (a tag it was removing), every point as logged, the files as last recorded."""
     from pulumi_mlflow_runs.core.run_plan import adopted_state
 
-    run = api.get_run(run_id)
+    run_id = run.info.run_id
     history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
     managed = {
         **inputs,
@@ -318,7 +310,7 @@ def _as_on_server(
     }
     state = adopted_state(run, history, managed)
     state["artifact_files"] = olds.get("artifact_files")
-    return state, run
+    return state
 
 
 def delete(api: MlflowApi, run_id: str) -> None:

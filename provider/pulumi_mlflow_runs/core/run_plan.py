@@ -19,6 +19,7 @@ from pulumi_mlflow_runs.core.run_spec import (
     INPUT_KEYS,
     MAX_BATCH_VALUE_CHARS,
     NOT_ECHOED_KEYS,
+    OUTPUT_KEYS,
     TERMINAL_STATUSES,
 )
 from pulumi_mlflow_runs.core.state import pack_points
@@ -232,9 +233,8 @@ def outputs_for(
 def unread_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """The state form (``outputs_for``'s keys) of ``state`` (points unpacked, as ``from_state`` gives them) for
     a run a step left part-made: ``run`` None marks it, and the next update reads the server first."""
-    outs: dict[str, Any] = {key: state.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
-    for key in ("artifact_files", "run_id", "artifact_uri", "lifecycle_stage", "user_id", "latest_metrics"):
-        outs[key] = state.get(key)
+    keys = (*(k for k in INPUT_KEYS if k not in NOT_ECHOED_KEYS), *OUTPUT_KEYS)
+    outs: dict[str, Any] = {key: state.get(key) for key in keys}
     outs["run"] = None
     outs["logged_points"] = pack_points(state.get("metrics"))
     return outs
