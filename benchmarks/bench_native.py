@@ -8,13 +8,13 @@ old inputs. Requests are built before the clock starts. ``run.py`` interleaves t
 contenders round by round; the rows for the plugin are built here.
 
 No test helper starts the plugin over gRPC (``tests/support/host.py`` starts ``python -m pulumi.dynamic``,
-the CLI tests let the engine start the plugin), so the launcher is here.
+the CLI tests let the engine start the plugin), so the launcher is here; it reads the port as the host's
+does (``support.host.first_line``).
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import tempfile
 import threading
@@ -35,6 +35,8 @@ from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.native.names import convert
 from pulumi_mlflow_runs.native.plugin import MAX_MESSAGE_BYTES
 from pulumi_mlflow_runs.native.schema import RUN_TOKEN
+
+from support.host import first_line
 
 PLUGIN = bc.REPO_DIR / ".venv" / "bin" / "pulumi-resource-mlflow-runs"
 """Where ``pip install -e .`` put the plugin; the engine finds the same file on PATH."""
@@ -94,22 +96,8 @@ class NativePlugin:
         return bc.process_cpu_seconds(self.process.pid)
 
     def _read_port(self) -> int:
-        first: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:  # the first line is the port; anything after is drained so the plugin never blocks
-            assert self.process.stdout is not None
-            for i, raw in enumerate(iter(self.process.stdout.readline, b"")):
-                if i == 0:
-                    first.put(raw.decode(errors="replace").strip())
-            first.put(None)
-
-        self._pump = threading.Thread(target=pump, name="native-plugin-stdout", daemon=True)
-        self._pump.start()
-        try:
-            line = first.get(timeout=_STARTUP_TIMEOUT)
-        except queue.Empty:
-            line = "<nothing>"
-        if line is None or not line.isdigit():
+        line, self._pump = first_line(self.process, "native-plugin-stdout")
+        if line is None or not line.strip().isdigit():
             raise RuntimeError(f"the plugin did not print its port (got {line!r}):\n{self.stderr_text()}")
         return int(line)
 

@@ -18,7 +18,7 @@ import yaml
 
 from support.fault_proxy import FaultProxy
 from support.mlflow_proxy import RecordingProxy
-from support.native_examples import example_stack
+from support.native_examples import assert_example_run, example_stack
 from support.project import PACKAGE_VENV, ProjectFolder
 
 if TYPE_CHECKING:
@@ -75,11 +75,7 @@ def test_yaml_program_lifecycle(
 
     project.pulumi("up", "--yes", "--skip-preview")
     run_id = project.outputs()["runId"]
-    run = mlflow_client.get_run(run_id)
-    assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
-    assert run.data.tags["reviewed_by"] == "alice" and run.info.status == "FINISHED"
-    assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
-    assert run.inputs.dataset_inputs[0].dataset.name == "sst2"
+    assert_example_run(mlflow_client, run_id)
     project.pulumi("preview", "--diff", "--expect-no-changes")
     # The state keeps the time the points were logged at, not the points again: the inputs hold them.
     (state,) = [r for r in project.exported()["deployment"]["resources"] if r["urn"].endswith("::bertSst2")]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.mlflow_proxy import RecordingProxy
-from support.native_examples import example_stack
+from support.native_examples import assert_example_run, example_stack
 from support.project import ProjectFolder
 
 if TYPE_CHECKING:
@@ -56,13 +56,7 @@ def test_python_program_lifecycle(project: ProjectFolder, proxy: RecordingProxy,
 
     project.pulumi("up", "--yes", "--skip-preview")
     run_id = project.outputs()["runId"]
-    run = mlflow_client.get_run(run_id)
-    assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
-    assert run.data.tags["reviewed_by"] == "alice" and run.info.status == "FINISHED"
-    assert run.data.tags["mlflow.note.content"].startswith("BERT base")
-    assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
-    (used,) = run.inputs.dataset_inputs  # the nested names (`source_type`) reached the server as the schema's
-    assert (used.dataset.name, used.dataset.source_type, used.dataset.source) == ("sst2", "hf", "glue/sst2")
+    assert_example_run(mlflow_client, run_id)  # the nested names (`source_type`) reached the server too
     assert project.outputs()["latestMetrics"] == {"loss": 0.44, "accuracy": 0.924}
     project.pulumi("preview", "--diff", "--expect-no-changes")
 

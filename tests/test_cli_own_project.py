@@ -43,6 +43,15 @@ def _substitute(script: str, old: str, new: str) -> str:
     return script.replace(old, new)
 
 
+def _typed(project: Path, shell: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``pulumi ARGS`` typed in ``project`` in the user's ``shell``; it must succeed."""
+    proc = subprocess.run(
+        ["pulumi", *args, "--non-interactive"], cwd=project, env=shell, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"pulumi {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel a release would publish, built from this checkout."""
@@ -106,11 +115,7 @@ def test_own_project_as_the_readme_says(
     shell = activated(env, project / "venv")  # `source venv/bin/activate` holds for the rest of the session
 
     def pulumi(*args: str) -> str:
-        proc = subprocess.run(
-            ["pulumi", *args, "--non-interactive"], cwd=project, env=shell, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, f"pulumi {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        return proc.stdout
+        return _typed(project, shell, *args).stdout
 
     run_id = json.loads(pulumi("stack", "output", "--json"))["run_id"]
     assert [m.value for m in mlflow_client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
@@ -150,10 +155,7 @@ def test_the_native_classes_as_the_readme_shows(
     subprocess.run(["pip", "install", "--quiet", str(wheel)], env=shell, check=True, timeout=900)
 
     def pulumi(*args: str) -> str:
-        proc = subprocess.run(
-            ["pulumi", *args, "--non-interactive"], cwd=project, env=shell, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, f"pulumi {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        proc = _typed(project, shell, *args)
         return proc.stdout + proc.stderr
 
     pulumi("stack", "init", "dev")

@@ -167,6 +167,32 @@ def _stringify(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def first_line(
+    process: subprocess.Popen[bytes], thread_name: str, rest: list[str] | None = None
+) -> tuple[str | None, threading.Thread]:
+    """The first line ``process`` prints (a provider host's or plugin's port): None if it ended first,
+    ``"<nothing>"`` after the start-up timeout. The thread keeps draining stdout (into ``rest``) so that a
+    print can never block the process."""
+    first: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for i, raw in enumerate(iter(process.stdout.readline, b"")):
+            line = raw.decode(errors="replace").rstrip("\n")
+            if i == 0:
+                first.put(line)
+            elif rest is not None:
+                rest.append(line)
+        first.put(None)
+
+    thread = threading.Thread(target=pump, name=thread_name, daemon=True)
+    thread.start()
+    try:
+        return first.get(timeout=_STARTUP_TIMEOUT), thread
+    except queue.Empty:
+        return "<nothing>", thread
+
+
 class DynamicHost:
     """One ``python -m pulumi.dynamic`` process plus a gRPC stub; usable from many threads at once."""
 
@@ -211,24 +237,7 @@ class DynamicHost:
             raise
 
     def _read_port(self) -> int:
-        first: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:  # keep draining stdout so provider prints can never block the host
-            assert self.process.stdout is not None
-            for i, raw in enumerate(iter(self.process.stdout.readline, b"")):
-                line = raw.decode(errors="replace").rstrip("\n")
-                if i == 0:
-                    first.put(line)
-                else:
-                    self._stdout_lines.append(line)
-            first.put(None)
-
-        self._pump = threading.Thread(target=pump, name="dynamic-host-stdout", daemon=True)
-        self._pump.start()
-        try:
-            line = first.get(timeout=_STARTUP_TIMEOUT)
-        except queue.Empty:
-            line = "<nothing>"
+        line, self._pump = first_line(self.process, "dynamic-host-stdout", self._stdout_lines)
         if line is None or not line.strip().isdigit():
             self.close()
             raise RuntimeError(f"dynamic host did not print its port (got {line!r}):\n{self.stderr_text()}")

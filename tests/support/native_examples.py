@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from support.project import PACKAGE_VENV, ProjectFolder, project_folder
 from support.runs import unique
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -24,3 +28,14 @@ def example_stack(name: str, tmp_path: Path, pulumi_bin: Path, tracking_uri: str
     project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
     project.init({"experimentName": unique(name)})
     return project
+
+
+def assert_example_run(client: MlflowClient, run_id: str) -> None:
+    """The run both examples declare, as the server holds it after their first ``up``."""
+    run = client.get_run(run_id)
+    assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
+    assert run.data.tags["reviewed_by"] == "alice" and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.note.content"].startswith("BERT base")
+    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
+    (used,) = run.inputs.dataset_inputs  # the nested names (`sourceType`) reached the server as MLflow's
+    assert (used.dataset.name, used.dataset.source_type, used.dataset.source) == ("sst2", "hf", "glue/sst2")
