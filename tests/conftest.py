@@ -46,14 +46,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"needs an MLflow 3 server; the test server is MLflow {server_version()} ({SERVER_PYTHON_ENV})")
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """The session's server: this venv's MLflow, or the one beside ``MLFLOW_SERVER_PYTHON``."""
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), python=server_python())
+def _serving(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[MlflowServer]:
+    server = start_mlflow_server(tmp_path_factory.mktemp(name), python=server_python())
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The session's server: this venv's MLflow, or the one beside ``MLFLOW_SERVER_PYTHON``."""
+    yield from _serving(tmp_path_factory, "mlflow-server")
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A server of its own for a module whose tests stop it and start it again (the convergence model)."""
+    yield from _serving(tmp_path_factory, "own-server")
 
 
 @pytest.fixture

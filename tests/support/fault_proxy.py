@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .mlflow_proxy import RecordingProxy
 
-Fault = Literal["429", "500", "503", "drop-before", "drop-after", "500-after"]
+Fault = Literal["429", "500", "503", "drop-before", "drop-after", "500-after", "call"]
+"""``call``: run an action (a kill, a server stop) when the request arrives, then forward it (see ``when``)."""
 _ERROR_CODES = {"429": "REQUEST_LIMIT_EXCEEDED", "500": "INTERNAL_ERROR", "503": "TEMPORARILY_UNAVAILABLE"}
 
 
@@ -29,6 +30,7 @@ class _Rule:
     nth: int
     times: int
     retry_after: float | None
+    action: Callable[[], object] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -47,6 +49,12 @@ class FaultProxy(RecordingProxy):
         with self._rules_lock:
             self._rules.append(_Rule(endpoint, fault, nth, times, retry_after))
 
+    def when(self, endpoint: str, action: Callable[[], object], *, nth: int = 1) -> None:
+        """Call ``action`` in the proxy's thread when the ``nth`` request to ``endpoint`` from now arrives, then
+        forward it: a process killed or a server stopped while that request is in flight."""
+        with self._rules_lock:
+            self._rules.append(_Rule(endpoint, "call", nth, 1, None, action))
+
     def clear(self) -> None:
         """Forget the rules and the requests recorded so far."""
         with self._rules_lock:
@@ -57,6 +65,14 @@ class FaultProxy(RecordingProxy):
     def fired(self) -> int:
         with self._rules_lock:
             return sum(r.fired for r in self._rules)
+
+    def fired_by_fault(self) -> dict[str, int]:
+        """How many times each kind of fault fired since the last ``clear``."""
+        out: dict[str, int] = {}
+        with self._rules_lock:
+            for rule in self._rules:
+                out[rule.fault] = out.get(rule.fault, 0) + rule.fired
+        return out
 
     def reached_server(self, endpoint: str) -> list[Any]:
         """Bodies of the requests to ``endpoint`` that the server received (answered or not)."""
@@ -87,6 +103,9 @@ class FaultProxy(RecordingProxy):
         if self.require_token and headers.get("Authorization") != f"Bearer {self.require_token}":
             body = {"error_code": "UNAUTHENTICATED", "message": "invalid token"}
             return "auth", 401, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        called = self._pick(endpoint, ("call",))
+        if called is not None and called.action is not None:
+            called.action()
         rule = self._pick(endpoint, ("429", "500", "503", "drop-before"))
         if rule is None:
             return None

@@ -27,6 +27,7 @@ class MlflowServer:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
+    extra_env: Mapping[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -49,6 +50,24 @@ class MlflowServer:
                 self.process.wait()
         # Stragglers (if any) share the group even after the leader has exited.
         _signal_group(self.process, signal.SIGKILL)
+
+    def start_again(self, timeout: float = _STARTUP_TIMEOUT) -> None:
+        """After ``stop()``: start it on the same port, store and artifact root, as an operator restarts it.
+
+        The port is free once the old group is gone; if another process took it meanwhile, the new server
+        dies and this raises with its log.
+        """
+        workdir = self.log_path.parent
+        attempt = len(list(workdir.glob("mlflow-server-*.log"))) + 1
+        log_path = workdir / f"mlflow-server-{attempt}.log"
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.process.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=_server_env(self.extra_env), cwd=workdir, start_new_session=True,
+            )  # fmt: skip
+        self.log_path = log_path
+        if not _wait_healthy(self, timeout):
+            raise RuntimeError(f"mlflow server did not come back on port {self.port}; log tail:\n{self.log_tail()}")
 
     def __enter__(self) -> MlflowServer:
         return self
@@ -88,15 +107,19 @@ def _launch(
     ]  # fmt: skip
     if app_name:
         cmd += ["--app-name", app_name]
-    env = dict(os.environ)
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
-    env.update(extra_env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=workdir, start_new_session=True,
+            env=_server_env(extra_env), cwd=workdir, start_new_session=True,
         )  # fmt: skip
-    return MlflowServer(port=port, log_path=log_path, process=process)
+    return MlflowServer(port=port, log_path=log_path, process=process, extra_env=extra_env)
+
+
+def _server_env(extra_env: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
+    env.update(extra_env or {})
+    return env
 
 
 def _wait_healthy(server: MlflowServer, timeout: float) -> bool:

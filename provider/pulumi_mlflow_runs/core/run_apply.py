@@ -71,12 +71,22 @@ def completion_tag(w: Writes, key: str | None) -> None:
         w.batches.append(m.LogBatch(run_id=w.run_id, tags=[tag]))
 
 
+def _unfinished_key(run: m.Run) -> str | None:
+    mark = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), None)
+    return mark.removeprefix(_UNFINISHED) if mark is not None and mark.startswith(_UNFINISHED) else None
+
+
+def is_unfinished(run: m.Run) -> bool:
+    """Whether ``run`` still carries the mark of a create that has not written everything."""
+    return _unfinished_key(run) is not None
+
+
 def finish_unfinished(w: Writes, run: m.Run) -> None:
     """A run a failed create left still marked unfinished: the update that completes it drops the mark
     (in its last request), so no later create takes it for one of its own."""
-    mark = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), None)
-    if mark is not None and mark.startswith(_UNFINISHED):
-        completion_tag(w, mark.removeprefix(_UNFINISHED))
+    key = _unfinished_key(run)
+    if key is not None:
+        completion_tag(w, key)
 
 
 _UNFINISHED_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]]] = {}

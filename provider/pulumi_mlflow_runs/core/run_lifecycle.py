@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,7 @@ def _converge(
     d = diff_run(olds, inputs)
     if d.replaces:
         return None, d.replaces
-    return update(api, run_id, olds, inputs, now), ()
+    return update(api, run_id, olds, inputs, now, taken=run), ()
 
 
 def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int) -> m.Run:
@@ -207,13 +208,20 @@ def refresh(
     except NotFound:
         return None
     fresh = dict(state)
+    unfinished = False
     if fresh.get("run") is None:  # left by a failed step: what it logged is on the server, not in the state
+        from pulumi_mlflow_runs.core.run_apply import is_unfinished
+
         fresh = _as_on_server(api, run, state, stored_inputs or state)
+        unfinished = is_unfinished(run)
     if fresh.get("artifact_files"):
         from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
 
         fresh["artifact_files"] = refreshed_files(api, run.info.artifact_uri, fresh["artifact_files"])
-    return ReadRun(refreshed_outputs(fresh, run), refreshed_inputs(stored_inputs, run))
+    outputs = refreshed_outputs(fresh, run)
+    if unfinished:  # a create that failed part-way: the state stays unread, so the next update finishes the run
+        outputs["run"] = None
+    return ReadRun(outputs, refreshed_inputs(stored_inputs, run))
 
 
 def refreshed_inputs(stored: Mapping[str, Any] | None, run: m.Run) -> dict[str, Any] | None:
@@ -249,11 +257,20 @@ def refreshed_inputs(stored: Mapping[str, Any] | None, run: m.Run) -> dict[str, 
 # ---- update and delete ------------------------------------------------------------------------------------
 
 
-def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[str, Any], now: int) -> dict[str, Any]:
+def update(
+    api: MlflowApi,
+    run_id: str,
+    olds: Mapping[str, Any],
+    inputs: dict[str, Any],
+    now: int,
+    *,
+    taken: m.Run | None = None,
+) -> dict[str, Any]:
     """Send what takes the run from ``olds`` (metric points unpacked) to ``inputs``; the outputs afterwards.
 
     ``olds`` without ``run`` is the state a failed create or update left (``MlflowRunsError.left_behind``):
     what it sent is not known, so the run is read from the server first, and only what it lacks is sent.
+    ``taken`` is a run a create takes over, as just read: a mark of an unfinished create on it goes.
     """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
     from pulumi_mlflow_runs.core.run_apply import apply_writes, finish_unfinished
@@ -262,19 +279,26 @@ def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[st
     unread = olds.get("run") is None
     done: list[str] = []
     try:
+        declared = inputs.get("metrics") or []
         if unread:
             found = api.get_run(run_id)
             olds = _as_on_server(api, found, olds, inputs)
-        declared = inputs.get("metrics") or []
         paired, _ = match_points(list(olds.get("metrics") or []), declared)
+        if not unread and any(
+            was is None and p.get("timestamp") is None for p, was in zip(declared, paired, strict=True)
+        ):
+            # New points get timestamps of their own; an earlier `up`, killed after its log-batch reached the
+            # server, may have logged them with others, and MLflow drops only exact repeats.
+            olds = _with_unrecorded(api, api.get_run(run_id), olds, declared, paired)
+            paired, _ = match_points(list(olds.get("metrics") or []), declared)
         # Points already logged keep the timestamps they were logged with; new ones get "now".
         inputs["metrics"] = [
             dict(was) if was is not None else assign_timestamps([point], now)[0]
             for point, was in zip(declared, paired, strict=True)
         ]
         writes = plan_writes(run_id, olds, inputs, now)
-        if unread:
-            finish_unfinished(writes, found)
+        if unread or taken is not None:
+            finish_unfinished(writes, taken or found)
         artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
         files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
         apply_writes(api, writes, done)
@@ -294,6 +318,43 @@ def update(api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: dict[st
         exc.left_behind = unread_state({**olds, "run_id": run_id})
         raise
     return outputs_for(inputs, run, files)
+
+
+def _with_unrecorded(
+    api: MlflowApi,
+    run: m.Run,
+    olds: Mapping[str, Any],
+    declared: list[dict[str, Any]],
+    paired: list[Mapping[str, Any] | None],
+) -> dict[str, Any]:
+    """``olds`` with the declared points that are on the server but not in the state: an ``up`` killed after
+    its log-batch reached the server, before the engine recorded the step, logged them. (A refresh cannot
+    tell: the engine keeps the inputs of before the killed step, which do not declare them.)
+
+    ``paired`` is ``match_points(olds' points, declared)``. The run's latest point per metric (``runs/get``)
+    tells whether there are any, as long as new points come after the logged ones (a later step or time);
+    only then are the histories of the keys with unrecorded declarations read. A point on the server that
+    no declaration pairs with (a colleague's) is not taken in, as a refresh never takes it in.
+    """
+    from pulumi_mlflow_runs.core.run_plan import history_points, logged_point_id, unrecorded_on_server
+
+    recorded = list(olds.get("metrics") or [])
+    missing = [point for point, was in zip(declared, paired, strict=True) if was is None]
+    if not missing or not unrecorded_on_server(recorded, {p["key"] for p in missing}, run):
+        return dict(olds)
+    on_server = history_points(
+        {key: api.get_metric_history(run.info.run_id, key) for key in sorted({p["key"] for p in missing})}
+    )
+    left = Counter(logged_point_id(p) for p in recorded)  # the server's points less one of each recorded one
+    unrecorded = []
+    for point in on_server:
+        ident = logged_point_id(point)
+        if left[ident]:
+            left[ident] -= 1
+        else:
+            unrecorded.append(point)
+    found, _ = match_points(unrecorded, missing)
+    return {**olds, "metrics": [*recorded, *(dict(point) for point in found if point is not None)]}
 
 
 def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -280,6 +280,26 @@ def stored_mismatches(inputs: Mapping[str, Any], run: m.Run) -> list[tuple[str, 
     return found
 
 
+def history_points(history: Mapping[str, Sequence[m.Metric]]) -> list[dict[str, Any]]:
+    """Logged points (``get_metric_history``) as the state's points, by key, then step and time."""
+    return [
+        {k: v for k, v in p.model_dump(mode="json", exclude={"run_id"}).items() if v is not None}
+        for key in sorted(history)
+        for p in sorted(history[key], key=lambda p: (p.step, p.timestamp))
+    ]
+
+
+def logged_point_id(point: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What tells two logged points apart on the server: key, step, timestamp and value (NaN equal to NaN)."""
+    return (point.get("key"), point.get("step") or 0, point.get("timestamp"), repr(float(point["value"])))
+
+
+def unrecorded_on_server(points: Sequence[Mapping[str, Any]], keys: set[str], run: m.Run) -> bool:
+    """Whether the run's latest point of one of ``keys`` (``runs/get``) is not among ``points``."""
+    recorded = {logged_point_id(p) for p in points}
+    return any(logged_point_id(x.model_dump()) not in recorded for x in run.data.metrics if x.key in keys)
+
+
 def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dict[str, Any]:
     """Inputs that describe an existing run, for ``import_`` and ``ExperimentRun.get``.
 
@@ -287,11 +307,7 @@ def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dic
     neither are start and end time: a program that leaves them out matches the run as it is.
     """
     tags = {t.key: t.value for t in run.data.tags}
-    points = [
-        {k: v for k, v in p.model_dump(mode="json", exclude={"run_id"}).items() if v is not None}
-        for key in sorted(history)
-        for p in sorted(history[key], key=lambda p: (p.step, p.timestamp))
-    ]
+    points = history_points(history)
     adopted: dict[str, Any] = {
         "experiment_id": run.info.experiment_id,
         "run_name": run.info.run_name or None,

@@ -320,17 +320,21 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         stored, stored_secret = _snake(request.inputs, RUN_PROPS)
         api = self.api(state or stored)
         logged: list[Any] | None
+        whole = "logged_points" in state
         if not state:  # `pulumi import` or a `.get`: no state yet, the run described as inputs
             found = lifecycle.read_existing(api, request.id)
             declared = logged = list(((found.inputs or {}).get("metrics") or []) if found else [])
         else:
             olds = run_state(state, stored)
             declared, logged = checked_points(stored.get("metrics")) or [], olds.get("metrics")
+            # Unread (a failed step's, or stamps that do not fit): the refresh reads every point from the
+            # server, and what a failed step logged need not fit the stored inputs.
+            whole = whole or olds.get("run") is None
             found = lifecycle.refresh(api, request.id, olds, stored or None)
         if found is None:
             return provider_pb2.ReadResponse(id="")  # gone for good: the engine drops it from state
-        # A state that holds every logged point (moved, or left by a failed step) keeps that form until an update.
-        outputs = found.outputs if "logged_points" in state else plugin_state(found.outputs, declared, logged)
+        # A state that holds every logged point (moved, or read whole) keeps that form until an update.
+        outputs = found.outputs if whole else plugin_state(found.outputs, declared, logged)
         inputs = (
             _camel(found.inputs, RUN_PROPS, stored_secret)
             if found.inputs is not None

@@ -1,0 +1,30 @@
+"""The program the convergence model declares, as a user would write it: ``model.json`` beside it says what.
+
+``door`` picks the resources: ``dynamic`` (``pulumi_mlflow_runs``) or ``native`` (``pulumi_mlflow_runs.native``,
+the plugin); both take the same keyword arguments, so one model drives both. Artifact files are declared
+as ``StringAsset``\\ s from their text.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+spec = json.loads(Path(__file__).with_name("model.json").read_text())
+if spec["door"] == "native":
+    from pulumi_mlflow_runs.native import Experiment, ExperimentRun
+else:
+    from pulumi_mlflow_runs import Experiment, ExperimentRun  # type: ignore[assignment]
+
+experiment = Experiment("experiment", name=spec["experiment"], artifact_location=spec["artifact_location"])
+run_ids: dict[str, Any] = {}
+for name, declared in sorted(spec["runs"].items()):
+    args = dict(declared)
+    files = args.pop("artifacts", None)
+    if files:
+        args["artifacts"] = {path: pulumi.StringAsset(text) for path, text in files.items()}
+    run_ids[name] = ExperimentRun(name, experiment_id=experiment.experiment_id, run_name=name, **args).run_id
+
+pulumi.export("experimentId", experiment.experiment_id)
+pulumi.export("runIds", run_ids)
