@@ -101,29 +101,22 @@ def test_a_create_left_part_made_is_finished_after_a_refresh(cli_machine: Callab
 # ---- the fixes, through the provider host --------------------------------------------------------------------
 
 
-@pytest.fixture
-def run_host(mlflow_server: MlflowServer) -> Iterator[DynamicHost]:
-    with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=mlflow_server.url)) as host:
-        host.configure({})
-        yield host
-
-
 def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, int]]:
     return sorted((m.step, m.timestamp) for m in client.get_metric_history(run_id, key))
 
 
 def test_an_update_takes_the_points_a_killed_one_logged_instead_of_logging_them_again(
-    run_host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str
+    host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str
 ) -> None:
     from mlflow.entities import Metric
 
     first = {"experiment_id": experiment_id, "metrics": [{"key": "loss", "value": 1.0, "step": 0}]}
-    run_id, outs, _ = create_run(run_host, **first)
+    run_id, outs, _ = create_run(host, **first)
     # What the killed update had logged before the engine could record it: two of the three new points.
     mlflow_client.log_batch(run_id, metrics=[Metric("loss", 0.5, T0 + s, s) for s in (1, 2)])
     appended = [*first["metrics"], *({"key": "loss", "value": 0.5, "step": s} for s in (1, 2, 3))]
-    checked = run_host.check(outs, run_props(**{**first, "metrics": appended}))
-    after = run_host.update(run_id, outs, checked.inputs)
+    checked = host.check(outs, run_props(**{**first, "metrics": appended}))
+    after = host.update(run_id, outs, checked.inputs)
     logged = _history(mlflow_client, run_id, "loss")
     assert [step for step, _ in logged] == [0, 1, 2, 3], "each point once"
     assert (1, T0 + 1) in logged and (2, T0 + 2) in logged, "the points logged before keep their timestamps"
@@ -133,7 +126,7 @@ def test_an_update_takes_the_points_a_killed_one_logged_instead_of_logging_them_
 
 
 def test_an_update_with_nothing_unrecorded_reads_no_history(
-    run_host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str, proxy: Any
+    mlflow_client: MlflowClient, experiment_id: str, proxy: Any
 ) -> None:
     """The check costs one ``runs/get`` when new points need timestamps; histories only when it finds some."""
     with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=proxy.url)) as host:
@@ -151,11 +144,11 @@ def test_an_update_with_nothing_unrecorded_reads_no_history(
 
 
 def test_a_create_that_takes_over_an_unfinished_run_drops_its_mark(
-    run_host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str
+    host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str
 ) -> None:
     key = unique("key")
     left = mlflow_client.create_run(experiment_id, tags={"pulumi.resource_key": f"creating:{key}"}).info.run_id
-    run_id, _, _ = create_run(run_host, experiment_id=experiment_id, resource_key=key, tags={"team": "a"})
+    run_id, _, _ = create_run(host, experiment_id=experiment_id, resource_key=key, tags={"team": "a"})
     assert run_id == left, "the unfinished run is finished, not left behind"
     tags = mlflow_client.get_run(run_id).data.tags
     assert tags["pulumi.resource_key"] == key and tags["team"] == "a"

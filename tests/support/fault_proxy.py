@@ -63,8 +63,7 @@ class FaultProxy(RecordingProxy):
             self._requests.clear()
 
     def fired(self) -> int:
-        with self._rules_lock:
-            return sum(r.fired for r in self._rules)
+        return sum(self.fired_by_fault().values())
 
     def fired_by_fault(self) -> dict[str, int]:
         """How many times each kind of fault fired since the last ``clear``."""

@@ -58,14 +58,8 @@ class MlflowServer:
         dies and this raises with its log.
         """
         workdir = self.log_path.parent
-        attempt = len(list(workdir.glob("mlflow-server-*.log"))) + 1
-        log_path = workdir / f"mlflow-server-{attempt}.log"
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.process.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=_server_env(self.extra_env), cwd=workdir, start_new_session=True,
-            )  # fmt: skip
-        self.log_path = log_path
+        self.log_path = workdir / f"mlflow-server-{len(list(workdir.glob('mlflow-server-*.log'))) + 1}.log"
+        self.process = _spawn(list(self.process.args), self.log_path, self.extra_env)  # type: ignore[arg-type]
         if not _wait_healthy(self, timeout):
             raise RuntimeError(f"mlflow server did not come back on port {self.port}; log tail:\n{self.log_tail()}")
 
@@ -107,19 +101,19 @@ def _launch(
     ]  # fmt: skip
     if app_name:
         cmd += ["--app-name", app_name]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=_server_env(extra_env), cwd=workdir, start_new_session=True,
-        )  # fmt: skip
-    return MlflowServer(port=port, log_path=log_path, process=process, extra_env=extra_env)
+    return MlflowServer(port=port, log_path=log_path, process=_spawn(cmd, log_path, extra_env), extra_env=extra_env)
 
 
-def _server_env(extra_env: Mapping[str, str] | None) -> dict[str, str]:
+def _spawn(cmd: list[str], log_path: Path, extra_env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+    """The server process, in a group of its own (``stop`` signals the group), logging beside its store."""
     env = dict(os.environ)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey consumers: faster start, fewer processes
     env.update(extra_env or {})
-    return env
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=log_path.parent, start_new_session=True,
+        )  # fmt: skip
 
 
 def _wait_healthy(server: MlflowServer, timeout: float) -> bool:

@@ -29,7 +29,7 @@ from .convergence import spec_json
 from .engine import Engine, EngineError
 from .host import HostError
 from .project import PACKAGE_VENV, ProjectFolder, project_folder
-from .pulumi_cli import _children, _descendants
+from .pulumi_cli import descendants_of, kill_tree
 from .runs import unique
 
 PROGRAM = Path(__file__).with_name("model_program")
@@ -44,27 +44,7 @@ class ModelStack(Protocol):
 
     def write(self, spec: dict[str, Any]) -> None: ...
     def up(self) -> bool: ...
-    def kill(self, how: str) -> None:
-        """Called in the proxy's thread while a request of the ``up`` is in flight. The kill is recorded before
-        the signal goes: the ``up`` may end, and be looked at, before this thread runs again."""
-        process = self.process
-        if process is None:
-            return
-        if how.endswith("cli"):
-            self.killed.append(how)
-            if how == "SIGKILL cli":
-                _kill_tree(process.pid, signal.SIGKILL)
-            else:
-                with contextlib.suppress(OSError):
-                    os.kill(process.pid, signal.SIGINT)
-            return
-        providers = [pid for pid in _descendants(process.pid, _children()) if _is_provider(pid)]
-        if providers:
-            self.killed.append(how)
-        for pid in providers:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL if how.startswith("SIGKILL") else signal.SIGINT)
-
+    def kill(self, how: str) -> None: ...
     def kills_done(self) -> list[str]: ...
     def recover(self) -> None: ...
     def managed(self) -> dict[str, str]: ...
@@ -195,7 +175,7 @@ class CliStack:
             finally:
                 process, self.process = self.process, None
                 if process.poll() is None:
-                    _kill_tree(process.pid, signal.SIGKILL)
+                    kill_tree(process.pid, signal.SIGKILL)
         self.output = f"$ pulumi {' '.join(args)}  (exit {code})\n{log.read_text(errors='replace')}"
         if not reads_only:
             self._read_state()
@@ -205,23 +185,25 @@ class CliStack:
         return self._run("up", "--yes", "--skip-preview", "--refresh")
 
     def kill(self, how: str) -> None:
-        """Called in the proxy's thread while a request of the ``up`` is in flight."""
+        """Called in the proxy's thread while a request of the ``up`` is in flight. The kill is recorded before
+        the signal goes: the ``up`` may end, and be looked at, before this thread runs again."""
         process = self.process
         if process is None:
             return
-        if how == "SIGKILL cli":
-            _kill_tree(process.pid, signal.SIGKILL)
-        elif how == "SIGINT cli":
-            with contextlib.suppress(OSError):
-                os.kill(process.pid, signal.SIGINT)
-        else:  # "SIGKILL provider", "SIGINT provider"
-            providers = [pid for pid in _descendants(process.pid, _children()) if _is_provider(pid)]
-            for pid in providers:
+        if how.endswith("cli"):
+            self.killed.append(how)
+            if how == "SIGKILL cli":
+                kill_tree(process.pid, signal.SIGKILL)
+            else:
                 with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL if how.startswith("SIGKILL") else signal.SIGINT)
-            if not providers:
-                return
-        self.killed.append(how)
+                    os.kill(process.pid, signal.SIGINT)
+            return
+        providers = [pid for pid in descendants_of(process.pid) if _is_provider(pid)]
+        if providers:
+            self.killed.append(how)
+        for pid in providers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL if how.startswith("SIGKILL") else signal.SIGINT)
 
     def kills_done(self) -> list[str]:
         done, self.killed = self.killed, []
@@ -282,9 +264,3 @@ def _is_provider(pid: int) -> bool:
     except OSError:
         return False
     return any(mark in command for mark in _PROVIDER_MARKS)
-
-
-def _kill_tree(pid: int, sig: signal.Signals) -> None:
-    for victim in [pid, *_descendants(pid, _children())]:
-        with contextlib.suppress(OSError):
-            os.kill(victim, sig)

@@ -193,15 +193,25 @@ def cli_processes() -> list[int]:
     return found
 
 
+def descendants_of(pid: int) -> list[int]:
+    """Every process under ``pid``, as ``/proc`` has them now."""
+    return _descendants(pid, _children())
+
+
+def kill_tree(pid: int, sig: signal.Signals = signal.SIGKILL) -> int:
+    """Send ``sig`` to ``pid`` and everything under it (the tree read before the first signal goes);
+    how many processes it reached."""
+    reached = 0
+    for victim in [pid, *descendants_of(pid)]:
+        with contextlib.suppress(OSError):
+            os.kill(victim, sig)
+            reached += 1
+    return reached
+
+
 def kill_cli() -> int:
     """SIGKILL the CLI and everything under it (the provider hosts too), as a lost machine would."""
-    children, killed = _children(), 0
-    for pid in cli_processes():
-        for victim in [pid, *_descendants(pid, children)]:
-            with contextlib.suppress(OSError):
-                os.kill(victim, signal.SIGKILL)
-                killed += 1
-    return killed
+    return sum(kill_tree(pid) for pid in cli_processes())
 
 
 def interrupted_up(
