@@ -2,7 +2,9 @@
 # The soak: the convergence model through the real CLI from a project folder, far past CI's budget.
 #   bash scripts/soak.sh DOOR [HISTORIES] [STEPS]     DOOR: dynamic or native (run one per door, side by side)
 # Figures (histories, steps, ups, faults and kills by kind) are written to soak-DOOR.json after each history,
-# so a soak stopped early still has them; a divergence fails it with hypothesis's shortest history.
+# so a soak stopped early still has them; a divergence fails it with hypothesis's shortest history. Stop it
+# with Ctrl-C in its terminal; one sent to the background (or signalled alone, which it may not heed while
+# a `pulumi` runs) is stopped with kill, and then the MLflow server it started: pkill -f own-server.
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
 door=${1:?dynamic or native}

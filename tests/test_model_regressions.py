@@ -152,3 +152,21 @@ def test_a_create_that_takes_over_an_unfinished_run_drops_its_mark(
     assert run_id == left, "the unfinished run is finished, not left behind"
     tags = mlflow_client.get_run(run_id).data.tags
     assert tags["pulumi.resource_key"] == key and tags["team"] == "a"
+
+
+@DOORS
+def test_an_empty_artifact_file_is_created_edited_and_removed(cli_machine: Callable[[], Any]) -> None:
+    """Found by the model's soak: a run declaring an empty file (``StringAsset("")``) failed its first ``up``
+    on both doors. The engine sends an empty text asset as its hash alone, and the SDK cannot read that form
+    back from the outputs."""
+    state = cli_machine()
+    state.first_run(name="alpha", lr=0.5)
+    state.edit_artifact(which=0, path="report.md", text="")
+    state.up()
+    state.edit_artifact(which=0, path="report.md", text="v1\n")
+    state.up()
+    state.edit_artifact(which=0, path="report.md", text="")
+    state.up()
+    state.edit_artifact(which=0, path="report.md", text=None)
+    state.up()
+    state.teardown()

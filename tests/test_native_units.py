@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -133,6 +134,67 @@ def test_files_are_compared_by_the_engines_hash() -> None:
         'artifacts["new file.txt"]': ADD,
     }
     assert detail.artifact_diff(old, dict(old)) == {}
+
+
+def test_an_empty_text_is_read_as_the_engine_sends_it_and_compares_by_its_hash() -> None:
+    """The engine sends ``StringAsset("")`` as its signature and the hash of nothing (the empty text is left
+    out) and takes that form for the empty text; any other hash alone is an asset without its contents."""
+    empty = hashlib.sha256(b"").hexdigest()
+    struct = struct_pb2.Struct()
+    struct.update(
+        {
+            "artifacts": {
+                "empty.md": {wire.SIG: wire.ASSET_SIG, "hash": empty},
+                "elided.md": {wire.SIG: wire.ASSET_SIG, "hash": "abc"},
+                "dir": {wire.SIG: wire.ARCHIVE_SIG, "assets": {"e": {wire.SIG: wire.ASSET_SIG, "hash": empty}}},
+            }
+        }
+    )
+    files = wire.decode(struct)[0]["artifacts"]
+    assert isinstance(files["empty.md"], StringAsset) and files["empty.md"].text == ""
+    assert isinstance(files["elided.md"], Elided)
+    assert files["dir"].assets["e"].text == ""
+    assert detail.artifact_diff({"empty.md": Elided("asset", empty)}, {"empty.md": files["empty.md"]}) == {}
+    assert detail.artifact_diff({"empty.md": Elided("asset", "h1")}, {"empty.md": files["empty.md"]}) == {
+        'artifacts["empty.md"]': UPDATE
+    }
+    back = dict(wire.encode({"artifacts": {"empty.md": StringAsset("")}})["artifacts"]["empty.md"])
+    assert back == {wire.SIG: wire.ASSET_SIG, "hash": empty, "text": ""}  # Read hands stored inputs back whole
+
+
+def test_the_dynamic_door_sends_an_empty_file_as_a_plain_empty_text() -> None:
+    """The SDK's dynamic host reads a request before it loads this provider, so the engine's form of an empty
+    text would fail there: the program sends ``EMPTY_FILE`` instead, an archive's empty member moved out to
+    the path it lands on, and Check takes it as the empty file."""
+    from pulumi import AssetArchive, FileAsset
+
+    from pulumi_mlflow_runs.core.artifacts.files import EMPTY_FILE, expand
+    from pulumi_mlflow_runs.dynamic.elided_assets import sendable
+
+    kept = StringAsset("x")
+    sent = sendable(
+        {
+            "empty.md": StringAsset(""),
+            "kept.md": kept,
+            "dir": AssetArchive(
+                {"a": StringAsset(""), "b": StringAsset("b"), "sub": AssetArchive({"c": StringAsset("")})}
+            ),
+            "whole": AssetArchive({"f": FileAsset(__file__)}),
+        }
+    )
+    assert sent["empty.md"] == EMPTY_FILE and sent["kept.md"] is kept
+    assert sent["dir/a"] == EMPTY_FILE and sent["dir/sub/c"] == EMPTY_FILE
+    assert set(sent["dir"].assets) == {"b", "sub"} and sent["dir"].assets["sub"].assets == {}
+    assert sendable({"whole": sent["whole"]})["whole"] is sent["whole"]  # nothing moved: the archive as declared
+    files, failures, unknown = expand(sent)
+    assert failures == [] and not unknown
+    assert {path: b"".join(source.chunks()) for path, source in files.items() if path != "whole/f"} == {
+        "empty.md": b"",
+        "kept.md": b"x",
+        "dir/a": b"",
+        "dir/b": b"b",
+        "dir/sub/c": b"",
+    }
 
 
 def test_stamps_with_the_inputs_give_every_point_as_logged() -> None:

@@ -20,6 +20,9 @@ from .mlflow_proxy import RecordingProxy
 
 Fault = Literal["429", "500", "503", "drop-before", "drop-after", "500-after", "call"]
 """``call``: run an action (a kill, a server stop) when the request arrives, then forward it (see ``when``)."""
+ANY = "*"
+"""The endpoint of a rule for whichever request comes: ``when(ANY, kill, nth=2)`` acts at the second request
+of the step, whatever it is."""
 _ERROR_CODES = {"429": "REQUEST_LIMIT_EXCEEDED", "500": "INTERNAL_ERROR", "503": "TEMPORARILY_UNAVAILABLE"}
 
 
@@ -50,8 +53,8 @@ class FaultProxy(RecordingProxy):
             self._rules.append(_Rule(endpoint, fault, nth, times, retry_after))
 
     def when(self, endpoint: str, action: Callable[[], object], *, nth: int = 1) -> None:
-        """Call ``action`` in the proxy's thread when the ``nth`` request to ``endpoint`` from now arrives, then
-        forward it: a process killed or a server stopped while that request is in flight."""
+        """Call ``action`` in the proxy's thread when the ``nth`` request to ``endpoint`` (or to any, ``ANY``) from
+        now arrives, then forward it: a process killed or a server stopped while that request is in flight."""
         with self._rules_lock:
             self._rules.append(_Rule(endpoint, "call", nth, 1, None, action))
 
@@ -91,7 +94,7 @@ class FaultProxy(RecordingProxy):
     def _pick(self, endpoint: str, faults: tuple[str, ...]) -> _Rule | None:
         with self._rules_lock:
             for rule in self._rules:
-                if rule.endpoint == endpoint and rule.fault in faults and rule.fired < rule.times:
+                if rule.endpoint in (endpoint, ANY) and rule.fault in faults and rule.fired < rule.times:
                     rule.seen += 1
                     if rule.seen >= rule.nth:
                         rule.fired += 1

@@ -32,7 +32,7 @@ from pulumi_mlflow_runs.core.run_spec import (
     normalize_metric_value,
 )
 from pulumi_mlflow_runs.core.state import from_state
-from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
+from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, sendable, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, fresh_pickler, user_facing
 
 tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
@@ -285,7 +285,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             "dataset_inputs": dataset_inputs,
             "model_inputs": model_inputs,
             "model_outputs": model_outputs,
-            "artifacts": artifacts,
+            "artifacts": sendable(artifacts),
             "host": host,
             "deployment_name": deployment_name,
         }

@@ -8,11 +8,13 @@ an edited file as ``artifacts["report.md"]``. Paths are in the schema's names an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
+from pulumi.asset import StringAsset
 from pulumi.runtime.proto import provider_pb2
 
 from pulumi_mlflow_runs.core.artifacts.files import Elided
@@ -63,7 +65,13 @@ def _list_diff(prop: str, key: str, old: Sequence[Any], new: Sequence[Any], repl
 
 
 def _hash(value: Any) -> Any:
-    return value.hash if isinstance(value, Elided) else canonical(value)
+    """The engine's hash of an asset: a text the engine sent whole (the empty one, which it sends as its hash
+    alone and ``wire`` reads back as text) hashes as the engine hashes it."""
+    if isinstance(value, Elided):
+        return value.hash
+    if isinstance(value, StringAsset) and isinstance(value.text, str):
+        return hashlib.sha256(value.text.encode()).hexdigest()
+    return canonical(value)
 
 
 def artifact_diff(old: Mapping[str, Any] | None, new: Any) -> dict[str, Kind]:

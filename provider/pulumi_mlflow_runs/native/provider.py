@@ -31,7 +31,7 @@ from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
 from pulumi_mlflow_runs.core.run_diff import canonical, diff_run
-from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, check_inputs, checked_points
+from pulumi_mlflow_runs.core.run_spec import ECHOED_IN, NOT_ECHOED_KEYS, check_inputs, checked_points
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.native import diff as detail
@@ -83,6 +83,9 @@ def _previewed(news: struct_pb2.Struct, olds: struct_pb2.Struct | Mapping[str, A
     update keeps. Nothing is sent to the server."""
     out = struct_pb2.Struct()
     out.CopyFrom(news)
+    for key in map(d.camel, NOT_ECHOED_KEYS):  # as in real outputs: an SDK cannot read an empty asset back
+        if key in out.fields:
+            del out.fields[key]
     computed = d.EXPERIMENT_OUTPUTS if kind == schema.EXPERIMENT_TOKEN else d.NATIVE_RUN_OUTPUTS
     old_fields = olds.fields if isinstance(olds, struct_pb2.Struct) else {}
     for prop in computed:

@@ -128,6 +128,25 @@ class Elided:
         return f"Elided({self.kind})"
 
 
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+"""The engine's hash of an empty text asset. It sends ``StringAsset("")`` as its signature and this hash
+alone (a text is left out when empty), and takes that form for the empty text itself (``Asset.IsText``)."""
+
+
+EMPTY_FILE = ""
+"""An empty file as the dynamic door's program sends it (``dynamic.elided_assets.sendable``): a
+``StringAsset("")`` reaches the engine as its hash alone, which the SDK's dynamic host cannot read before
+it has loaded this provider."""
+
+
+def signature_only(kind: str, hash: str | None) -> Elided | StringAsset:
+    """An asset or archive the engine sent without contents: the empty text where its hash says so (the
+    engine's own rule), else the placeholder."""
+    if kind == "asset" and hash == EMPTY_SHA256:
+        return StringAsset("")
+    return Elided(kind, hash)
+
+
 def holds_elided(value: Any) -> bool:
     if isinstance(value, Elided):
         return True
@@ -206,6 +225,8 @@ class _Expander:
             )
         elif isinstance(value, Elided):
             self.unknown = True
+        elif isinstance(value, str) and value == EMPTY_FILE:
+            self.add(path, Source(text=""), declared)
         elif isinstance(value, (Asset, Archive)):
             self.fail(declared, f"{type(value).__name__} is not supported (use FileAsset, StringAsset, FileArchive)")
         else:
