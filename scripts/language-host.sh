@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the Python and YAML language hosts sit beside the Pulumi CLI: `pulumi up` in a folder with a
-# Pulumi.yaml (runtime: python, runtime: yaml) needs them, inline Automation API programs do not.
+# Makes sure the Python, YAML and Node.js language hosts sit beside the Pulumi CLI: `pulumi up` in a folder with
+# a Pulumi.yaml (runtime: python, yaml or nodejs) needs them, inline Automation API programs do not.
 #
 # Usage: language-host.sh BIN_DIR   (the folder that holds `pulumi`; scripts/pulumi-cli.sh calls this)
 #
@@ -47,15 +47,44 @@ yaml_host() {
   fi
 }
 
+# The Node.js host (runtime: nodejs), from the same module pin as the Python host: the program side is the
+# @pulumi/pulumi the program's package.json installs (its own `cmd/run`), so only the host is old.
+node_host() {
+  if [ -x "$bin/pulumi-language-nodejs" ]; then
+    say "using $bin/pulumi-language-nodejs"
+  elif [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && command -v pulumi-language-nodejs >/dev/null 2>&1; then
+    say "using $(command -v pulumi-language-nodejs) (on PATH)"
+  elif ! command -v go >/dev/null 2>&1; then
+    say "no pulumi-language-nodejs beside $bin/pulumi or on PATH, and no Go toolchain to build one"
+    exit 1
+  else
+    local started=$SECONDS ntmp version
+    version=$(sed -n 's#^[[:space:]]*\(require \)\{0,1\}github.com/pulumi/pulumi/sdk/v3 \(v[^ ]*\).*#\2#p' "$tools/go.mod")
+    say "building the Node.js language host (sdk/v3 $version) into $bin"
+    ntmp=$(mktemp -d "$bin/.node-host.XXXXXX")
+    (
+      cd "$tools"
+      GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" go build -trimpath \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+        -o "$ntmp/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+    ) >&2
+    mv "$ntmp/pulumi-language-nodejs" "$bin/"
+    rm -rf "$ntmp"
+    say "built in $((SECONDS - started)) s"
+  fi
+}
+
 if [ -x "$bin/pulumi-language-python" ]; then
   say "using $bin/pulumi-language-python"
   yaml_host
+  node_host
   echo "$bin"
   exit 0
 fi
 if [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && found=$(command -v pulumi-language-python 2>/dev/null); then
   say "using $found (on PATH)"
   yaml_host
+  node_host
   echo "$bin"
   exit 0
 fi
@@ -92,4 +121,5 @@ mv "$tmp/pulumi-language-python-exec" "$bin/"
 mv "$tmp/pulumi-language-python" "$bin/"
 say "built in $((SECONDS - start)) s"
 yaml_host
+node_host
 echo "$bin"

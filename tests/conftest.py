@@ -107,3 +107,18 @@ def mlflow_client(mlflow_server: MlflowServer) -> MlflowClient:
 @pytest.fixture
 def experiment_id(mlflow_client: MlflowClient) -> str:
     return mlflow_client.create_experiment(f"test-{uuid.uuid4().hex}")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel a release would publish, built from this checkout (the README tests install it)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("dist")
+    root = _TESTS_DIR.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(root)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    (built,) = out.glob("pulumi_mlflow_runs-*.whl")
+    return built

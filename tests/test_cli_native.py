@@ -18,7 +18,7 @@ import yaml
 
 from support.fault_proxy import FaultProxy
 from support.mlflow_proxy import RecordingProxy
-from support.native_examples import assert_example_run, example_stack
+from support.native_examples import assert_drift_put_back, assert_example_run, example_stack
 from support.project import PACKAGE_VENV, ProjectFolder
 
 if TYPE_CHECKING:
@@ -97,14 +97,7 @@ def test_yaml_program_lifecycle(
     assert [r.endpoint for r in writes] == ["runs/log-batch"], [r.endpoint for r in writes]
     assert [m["key"] for m in writes[0].body["metrics"]] == ["loss"] and len(writes[0].body["metrics"]) == 1
 
-    # A colleague edits a managed tag: refresh names the drift, and the next up puts it back.
-    mlflow_client.set_tag(run_id, "reviewed_by", "mallory")
-    refresh = project.pulumi("refresh", "--yes", "--diff").stdout
-    assert "mallory" in refresh, refresh
-    preview = project.pulumi("preview", "--diff").stdout
-    assert re.search(r'reviewed_by\s*: "mallory" => "alice"', preview), preview
-    project.pulumi("up", "--yes", "--skip-preview")
-    assert mlflow_client.get_run(run_id).data.tags["reviewed_by"] == "alice"
+    assert_drift_put_back(project, mlflow_client, run_id)
 
     # A changed param is a replace, and the preview says why.
     program = _program(project)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.mlflow_proxy import RecordingProxy
-from support.native_examples import assert_example_run, example_stack
+from support.native_examples import assert_drift_put_back, assert_example_run, example_stack
 from support.project import ProjectFolder
 
 if TYPE_CHECKING:
@@ -73,13 +73,7 @@ def test_python_program_lifecycle(project: ProjectFolder, proxy: RecordingProxy,
     assert [r.endpoint for r in writes] == ["runs/log-batch"], [r.endpoint for r in writes]
     assert len(writes[0].body["metrics"]) == 1
 
-    # A colleague edits a managed tag: refresh names the drift, and the next up puts it back.
-    mlflow_client.set_tag(run_id, "reviewed_by", "mallory")
-    assert "mallory" in project.pulumi("refresh", "--yes", "--diff").stdout
-    preview = project.pulumi("preview", "--diff").stdout
-    assert re.search(r'reviewed_by\s*: "mallory" => "alice"', preview), preview
-    project.pulumi("up", "--yes", "--skip-preview")
-    assert mlflow_client.get_run(run_id).data.tags["reviewed_by"] == "alice"
+    assert_drift_put_back(project, mlflow_client, run_id)
 
     # A changed param is a replace, and the preview says why.
     edit(project, '"batch_size": "32"', '"batch_size": "64"')

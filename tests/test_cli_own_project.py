@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
-from support.project import activated, user_env
+from support.project import activated, typist_shell, user_env
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -52,19 +50,6 @@ def _typed(project: Path, shell: dict[str, str], *args: str) -> subprocess.Compl
     return proc
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel a release would publish, built from this checkout."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-        check=True,
-        timeout=600,
-    )
-    (built,) = out.glob("pulumi_mlflow_runs-*.whl")
-    return built
-
-
 def test_the_readme_names_every_file_it_asks_for() -> None:
     blocks = readme_blocks()
     assert set(blocks) == {"shell", "Pulumi.yaml", "__main__.py", "curves.py", "python-native"}, set(blocks)
@@ -87,18 +72,7 @@ def test_own_project_as_the_readme_says(
     # `--local` is the account's home directory (the CLI asks the system, not HOME): a folder of the test's.
     script = _substitute(script, "pulumi login --local", f"pulumi login {(tmp_path / 'state').as_uri()}")
 
-    home = tmp_path / "home"
-    home.mkdir()
-    assert not home.is_relative_to(ROOT), "the user's folder must be outside the repository"
-    pip_cache = subprocess.run(
-        [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    env = user_env(pulumi_bin, tmp_path, {"HOME": str(home), "PULUMI_HOME": str(home / ".pulumi")})
-    env["PULUMI_CONFIG_PASSPHRASE"] = "typed-at-the-prompt"
-    env.pop("PULUMI_BACKEND_URL")  # the backend is the one `pulumi login` chose, as for the user
-    if pip_cache:
-        env["PIP_CACHE_DIR"] = pip_cache  # the user's own pip cache; only the download time differs
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env, home = typist_shell(pulumi_bin, tmp_path)
 
     typed = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=900

@@ -20,6 +20,7 @@ import yaml
 
 from support.project import PACKAGE_VENV, project_folder, virtualenv_of
 from support.runs import all_runs, unique
+from support.sdks import npm_install, npm_package
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -43,7 +44,8 @@ def project_folders() -> list[Path]:
 def test_the_repository_has_the_projects_it_documents() -> None:
     """A walk that found nothing would make the lifecycle test below pass vacuously."""
     found = {str(p.relative_to(ROOT)) for p in project_folders()}
-    assert {".", "examples/evaluation-as-data", "examples/yaml-native", "examples/python-native"} <= found, found
+    documented = {".", "examples/evaluation-as-data", "examples/yaml-native", "examples/python-native"}
+    assert documented | {"examples/typescript-native"} <= found, found
 
 
 def _runs_in_state(exported: dict[str, Any]) -> dict[str, str]:
@@ -59,6 +61,17 @@ def _runs_in_state(exported: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Node.js SDK's npm package, for the TypeScript project (asked for only there)."""
+    return npm_package(tmp_path_factory.mktemp("npm"))
+
+
+def _runtime(folder: Path) -> str:
+    runtime = yaml.safe_load((folder / "Pulumi.yaml").read_text())["runtime"]
+    return str(runtime["name"] if isinstance(runtime, dict) else runtime)
+
+
 def _created(preview: str) -> int:
     match = re.search(r"\+ (\d+) to create", preview)
     assert match, preview
@@ -67,12 +80,19 @@ def _created(preview: str) -> int:
 
 @pytest.mark.parametrize("folder", project_folders(), ids=lambda p: str(p.relative_to(ROOT)) or ".")
 def test_project_folder_lifecycle(
-    folder: Path, pulumi_bin: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient, tmp_path: Path
+    folder: Path,
+    pulumi_bin: Path,
+    mlflow_server: MlflowServer,
+    mlflow_client: MlflowClient,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     venv = virtualenv_of(folder)
     assert venv is None or (venv / "bin" / "python").exists(), f"{folder}/Pulumi.yaml names {venv}, which is no venv"
     experiment = unique("project")
-    # A program that names no virtualenv (YAML) gets the plugin from the virtualenv pip installed it in.
+    if _runtime(folder) == "nodejs":  # its packages, as its user installs them (the SDK's from this checkout)
+        npm_install(folder, "--no-save", "--no-package-lock", str(request.getfixturevalue("npm_sdk")))
+    # A program that names no virtualenv (YAML, Node.js) gets the plugin from the virtualenv pip installed it in.
     env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
     project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
     try:

@@ -7,6 +7,7 @@ says. Both declare the same experiment and run, and export ``experimentId`` and 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,3 +40,14 @@ def assert_example_run(client: MlflowClient, run_id: str) -> None:
     assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.92, 0.61, 0.44]
     (used,) = run.inputs.dataset_inputs  # the nested names (`sourceType`) reached the server as MLflow's
     assert (used.dataset.name, used.dataset.source_type, used.dataset.source) == ("sst2", "hf", "glue/sst2")
+
+
+def assert_drift_put_back(project: ProjectFolder, client: MlflowClient, run_id: str) -> None:
+    """A colleague edits the example's managed tag: refresh names the drift, the preview shows it going back,
+    and the next ``up`` puts it back."""
+    client.set_tag(run_id, "reviewed_by", "mallory")
+    assert "mallory" in project.pulumi("refresh", "--yes", "--diff").stdout
+    preview = project.pulumi("preview", "--diff").stdout
+    assert re.search(r'reviewed_by\s*: "mallory" => "alice"', preview), preview
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert client.get_run(run_id).data.tags["reviewed_by"] == "alice"

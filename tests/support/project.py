@@ -129,3 +129,25 @@ def project_folder(
     env = user_env(bin_dir, home, extra_env)
     env = host_env(env, folder) if virtualenv_of(folder) is not None else activated(env, venv)
     return ProjectFolder(folder, env, stack)
+
+
+def typist_shell(bin_dir: Path, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """``(env, home)`` of a user typing a README's commands in a new shell: a new HOME outside the
+    checkout, the CLI on PATH, no backend chosen yet (their ``pulumi login`` chooses it), the passphrase
+    they would type at the prompt, and their own pip cache (only download times differ)."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not home.is_relative_to(Path(__file__).resolve().parents[2]), "the user's folder is in the checkout"
+    env = user_env(bin_dir, tmp_path, {"HOME": str(home), "PULUMI_HOME": str(home / ".pulumi")})
+    env["PULUMI_CONFIG_PASSPHRASE"] = "typed-at-the-prompt"
+    env.pop("PULUMI_BACKEND_URL")
+    pip_cache = subprocess.run(
+        [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if pip_cache:
+        env["PIP_CACHE_DIR"] = pip_cache
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env, home

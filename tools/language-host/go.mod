@@ -1,8 +1,9 @@
-// Builds the Python language host (pulumi-language-python) from Go modules (scripts/language-host.sh), for
-// machines that cannot download the CLI's release archive, which is where users get it.
+// Builds the Python and Node.js language hosts (pulumi-language-python, pulumi-language-nodejs) from Go
+// modules (scripts/language-host.sh), for machines that cannot download the CLI's release archive, which is
+// where users get them.
 //
-// v3.68.0 is the newest sdk/v3 the module proxy serves that still holds the host (it moved to a module of
-// its own, which the proxy does not serve). It is older than the CLI: see scripts/language-host.sh.
+// v3.68.0 is the newest sdk/v3 the module proxy serves that still holds the hosts (they moved to modules of
+// their own, which the proxy does not serve). It is older than the CLI: see scripts/language-host.sh.
 module github.com/pulumi-mlflow-runs/tools/language-host
 
 go 1.26
@@ -10,7 +11,10 @@ go 1.26
 // sdk/v3's own go.mod carries this replace; replaces apply only in the main module, so it is repeated here.
 replace golang.org/x/text => golang.org/x/text v0.3.6
 
-tool github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+tool (
+	github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+	github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+)
 
 require (
 	github.com/Microsoft/go-winio v0.5.2 // indirect
@@ -31,6 +35,7 @@ require (
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/glog v1.0.0 // indirect
 	github.com/golang/protobuf v1.5.2 // indirect
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
 	github.com/grpc-ecosystem/grpc-opentracing v0.0.0-20180507213350-8e809c8a8645 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect

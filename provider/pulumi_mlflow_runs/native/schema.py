@@ -21,6 +21,9 @@ RUN_TOKEN = f"{PACKAGE}:index:ExperimentRun"
 EXPERIMENT_TOKEN = f"{PACKAGE}:index:Experiment"
 GET_RUN_TOKEN = f"{PACKAGE}:index:getRun"
 SEARCH_RUNS_TOKEN = f"{PACKAGE}:index:searchRuns"
+REPOSITORY = "https://github.com/pulumi-mlflow-runs/pulumi-mlflow-runs"
+GO_MODULE = "github.com/pulumi-mlflow-runs/pulumi-mlflow-runs/sdk"
+"""The Go SDK's module (``sdk/go.mod``): the repository's ``sdk`` folder, as the anchors lay theirs out."""
 
 RUN_DESCRIPTION = (
     "An MLflow run declared as code: name, params, tags, metric points, dataset and model inputs, model "
@@ -138,6 +141,9 @@ def schema() -> dict[str, Any]:
         "description": "MLflow experiment runs declared as code, on Databricks or an open-source MLflow server.",
         "keywords": ["pulumi", "mlflow", "databricks", "machine-learning", "category/utility"],
         "license": "Apache-2.0",
+        "repository": REPOSITORY,
+        "homepage": REPOSITORY,
+        "publisher": "pulumi-mlflow-runs",
         "config": {"variables": config},
         "provider": {
             "description": "The provider: where runs go when a resource names no host. Every key is optional; "
@@ -162,10 +168,14 @@ def schema() -> dict[str, Any]:
         "language": {
             "python": {"packageName": "pulumi_mlflow_runs_native", "respectSchemaVersion": True},
             "nodejs": {"packageName": "@pulumi-mlflow-runs/mlflow-runs", "respectSchemaVersion": True},
-            "go": {"importBasePath": "github.com/pulumi-mlflow-runs/sdk/go/mlflowruns", "respectSchemaVersion": True},
+            "go": {"importBasePath": f"{GO_MODULE}/go/mlflowruns", "respectSchemaVersion": True},
         },
     }
 
 
 def schema_json() -> str:
     return json.dumps(schema(), indent=2, sort_keys=False)
+
+
+if __name__ == "__main__":  # scripts/gen-sdk.sh
+    print(schema_json())

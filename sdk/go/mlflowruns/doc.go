@@ -1,0 +1,2 @@
+// MLflow experiment runs declared as code, on Databricks or an open-source MLflow server.
+package mlflowruns
