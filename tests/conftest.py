@@ -122,3 +122,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     (built,) = out.glob("pulumi_mlflow_runs-*.whl")
     return built
+
+
+@pytest.fixture(scope="session")
+def npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Node.js SDK's npm package as a release packs it (scripts/sdk-nodejs.sh), built once per session."""
+    from support.sdks import npm_package
+
+    return npm_package(tmp_path_factory.mktemp("npm"))

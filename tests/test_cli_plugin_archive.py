@@ -16,7 +16,7 @@ import pytest
 
 from support.project import ProjectFolder, project_folder
 from support.runs import unique
-from support.sdks import npm_install, npm_package
+from support.sdks import npm_install
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -71,12 +71,17 @@ def test_the_archive_installs_and_a_yaml_program_runs_on_it(
 
 @pytest.mark.timeout(1200)
 def test_a_typescript_program_runs_on_the_installed_archive(
-    archive: Path, tmp_path: Path, pulumi_bin: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+    archive: Path,
+    npm_sdk: Path,
+    tmp_path: Path,
+    pulumi_bin: Path,
+    mlflow_server: MlflowServer,
+    mlflow_client: MlflowClient,
 ) -> None:
     """The npm package and the archive, as a TypeScript user installs them: nothing else of the project."""
     folder = tmp_path / "typescript-native"
     shutil.copytree(ROOT / "examples" / "typescript-native", folder, ignore=shutil.ignore_patterns("node_modules"))
-    npm_install(folder, str(npm_package(tmp_path / "npm")))
+    npm_install(folder, str(npm_sdk))
     env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
     project = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env)  # no virtualenv on PATH
     installed(project, archive)

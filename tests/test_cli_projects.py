@@ -20,7 +20,7 @@ import yaml
 
 from support.project import PACKAGE_VENV, project_folder, virtualenv_of
 from support.runs import all_runs, unique
-from support.sdks import npm_install, npm_package
+from support.sdks import npm_install
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -59,12 +59,6 @@ def _runs_in_state(exported: dict[str, Any]) -> dict[str, str]:
         if isinstance(run_id, str):
             out[res["urn"].rsplit("::", 1)[-1]] = run_id
     return out
-
-
-@pytest.fixture(scope="module")
-def npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Node.js SDK's npm package, for the TypeScript project (asked for only there)."""
-    return npm_package(tmp_path_factory.mktemp("npm"))
 
 
 def _runtime(folder: Path) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.mlflow_proxy import RecordingProxy
-from support.native_examples import EXAMPLES, assert_drift_put_back, assert_example_run
-from support.project import PACKAGE_VENV, ProjectFolder, project_folder
-from support.runs import unique
-from support.sdks import npm_install, npm_package
+from support.native_examples import assert_drift_put_back, assert_example_run, example_stack
+from support.project import ProjectFolder
+from support.sdks import npm_install
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -29,19 +27,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(1200)
 
 
-@pytest.fixture(scope="module")
-def npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return npm_package(tmp_path_factory.mktemp("npm"))
-
-
 @pytest.fixture
 def project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy, npm_sdk: Path) -> Iterator[ProjectFolder]:
-    folder = tmp_path / "typescript-native"
-    shutil.copytree(EXAMPLES / "typescript-native", folder, ignore=shutil.ignore_patterns("node_modules"))
-    npm_install(folder, str(npm_sdk))  # the example's @pulumi/pulumi too, from the registry
-    env = {"MLFLOW_TRACKING_URI": proxy.url}
-    found = project_folder(folder, pulumi_bin, tmp_path, unique("stack"), env, venv=PACKAGE_VENV)
-    found.init({"experimentName": unique("typescript")})
+    found = example_stack("typescript-native", tmp_path, pulumi_bin, proxy.url)
+    npm_install(found.folder, str(npm_sdk))  # the example's @pulumi/pulumi too, from the registry
     try:
         yield found
     finally:

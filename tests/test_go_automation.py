@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,14 +46,11 @@ def test_go_program_lifecycle(
     stack = unique("stack")
 
     def go(command: str, *settings: str) -> str:
-        done = subprocess.run(
-            [str(program), stack, command, *settings],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, f"{command} {settings} (exit {done.returncode})\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+        return run_step([str(program), stack, command, *settings], tmp_path, timeout=600, env=env)
 
-    outputs: Callable[[], dict[str, object]] = lambda: json.loads(go("outputs"))  # noqa: E731
+    def outputs() -> dict[str, object]:
+        return dict(json.loads(go("outputs")))
+
     mark = proxy.mark()
     preview = go("preview", f"experimentName={unique('go')}")
     assert "+ 3 to create" in preview and '"bert-sst2"' in preview, preview

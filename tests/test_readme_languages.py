@@ -21,9 +21,10 @@ import pytest
 
 from support.project import typist_shell
 from support.runs import unique
-from support.sdks import ROOT, npm_package, require
+from support.sdks import ROOT, require
 
 if TYPE_CHECKING:
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
     from support.mlflow_server import MlflowServer
@@ -57,27 +58,37 @@ def typed(script: str, tmp_path: Path, pulumi_bin: Path, wheel: Path, server: st
     return done
 
 
+def the_only_run(client: MlflowClient, experiment_name: str) -> Run:
+    """The one run the README's program made, in the experiment it was told to name."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is not None, f"no experiment {experiment_name!r}"
+    (run,) = client.search_runs([experiment.experiment_id])
+    return run
+
+
 def test_the_readme_has_a_block_for_every_language() -> None:
     assert set(blocks()) == {"typescript", "index.ts", "go", "yaml", "Pulumi.yaml"}, set(blocks())
 
 
 def test_typescript_as_the_readme_says(
-    tmp_path: Path, pulumi_bin: Path, wheel: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient
+    tmp_path: Path,
+    pulumi_bin: Path,
+    wheel: Path,
+    npm_sdk: Path,
+    mlflow_server: MlflowServer,
+    mlflow_client: MlflowClient,
 ) -> None:
     found = blocks()
-    package = npm_package(tmp_path / "npm")
     files = tmp_path / "typed-files"
     files.mkdir()
     name = unique("ts")
     (files / "index.ts").write_text(substitute(found["index.ts"], '"ts-evaluations"', f'"{name}"'))
     script = substitute(found["typescript"], "npm install @pulumi/pulumi @pulumi-mlflow-runs/mlflow-runs",
-                        f"npm install @pulumi/pulumi {package}")  # fmt: skip
+                        f"npm install @pulumi/pulumi {npm_sdk}")  # fmt: skip
     script = substitute(script, "# write index.ts as below, then:", f"cp {files}/index.ts .")
     done = typed(script, tmp_path, pulumi_bin, wheel, mlflow_server.url)
     assert "+ 3 created" in done.stdout, done.stdout
-    experiment = mlflow_client.get_experiment_by_name(name)
-    assert experiment is not None
-    (run,) = mlflow_client.search_runs([experiment.experiment_id])
+    run = the_only_run(mlflow_client, name)
     assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
 
 
@@ -94,9 +105,7 @@ def test_go_as_the_readme_says(
     script = substitute(script, "experimentName=go-evaluations", f"experimentName={name}")
     done = typed(script, tmp_path, pulumi_bin, wheel, mlflow_server.url)
     assert "+ 3 to create" in done.stdout and "+ 3 created" in done.stdout, done.stdout
-    experiment = mlflow_client.get_experiment_by_name(name)
-    assert experiment is not None
-    (run,) = mlflow_client.search_runs([experiment.experiment_id])
+    run = the_only_run(mlflow_client, name)
     assert run.data.params["batch_size"] == "32" and run.data.tags["reviewed_by"] == "alice"
 
 
@@ -112,7 +121,5 @@ def test_yaml_as_the_readme_says(
                         f"cp {files}/Pulumi.yaml .")  # fmt: skip
     done = typed(script, tmp_path, pulumi_bin, wheel, mlflow_server.url)
     assert "+ 3 created" in done.stdout, done.stdout
-    experiment = mlflow_client.get_experiment_by_name(name)
-    assert experiment is not None
-    (run,) = mlflow_client.search_runs([experiment.experiment_id])
+    run = the_only_run(mlflow_client, name)
     assert [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "loss")] == [0.92, 0.61]

@@ -8,7 +8,6 @@ an edited file as ``artifacts["report.md"]``. Paths are in the schema's names an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any, TypeAlias
 from pulumi.asset import StringAsset
 from pulumi.runtime.proto import provider_pb2
 
-from pulumi_mlflow_runs.core.artifacts.files import Elided
+from pulumi_mlflow_runs.core.artifacts.files import Elided, Source, digest
 from pulumi_mlflow_runs.core.definitions import camel
 from pulumi_mlflow_runs.core.run_diff import canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import is_unknown
@@ -70,7 +69,7 @@ def _hash(value: Any) -> Any:
     if isinstance(value, Elided):
         return value.hash
     if isinstance(value, StringAsset) and isinstance(value.text, str):
-        return hashlib.sha256(value.text.encode()).hexdigest()
+        return digest(Source(text=value.text))["sha256"]
     return canonical(value)
 
 

@@ -8,7 +8,6 @@ too. Numbers arrive as floats, as in the dynamic door; ``run_spec`` turns whole 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from pulumi.asset import AssetArchive, FileArchive, FileAsset, RemoteArchive, RemoteAsset, StringAsset
 
-from pulumi_mlflow_runs.core.artifacts.files import Elided, signature_only
+from pulumi_mlflow_runs.core.artifacts.files import Elided, Source, digest, signature_only
 
 SIG = "4dabf18193072939515e22adb298388d"
 """The key of a special value's signature (these are the values of `pulumi/runtime/rpc.py` and of the engine)."""
@@ -100,7 +99,7 @@ def _value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_value(v) for v in value]
     if isinstance(value, StringAsset) and isinstance(value.text, str):  # read back from stored inputs (the empty one)
-        return {SIG: ASSET_SIG, "hash": hashlib.sha256(value.text.encode()).hexdigest(), "text": value.text}
+        return {SIG: ASSET_SIG, "hash": digest(Source(text=value.text))["sha256"], "text": value.text}
     raise TypeError(f"cannot send a {type(value).__name__} to the engine")
 
 
