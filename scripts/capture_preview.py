@@ -9,7 +9,7 @@ checked-in file, so a block shows exactly one edit.
 
 Run ids, experiment ids, creation tokens, timestamps and temporary paths differ on every run; they are
 replaced with stable placeholders (``placeholders``, ``mask``) so the blocks can be compared with
-docs/ci.md, which is what ``tests/test_cli_display.py`` does. ``--write`` puts the blocks into
+docs/ci.md, which is what ``tests/preview_and_state/test_preview_display.py`` does. ``--write`` puts the blocks into
 docs/ci.md between its ``<!-- captured: NAME -->`` markers.
 
 ``pulumi`` runs in the example's folder (a copy of it), as the workflow runs it: the CLI, the Python language

@@ -34,13 +34,13 @@ modules=(core/run_diff core/run_plan core/retries core/exactly_once)
 # The tests that exercise those modules and need no server or CLI: each runs in milliseconds. mutmut runs,
 # for each mutant, only the selected tests that called the mutated function.
 tests=(
-  tests/test_plan.py
-  tests/test_retry_decisions.py
-  tests/test_retries.py
-  tests/test_databricks_mock.py
+  tests/rules/test_diff_rules_and_plan.py
+  tests/connection/test_retry_policy.py
+  tests/connection/test_retry_helper.py
+  tests/connection/test_databricks_endpoints.py
 )
-deselect=(tests/test_databricks_mock.py::test_bulk_endpoints_are_missing_on_open_source_servers)  # needs a server
-[ -f tests/test_mutation_kills.py ] && tests+=(tests/test_mutation_kills.py)
+deselect=(tests/connection/test_databricks_endpoints.py::test_bulk_endpoints_are_missing_on_open_source_servers)  # needs a server
+[ -f tests/rules/test_mutation_kills.py ] && tests+=(tests/rules/test_mutation_kills.py)
 
 stage() {
   # The sources and tests as they are now, and the config; mutants/ and mutmut's results stay.

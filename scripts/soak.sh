@@ -11,4 +11,4 @@ door=${1:?dynamic or native}
 export PATH="$(bash scripts/pulumi-cli.sh | tail -n 1):$PATH"
 export PULUMI_MLFLOW_RUNS_CLI_MODEL_HISTORIES=${2:-60} PULUMI_MLFLOW_RUNS_CLI_MODEL_STEPS=${3:-25}
 export PULUMI_MLFLOW_RUNS_MODEL_FIGURES="$PWD/soak-$door.json"
-exec pytest -p no:cacheprovider -s -q "tests/test_cli_model_convergence.py::test_generated_histories_converge_through_the_cli[$door]"
+exec pytest -p no:cacheprovider -s -q "tests/lifecycle/test_convergence_model.py::test_generated_histories_converge[cli-$door]"

@@ -39,6 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "mlflow3: needs an MLflow 3 server (skipped when MLFLOW_SERVER_PYTHON runs an older one)"
     )
+    config.addinivalue_line("markers", "cli: needs the Pulumi CLI, a language host or a built SDK (not in --fast)")
+    config.addinivalue_line("markers", "slow: needs no CLI but takes more than a few seconds (not in --fast)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -78,7 +78,7 @@ FILES = ("report.md", "conf/params.yaml")
 T0 = 1_767_225_600_000
 WHICH = st.integers(0, 5)
 """Which run a rule touches: an index into the names it may touch, sorted (``_pick``). Names, not run ids,
-so that a printed history replays as it is (``test_model_regressions.py``)."""
+so that a printed history replays as it is (``test_convergence_regressions.py``)."""
 
 
 def _pick(names: Any, which: int) -> str:

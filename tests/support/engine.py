@@ -1,7 +1,7 @@
 """A small stand-in for the Pulumi engine: run a whole program, step by step, against the real provider host.
 
-The real CLI is the judge (``tests/test_cli_*.py``): what users see — display, state, secrets, errors,
-parallelism, interruption — is proven there, and ``test_cli_e2e.py`` runs one scenario through both and
+The real CLI is the judge (the tests marked ``cli``): what users see — display, state, secrets, errors,
+parallelism, interruption — is proven there, and ``test_programs_end_to_end.py`` runs one scenario through both and
 requires the same operation per resource at every step. This stand-in stays for what it does better:
 speed, exact per-step views of what the provider was sent and returned, and offline previews.
 

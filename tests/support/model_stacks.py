@@ -61,7 +61,7 @@ StackFactory = Callable[[Path, Any], ModelStack]
 
 PROJECT = "name: model-convergence\nruntime: python\n"
 """The copy's ``Pulumi.yaml``, written with it: the program folder holds none, so that the test of every
-project in the repository (``test_cli_projects.py``) does not take this fixture for a user's project."""
+project in the repository (``test_example_projects.py``) does not take this fixture for a user's project."""
 
 
 def _copy_program(folder: Path) -> Path:

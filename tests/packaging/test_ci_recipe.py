@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "ci" / "pulumi-mlflow.yml"
 _ENV_REF = re.compile(r"\$\{\{\s*env\.(\w+)\s*\}\}")
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 _BLOCK = re.compile(r"<!-- own-project: (?P<name>[^ ]+) -->\n```[a-z]*\n(?P<body>.*?)```\n", re.DOTALL)
 _APPEND = re.compile(r"Append a point \(`(?P<call>curve\([^`]*\))`\)")

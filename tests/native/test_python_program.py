@@ -4,7 +4,7 @@
 on ``pulumi-resource-mlflow-runs``, which it finds on PATH because the user runs ``pulumi`` with the
 virtualenv that pip installed the package into activated (the example's ``Pulumi.yaml`` names none). Edits
 are made to the program's text, as a user makes them. The faults run for this program and the YAML one in
-``test_cli_native.py``.
+``test_plugin_lifecycle.py``.
 """
 
 from __future__ import annotations

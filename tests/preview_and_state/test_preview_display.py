@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "capture_preview.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "capture_preview.py"
 REGENERATE = ".venv/bin/python scripts/capture_preview.py --write"
 
 

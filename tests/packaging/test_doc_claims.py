@@ -6,8 +6,8 @@ whose reason says what is true instead, so it turns red (XPASS) the day the beha
 and the marker must go.
 
 Not here: that Retry-After is what is waited for (docs/reliability.md, "One retry policy") is
-``tests/test_retry_decisions.py::test_retry_after_is_what_is_waited`` (through the real Transport) and
-``tests/test_retries.py::test_retry_after_replaces_the_growing_backoff``.
+``tests/connection/test_retry_policy.py::test_retry_after_is_what_is_waited`` (through the real Transport) and
+``tests/connection/test_retry_helper.py::test_retry_after_replaces_the_growing_backoff``.
 """
 
 from __future__ import annotations

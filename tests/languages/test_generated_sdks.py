@@ -2,7 +2,7 @@
 
 ``scripts/gen-sdk.sh --check`` regenerates them with the CLI's own code generators (tools/sdk-gen) and fails
 on any difference; the Go SDK builds and passes ``go vet`` as the module users fetch. The Node.js SDK is
-compiled by ``tsc`` when its npm package is built, which ``test_cli_typescript.py`` does and then runs.
+compiled by ``tsc`` when its npm package is built, which ``test_typescript.py`` does and then runs.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.mlflow_server import MlflowServer, start_mlflow_server
 from support.server_version import mlflow_version_of, server_python
 
-MLFLOW2_VENV_PYTHON = Path(__file__).resolve().parents[1] / ".venv-mlflow2" / "bin" / "python"
+MLFLOW2_VENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-mlflow2" / "bin" / "python"
 
 
 def _is_2x(python: str) -> bool:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from support.mlflow_server import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "build", "dist", "mutants"}
 
 

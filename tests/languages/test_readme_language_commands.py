@@ -7,7 +7,7 @@ built from this checkout for the registries' (the wheel for PyPI's, the npm pack
 folder for the module proxy's), the test server's address for `http://127.0.0.1:5000`, a state folder of the
 test's for `pulumi login --local`, the passphrase in ``PULUMI_CONFIG_PASSPHRASE`` for the prompt, and a
 unique experiment name for the README's (the test server is shared). The Python block is typed by
-``test_cli_own_project.py``.
+``test_readme_own_project.py``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
 
@@ -202,7 +202,8 @@ def test_evaluation_as_data_tag_edit_param_edit_append_destroy(
     assert engine.up().counts() == {"same": 3}
     assert proxy.writes_since(mark) == []
 
-    # The stand-in's own summary of each preview (docs/ci.md shows the real CLI's: tests/test_cli_display.py).
+    # The stand-in's own summary of each preview (docs/ci.md shows the real CLI's:
+    # tests/preview_and_state/test_preview_display.py).
     assert engine.preview().render(diff=True) == "Resources:\n    3 unchanged"
 
     # a tag edit: one in-place update, one request

@@ -1,0 +1,75 @@
+"""Generated histories of edits, drift and faults, checked against a model, on every harness that runs a stack.
+
+The model and its rules are ``support.convergence``; one test drives it on three stacks:
+
+* ``stand-in``: the stand-in engine (``support.model_stacks.EngineStack``: the program with the SDK in this
+  process, each resource through a real ``python -m pulumi.dynamic`` host, behind the fault proxy), fast
+  enough for many histories. Budget: ``PULUMI_MLFLOW_RUNS_MODEL_HISTORIES`` histories of up to
+  ``PULUMI_MLFLOW_RUNS_MODEL_STEPS`` steps (CI: 8 and 12).
+* ``cli-dynamic`` and ``cli-native``: ``pulumi`` in a project folder through the Python language host
+  (``support.model_stacks.CliStack``), once on the dynamic provider and once on the native plugin: one
+  program, one model, so the two doors cannot drift apart. Here it also draws kills: the CLI killed
+  (SIGKILL, with everything under it) or interrupted (SIGINT), or the provider's process killed, when a
+  chosen request arrives; the user then does what the CLI says and runs ``up`` again. Budget:
+  ``PULUMI_MLFLOW_RUNS_CLI_MODEL_HISTORIES`` histories of up to ``PULUMI_MLFLOW_RUNS_CLI_MODEL_STEPS`` steps
+  per door (CI: 2 and 10). The soak (``scripts/soak.sh``, docs/reliability.md) runs the CLI ones longer.
+
+The server is this module's own (``model_server``), so that a history can stop it and start it again.
+Derandomized: the same histories on every machine; nothing here is timed. A failing history is shrunk by
+hypothesis to its fewest steps and printed; keep it as a regression test in
+``test_convergence_regressions.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+from support.convergence import Convergence, drive
+from support.fault_proxy import FaultProxy
+from support.mlflow_server import MlflowServer
+from support.model_stacks import CliStack, EngineStack
+
+HISTORIES = int(os.environ.get("PULUMI_MLFLOW_RUNS_MODEL_HISTORIES", "8"))
+STEPS = int(os.environ.get("PULUMI_MLFLOW_RUNS_MODEL_STEPS", "12"))
+CLI_HISTORIES = int(os.environ.get("PULUMI_MLFLOW_RUNS_CLI_MODEL_HISTORIES", "2"))
+CLI_STEPS = int(os.environ.get("PULUMI_MLFLOW_RUNS_CLI_MODEL_STEPS", "10"))
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        pytest.param("stand-in", marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),
+        *(
+            pytest.param(
+                f"cli-{door}", marks=[pytest.mark.cli, pytest.mark.timeout(max(3600, 60 * CLI_HISTORIES * CLI_STEPS))]
+            )
+            for door in ("dynamic", "native")
+        ),
+    ],
+)
+def test_generated_histories_converge(
+    stack: str, tmp_path: Path, model_server: MlflowServer, request: pytest.FixtureRequest
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    with FaultProxy(model_server.url) as proxy:
+
+        class Model(Convergence):
+            pass
+
+        Model.__name__ = "ThroughTheHost" if stack == "stand-in" else f"ThroughTheCli[{stack.removeprefix('cli-')}]"
+        Model.client = MlflowClient(tracking_uri=model_server.url)
+        Model.server, Model.proxy, Model.workdir = model_server, proxy, tmp_path
+        if stack == "stand-in":
+            Model.make_stack = EngineStack
+            seen = drive(Model, HISTORIES, STEPS)
+            assert seen["up failed or killed, then a clean up"], seen
+        else:
+            door = stack.removeprefix("cli-")
+            bin_dir = request.getfixturevalue("pulumi_bin")
+            Model.make_stack = functools.partial(CliStack, door=door, bin_dir=bin_dir, home=tmp_path)
+            drive(Model, CLI_HISTORIES, CLI_STEPS)
