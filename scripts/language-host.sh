@@ -9,7 +9,9 @@
 # the CLI's own sdk version beside it (the host runs that script to start the program, so the program side
 # is the CLI's). The YAML host: `pulumi-language-yaml` in BIN_DIR or on PATH, else `go install` of the
 # pulumi-yaml version pinned below, with the module versions its own go.mod pins. Progress goes to
-# stderr; the last line on stdout is BIN_DIR.
+# stderr, one line as each build starts and one as it ends (with its time); the Go toolchain's own output
+# goes to a log under .pulumi-local/logs that the start line names, and on a failure its last lines are
+# printed with its path. The last line on stdout is BIN_DIR.
 #
 # What this host is: the module proxy serves the host only up to sdk/v3 v3.68.0 (it has since moved to a
 # module of its own that the proxy does not serve). It is older than the CLI: it reads the runtime options
@@ -20,7 +22,30 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/tools/language-host"
+logs="$root/.pulumi-local/logs"
 say() { printf 'language-host: %s\n' "$*" >&2; }
+# A path as the reader can open it from where they are: relative below the current folder.
+shown() { case $1 in "$PWD"/*) printf '%s' "${1#"$PWD"/}" ;; *) printf '%s' "$1" ;; esac; }
+# logged LOG COMMAND...: runs COMMAND with all its output in LOG (errexit on inside, whatever the caller's
+# context); if it fails, prints LOG's last 30 lines and its path and exits with COMMAND's status.
+logged() {
+  local log=$1 status started=$SECONDS
+  shift
+  mkdir -p "$(dirname "$log")"
+  set +e
+  (
+    set -e
+    "$@"
+  ) >"$log" 2>&1
+  status=$?
+  set -e
+  if [ "$status" -ne 0 ]; then
+    say "failed (exit $status) after $((SECONDS - started)) s; the last 30 lines of $(shown "$log"):"
+    tail -n 30 "$log" | sed 's/^/    /' >&2
+    say "the whole output: $(shown "$log")"
+    exit "$status"
+  fi
+}
 
 bin=${1:?usage: language-host.sh BIN_DIR}
 bin=$(cd "$bin" && pwd)
@@ -29,21 +54,21 @@ YAML_VERSION=v1.25.0 # github.com/pulumi/pulumi-yaml: the YAML language host (ru
 
 yaml_host() {
   if [ -x "$bin/pulumi-language-yaml" ]; then
-    say "using $bin/pulumi-language-yaml"
+    say "using $(shown "$bin/pulumi-language-yaml")"
   elif [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && command -v pulumi-language-yaml >/dev/null 2>&1; then
     say "using $(command -v pulumi-language-yaml) (on PATH)"
   elif ! command -v go >/dev/null 2>&1; then
     say "no pulumi-language-yaml beside $bin/pulumi or on PATH, and no Go toolchain to build one"
     exit 1
   else
-    say "building the YAML language host (pulumi-yaml $YAML_VERSION) into $bin"
-    local started=$SECONDS ytmp
+    local started=$SECONDS ytmp log=$logs/language-host-yaml.log
+    say "building the YAML language host (pulumi-yaml $YAML_VERSION) into $(shown "$bin")... (log: $(shown "$log"))"
     ytmp=$(mktemp -d "$bin/.yaml-host.XXXXXX")
-    GOFLAGS=-buildvcs=false GOBIN="$ytmp" go install -trimpath -ldflags "-s -w" \
-      "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@$YAML_VERSION" >&2
+    logged "$log" env GOFLAGS=-buildvcs=false GOBIN="$ytmp" go install -trimpath -ldflags "-s -w" \
+      "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@$YAML_VERSION"
     mv "$ytmp/pulumi-language-yaml" "$bin/"
     rm -rf "$ytmp"
-    say "built in $((SECONDS - started)) s"
+    say "built the YAML language host in $((SECONDS - started)) s"
   fi
 }
 
@@ -51,31 +76,32 @@ yaml_host() {
 # @pulumi/pulumi the program's package.json installs (its own `cmd/run`), so only the host is old.
 node_host() {
   if [ -x "$bin/pulumi-language-nodejs" ]; then
-    say "using $bin/pulumi-language-nodejs"
+    say "using $(shown "$bin/pulumi-language-nodejs")"
   elif [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && command -v pulumi-language-nodejs >/dev/null 2>&1; then
     say "using $(command -v pulumi-language-nodejs) (on PATH)"
   elif ! command -v go >/dev/null 2>&1; then
     say "no pulumi-language-nodejs beside $bin/pulumi or on PATH, and no Go toolchain to build one"
     exit 1
   else
-    local started=$SECONDS ntmp version
+    local started=$SECONDS ntmp version log=$logs/language-host-nodejs.log
     version=$(sed -n 's#^[[:space:]]*\(require \)\{0,1\}github.com/pulumi/pulumi/sdk/v3 \(v[^ ]*\).*#\2#p' "$tools/go.mod")
-    say "building the Node.js language host (sdk/v3 $version) into $bin"
+    say "building the Node.js language host (sdk/v3 $version) into $(shown "$bin")... (log: $(shown "$log"))"
     ntmp=$(mktemp -d "$bin/.node-host.XXXXXX")
-    (
+    build_node() {
       cd "$tools"
       GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" go build -trimpath \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
         -o "$ntmp/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
-    ) >&2
+    }
+    logged "$log" build_node
     mv "$ntmp/pulumi-language-nodejs" "$bin/"
     rm -rf "$ntmp"
-    say "built in $((SECONDS - started)) s"
+    say "built the Node.js language host in $((SECONDS - started)) s"
   fi
 }
 
 if [ -x "$bin/pulumi-language-python" ]; then
-  say "using $bin/pulumi-language-python"
+  say "using $(shown "$bin/pulumi-language-python")"
   yaml_host
   node_host
   echo "$bin"
@@ -101,25 +127,28 @@ case "$cli_version" in v3.*) ;; *) say "cannot read the CLI's version from '$bin
 host_version=$(sed -n 's#^[[:space:]]*\(require \)\{0,1\}github.com/pulumi/pulumi/sdk/v3 \(v[^ ]*\).*#\2#p' "$tools/go.mod")
 [ -n "$host_version" ] || { say "cannot read the pinned version from $tools/go.mod"; exit 1; }
 
-say "building the Python language host (sdk/v3 $host_version) into $bin, with the executor of the CLI's sdk $cli_version"
+log=$logs/language-host-python.log
+say "building the Python language host (sdk/v3 $host_version) into $(shown "$bin"), with the executor of the CLI's sdk $cli_version... (log: $(shown "$log"))"
 start=$SECONDS
 tmp=$(mktemp -d "$bin/.language-host.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-(
+build_python() {
   cd "$tools"
   export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
   go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$host_version" \
     -o "$tmp/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
   # Outside any module, so the version asked for is the CLI's, not this module's pin.
+  local sdk
   sdk=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/pulumi/pulumi/sdk/v3@$cli_version" |
     sed -n 's#^[[:space:]]*"Dir": "\(.*\)",*$#\1#p')
   [ -f "$sdk/python/cmd/pulumi-language-python-exec" ] || { say "no pulumi-language-python-exec in '$sdk'"; exit 1; }
   install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$tmp/"
-) >&2
+}
+logged "$log" build_python
 # The executor first: the host is what callers test for, so it must never stand there without it.
 mv "$tmp/pulumi-language-python-exec" "$bin/"
 mv "$tmp/pulumi-language-python" "$bin/"
-say "built in $((SECONDS - start)) s"
+say "built the Python language host in $((SECONDS - start)) s"
 yaml_host
 node_host
 echo "$bin"

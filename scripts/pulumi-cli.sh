@@ -4,9 +4,11 @@
 # Order: `pulumi` on PATH; ~/.pulumi/bin; the Automation API's PulumiCommand.install (where downloads
 # work); a build from the Go modules pinned in tools/pulumi-cli/go.mod (where `go` is present).
 # Then the Python language host beside it (scripts/language-host.sh: found, or built from Go modules), for
-# `pulumi up` in a project folder. Progress goes to stderr; the one line on stdout, the last line printed,
-# is the folder that holds `pulumi` and the dynamic-provider launcher `pulumi-resource-pulumi-python`, with
-# `pulumi-language-python` there or on PATH. Callers use that line.
+# `pulumi up` in a project folder. Progress goes to stderr, one line as each stage starts and one as it ends
+# (with its time); the Go toolchain's own output (module downloads, compiler messages) goes to a log under
+# .pulumi-local/logs that the start line names, and on a failure its last lines are printed with its path.
+# The one line on stdout, the last line printed, is the folder that holds `pulumi` and the dynamic-provider
+# launcher `pulumi-resource-pulumi-python`, with `pulumi-language-python` there or on PATH. Callers use that line.
 #
 # The build lands in .pulumi-local/cli/<version>/bin (ignored by git; the layout PulumiCommand(root=…)
 # expects) and is reused afterwards; set PULUMI_MLFLOW_RUNS_CLI_DIR to put it elsewhere. The first build takes minutes (module downloads, then
@@ -14,7 +16,30 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/tools/pulumi-cli"
+logs="$root/.pulumi-local/logs"
 say() { printf 'pulumi-cli: %s\n' "$*" >&2; }
+# A path as the reader can open it from where they are: relative below the current folder.
+shown() { case $1 in "$PWD"/*) printf '%s' "${1#"$PWD"/}" ;; *) printf '%s' "$1" ;; esac; }
+# logged LOG COMMAND...: runs COMMAND with all its output in LOG (errexit on inside, whatever the caller's
+# context); if it fails, prints LOG's last 30 lines and its path and exits with COMMAND's status.
+logged() {
+  local log=$1 status started=$SECONDS
+  shift
+  mkdir -p "$(dirname "$log")"
+  set +e
+  (
+    set -e
+    "$@"
+  ) >"$log" 2>&1
+  status=$?
+  set -e
+  if [ "$status" -ne 0 ]; then
+    say "failed (exit $status) after $((SECONDS - started)) s; the last 30 lines of $(shown "$log"):"
+    tail -n 30 "$log" | sed 's/^/    /' >&2
+    say "the whole output: $(shown "$log")"
+    exit "$status"
+  fi
+}
 # Every way out: the language host beside the CLI, then the folder as the last line.
 found() {
   bash "$root/scripts/language-host.sh" "$1" >/dev/null
@@ -44,24 +69,25 @@ dest=${PULUMI_MLFLOW_RUNS_CLI_DIR:-$root/.pulumi-local/cli/$version}
 bin=$dest/bin
 
 if [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-resource-pulumi-python" ]; then
-  say "using $bin/pulumi ($version, built earlier)"
+  say "using $(shown "$bin/pulumi") ($version, built earlier)"
   found "$bin"
 fi
 
 # Where downloads work, the official binaries are quicker than a build.
 python=$root/.venv/bin/python
 if [ "${PULUMI_MLFLOW_RUNS_BUILD_CLI:-}" != "1" ] && [ -x "$python" ]; then
-  say "trying PulumiCommand.install (a download of $version)"
+  say "trying PulumiCommand.install (a download of $version)..."
+  start=$SECONDS
   if "$python" - "$dest" "${version#v}" >&2 2>/dev/null <<'PY'; then
 import sys
 from pulumi.automation import PulumiCommand
 from semver import VersionInfo
 PulumiCommand.install(root=sys.argv[1], version=VersionInfo.parse(sys.argv[2]))
 PY
-    say "downloaded into $bin"
+    say "downloaded into $(shown "$bin") in $((SECONDS - start)) s"
     found "$bin"
   fi
-  say "the download failed; building from Go modules instead"
+  say "the download failed after $((SECONDS - start)) s; building from Go modules instead"
 fi
 
 if ! command -v go >/dev/null 2>&1; then
@@ -70,20 +96,24 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-say "building the Pulumi CLI $version from Go modules into $dest"
-say "(the first build downloads the modules and compiles for several minutes; later runs reuse it)"
-rm -rf "$dest.tmp"
-mkdir -p "$dest.tmp/bin"
-start=$SECONDS
-(
+build() {
   cd "$tools"
   export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
   go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
     -o "$dest.tmp/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
   # The launcher of dynamic providers ships inside the sdk/v3 module; take it from the module cache.
+  local sdk
   sdk=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
   install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$dest.tmp/bin/"
-) >&2
+}
+
+log=$logs/pulumi-cli-build.log
+say "building the Pulumi CLI $version from Go modules into $(shown "$dest")... (log: $(shown "$log"))"
+say "(the first build downloads the modules and compiles for several minutes; later runs reuse it)"
+rm -rf "$dest.tmp"
+mkdir -p "$dest.tmp/bin"
+start=$SECONDS
+logged "$log" build
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 say "built $("$bin/pulumi" version) in $((SECONDS - start)) s"

@@ -39,13 +39,59 @@ class CliLookup:
 
 
 @functools.cache
-def find_cli() -> CliLookup:
-    """Run the script once per process; its last line of stdout is the folder that holds ``pulumi``."""
-    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=False, timeout=1800)
-    lines = proc.stdout.strip().splitlines()
+def find_cli(echo: bool = False) -> CliLookup:
+    """Run the script once per process; its last line of stdout is the folder that holds ``pulumi``.
+
+    ``echo``: also copy the script's progress (its stderr: a line as each build stage starts and ends) to
+    this process's stderr as it comes, as the quickstart shows it; ``log`` keeps it either way.
+    """
+    return run_cli_script(SCRIPT, echo=_to_stderr if echo else None)
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
+def run_cli_script(
+    script: Path,
+    env: Mapping[str, str] | None = None,
+    echo: Callable[[str], object] | None = None,
+    timeout: float = 1800,
+) -> CliLookup:
+    """``find_cli``'s run of ``script`` (``env``: instead of this process's), each line of its stderr
+    handed to ``echo`` as soon as the script writes it."""
+    with subprocess.Popen(
+        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        out: list[str] = []
+        err: list[str] = []
+
+        def pump(stream: Any, sink: list[str], each: Callable[[str], object] | None) -> None:
+            for line in stream:
+                sink.append(line)
+                if each is not None:
+                    each(line)
+
+        pumps = [
+            threading.Thread(target=pump, args=(proc.stdout, out, None), daemon=True),
+            threading.Thread(target=pump, args=(proc.stderr, err, echo), daemon=True),
+        ]
+        for thread in pumps:
+            thread.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        finally:
+            for thread in pumps:
+                thread.join(timeout=10)  # a killed script's children may hold the pipes open
+    lines = "".join(out).strip().splitlines()
+    log = "".join(err)
     if proc.returncode != 0 or not lines or not (Path(lines[-1]) / "pulumi").exists():
-        return CliLookup(None, proc.stderr)
-    return CliLookup(Path(lines[-1]), proc.stderr)
+        return CliLookup(None, log)
+    return CliLookup(Path(lines[-1]), log)
 
 
 def require_cli() -> Path:
