@@ -70,6 +70,19 @@ def test_docs_ci_md_blocks_are_what_the_cli_prints(
         )
 
 
+def test_the_resource_key_the_doc_shows_is_the_core_key(capture: ModuleType) -> None:
+    """An update's preview on the dynamic door lists ``resource_key``, the input its program computes: the
+    core's key of the run's URN (``core.resource_key``), then the key earlier versions sent, on one line."""
+    from pulumi_mlflow_runs.core import resource_key as rk
+
+    block = capture.doc_blocks(capture.DOC.read_text())["metric-append"]
+    urn = re.findall(r"\[urn=(urn:pulumi:[^\]]+:ExperimentRun::[^\]]+)\]", block)
+    shown = re.findall(r'^ +resource_key +: "(.*)"$', block, re.MULTILINE)
+    assert len(urn) == len(shown) == 1, block
+    stack, project, _, name = rk.split_urn(urn[0])
+    assert shown == [rk.as_input(rk.of_urn(urn[0]), [rk.legacy_dynamic_key(project, stack, "", name)])]
+
+
 def test_mask_uses_stable_placeholders_and_sorts_the_run_view(capture: ModuleType) -> None:
     """Masking is what makes two captures comparable; a placeholder keeps saying whose value it hides."""
     run_id, token, stable = "8491b606e01f4e09aefd9159329db3c2", "5a31f19b26414545aba43e503e20ce23", "ab" * 16

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.errors import EndpointNotFound, InputError, NotFound
 from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
+from pulumi_mlflow_runs.core.resource_key import key_of
 from pulumi_mlflow_runs.core.run_plan import BATCH_MAX_TAGS, Writes
 from pulumi_mlflow_runs.core.run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
 
@@ -54,13 +55,19 @@ def create_run(api: MlflowApi, req: m.CreateRun) -> m.Run:
     return made[-1]
 
 
-def unfinished_tag(key: str | None) -> list[m.RunTag] | None:
-    """The tag a run is created with: it says the create has not written everything yet."""
+def unfinished_tag(resource_key: str | None) -> list[m.RunTag] | None:
+    """The tag a run is created with: it says the create has not written everything yet. ``resource_key`` is
+    the input (``core.resource_key.as_input``): the run is marked with its key, never with a legacy one."""
+    key = key_of(resource_key)
     return None if key is None else [m.RunTag(key=RESOURCE_KEY_TAG, value=_UNFINISHED + key)]
 
 
-def completion_tag(w: Writes, key: str | None) -> None:
+def completion_tag(w: Writes, resource_key: str | None) -> None:
     """Mark the run finished in the create's last request (the last log-batch), not in one more request."""
+    _complete(w, key_of(resource_key))
+
+
+def _complete(w: Writes, key: str | None) -> None:
     if key is None:
         return
     tag = m.RunTag(key=RESOURCE_KEY_TAG, value=key)
@@ -84,9 +91,7 @@ def is_unfinished(run: m.Run) -> bool:
 def finish_unfinished(w: Writes, run: m.Run) -> None:
     """A run a failed create left still marked unfinished: the update that completes it drops the mark
     (in its last request), so no later create takes it for one of its own."""
-    key = _unfinished_key(run)
-    if key is not None:
-        completion_tag(w, key)
+    _complete(w, _unfinished_key(run))
 
 
 _UNFINISHED_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]]] = {}
@@ -94,14 +99,17 @@ _UNFINISHED_LOCK = threading.Lock()
 _SEARCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
-def find_unfinished(api: MlflowApi, experiment_id: str, key: str | None) -> list[m.Run]:
-    """Active runs this resource began to create and never finished (an ``up`` killed mid-create).
+def find_unfinished(api: MlflowApi, experiment_id: str, keys: Sequence[str]) -> list[m.Run]:
+    """Active runs this resource began to create and never finished (an ``up`` killed mid-create), marked
+    with any of its ``keys`` (``core.resource_key``: its key, then the keys earlier versions gave it), in
+    that order.
 
     One search per experiment per provider host (one host serves a whole ``pulumi up``), not one per
     create: the runs left unfinished by an earlier ``up`` are all there when it starts, and the creates
-    of this one are not unfinished but under way. A run handed out here is not handed out again.
+    of this one are not unfinished but under way. That one search (every ``creating:`` mark) covers the
+    legacy keys too, with no request more than before. A run handed out here is not handed out again.
     """
-    if key is None:
+    if not keys:
         return []
     where = (api.transport.connection.base_url, experiment_id)
     with _UNFINISHED_LOCK:
@@ -118,7 +126,8 @@ def find_unfinished(api: MlflowApi, experiment_id: str, key: str | None) -> list
                 tag = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
                 found.setdefault(tag.removeprefix(_UNFINISHED), []).append(run)
             _UNFINISHED_BY_EXPERIMENT[where] = found
-        return _UNFINISHED_BY_EXPERIMENT[where].pop(key, [])
+        found = _UNFINISHED_BY_EXPERIMENT[where]
+        return [run for key in dict.fromkeys(keys) for run in found.pop(key, [])]
 
 
 def _mlflow3_only(w: Writes) -> tuple[str, str] | None:

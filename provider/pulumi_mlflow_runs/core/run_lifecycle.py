@@ -76,9 +76,11 @@ def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, An
     """Outputs of an existing run made to match the program, or None to create a new one.
 
     ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
-    create in an ``up`` that was killed (still marked ``creating:<key>``) is finished instead of left
-    behind; one that no longer fits the program is deleted, as a failed create would have been.
+    create in an ``up`` that was killed (still marked ``creating:<key>``, with its key or one an earlier
+    version gave it: ``core.resource_key``) is finished instead of left behind; one that no longer fits the
+    program is deleted, as a failed create would have been.
     """
+    from pulumi_mlflow_runs.core.resource_key import keys_of
     from pulumi_mlflow_runs.core.run_apply import find_unfinished
 
     wanted = inputs.get("adopt_run_id")
@@ -102,7 +104,7 @@ def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, An
                 "adopt_run_id to create a new run",
             )
         return outputs
-    for run in find_unfinished(api, inputs["experiment_id"], inputs.get("resource_key")):
+    for run in find_unfinished(api, inputs["experiment_id"], keys_of(inputs.get("resource_key"))):
         outputs, _ = _converge(api, run, inputs, now)
         if outputs is not None:
             return outputs

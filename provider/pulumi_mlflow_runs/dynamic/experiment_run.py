@@ -9,7 +9,6 @@ methods that talk to a server.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -314,20 +313,35 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
 
 
 def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Input[str]:
-    """The same for the same resource of the same stack, whenever the program runs (its URN, hashed).
+    """The same for the same resource of the same stack, whenever the program runs, and the same as the
+    plugin's for it (``core.resource_key``: stack, project, the parent's type chain and the name; the program
+    never sees its own URN). A create tags its run with it until it has written everything, so the next
+    create of this resource after an interrupted ``up`` finds the half-made run instead of leaving it behind,
+    on either door.
 
-    A create tags its run with it until it has written everything, so the next create of this resource
-    after an interrupted ``up`` finds the half-made run instead of leaving it behind.
+    The key earlier versions of this program sent follows it in the same input (one line in a preview),
+    so a run such a version left half-made is found too. Only here can it be computed for a resource with
+    a parent: it hashed the parent's whole URN, which the plugin never sees. A stack made before sent that
+    key alone; the input matters only to a create and is never diffed, so the new value shows no change.
     """
+    from pulumi_mlflow_runs.core import resource_key
 
-    def digest(parent_urn: str) -> str:
-        text = "\0".join((pulumi.get_project(), pulumi.get_stack(), parent_urn, "mlflow:ExperimentRun", name))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+    def keys(parent_urn: str) -> str:
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        key = resource_key.of_parts(stack, project, resource_key.parent_types(parent_urn), name)
+        return resource_key.as_input(key, [resource_key.legacy_dynamic_key(project, stack, parent_urn, name)])
 
     parent = opts.parent if opts is not None else None
     if parent is None:
-        return digest("")
-    return parent.urn.apply(digest)
+        return keys("")
+    urn = parent.urn
+
+    async def from_parent() -> str:
+        return keys(await urn.future() or "")
+
+    # The parent's URN without a dependency on the parent: an input that depends on a component parent
+    # depends on its children, this run among them, and the SDK fails the program on that cycle.
+    return pulumi.Output(set(), from_parent(), urn.is_known(), urn.is_secret())
 
 
 class EchoedSecrets(list[str]):

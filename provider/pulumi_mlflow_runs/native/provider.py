@@ -15,7 +15,6 @@ value; any other failure is one message with a ``fix:`` line (``core.messages``)
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -124,8 +123,12 @@ def _unchanged(request: Any, unread: bool = False) -> Any:
 
 def _resource_key(urn: str) -> str:
     """The same for the same resource of the same stack on every ``up``: a create tags its run with it until
-    it has written everything, so the next create after an interrupted ``up`` finishes that run."""
-    return hashlib.sha256(urn.encode()).hexdigest()[:32]
+    it has written everything, so the next create after an interrupted ``up`` finishes that run. The core's key
+    (the URN without the own type, the dynamic door's key for the same resource), then the keys earlier
+    versions gave it, as one ``resource_key`` input (``core.resource_key``)."""
+    from pulumi_mlflow_runs.core import resource_key
+
+    return resource_key.input_of_urn(urn)
 
 
 def _user_facing(action: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
