@@ -30,11 +30,12 @@ if ! "$python" -c 'import importlib.metadata as md, sys; sys.exit(md.version("mu
 fi
 mutmut=$root/.venv/bin/mutmut
 
-modules=(core/run_diff core/run_plan core/retries core/exactly_once)
+modules=(core/change_rules core/run_diff core/run_plan core/retries core/exactly_once)
 # The tests that exercise those modules and need no server or CLI: each runs in milliseconds. mutmut runs,
 # for each mutant, only the selected tests that called the mutated function.
 tests=(
   tests/rules/test_diff_rules_and_plan.py
+  tests/rules/test_change_rules.py
   tests/connection/test_retry_policy.py
   tests/connection/test_retry_helper.py
   tests/connection/test_databricks_endpoints.py

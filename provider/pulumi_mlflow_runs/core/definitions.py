@@ -1,13 +1,27 @@
 """The resources' properties, declared once: names, types, what a change means, descriptions.
 
-``run_spec`` takes its key lists from here (what Check enforces), the native plugin its schema and its
-camelCase names, and the reference docs their tables. A property is named in snake_case, as Python
-programs and the core use it; ``camel`` gives the name the schema and every other language use.
+``run_spec`` takes its key lists from here (what Check enforces), ``run_diff`` each input's change rule
+(``change``: which change is an update, which a replace), the native plugin its schema (``replaceOnChanges``
+from the same rules) and its camelCase names, and the reference docs their tables. A property is named in
+snake_case, as Python programs and the core use it; ``camel`` gives the name the schema and every other
+language use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from pulumi_mlflow_runs.core.change_rules import (
+    ChangeRule,
+    append_only,
+    append_only_points,
+    by_stored_hash,
+    empty_is_unset,
+    replace_on_change,
+    unset_accepts_any,
+    update_on_change,
+    write_once_map,
+)
 
 
 def camel(name: str) -> str:
@@ -24,8 +38,8 @@ class Prop:
     ``object`` (``fields``), ``asset`` (an asset or archive), or ``any``."""
     description: str
     required: bool = False
-    replaces: bool = False
-    """A change replaces the resource whatever the value (the rules of ``run_diff`` say when else)."""
+    change: ChangeRule | None = None
+    """What a change of an input means (``change_rules``); every input of a resource has one."""
     secret: bool = False
     items: Prop | None = None
     fields: tuple[Prop, ...] = field(default=())
@@ -35,6 +49,11 @@ class Prop:
     @property
     def camel(self) -> str:
         return camel(self.name)
+
+    @property
+    def replaces(self) -> bool:
+        """Every change replaces the resource (the schema's ``replaceOnChanges``), as its rule says."""
+        return self.change is not None and self.change.requires_replace
 
 
 def _s(name: str, description: str, **kw: object) -> Prop:
@@ -100,38 +119,68 @@ MODEL_OUTPUT = Prop(
 _STRINGS = Prop("value", "string", "")
 
 RUN_INPUTS: tuple[Prop, ...] = (
-    _s("experiment_id", "The experiment that holds the run.", required=True, replaces=True),
-    _s("run_name", "The run's name, shown in the MLflow UI."),
+    _s("experiment_id", "The experiment that holds the run.", required=True, change=replace_on_change),
+    _s("run_name", "The run's name, shown in the MLflow UI.", change=unset_accepts_any(update_on_change)),
     Prop(
         "start_time",
         "integer",
         "Milliseconds since the epoch; the provider's clock at create when absent.",
-        replaces=True,
+        change=unset_accepts_any(replace_on_change),
     ),
-    Prop("end_time", "integer", "Milliseconds since the epoch; 'now' when the run ends without one."),
-    _s("status", "RUNNING, SCHEDULED, FINISHED, FAILED or KILLED."),
+    Prop(
+        "end_time",
+        "integer",
+        "Milliseconds since the epoch; 'now' when the run ends without one.",
+        change=unset_accepts_any(update_on_change),
+    ),
+    _s("status", "RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.", change=unset_accepts_any(update_on_change)),
     Prop(
         "params",
         "map",
         "Write-once strings: a new key is an update, a changed or removed one a replace.",
         items=_STRINGS,
+        change=write_once_map,
     ),
-    Prop("tags", "map", "The tags this program manages; tags set by others are left alone.", items=_STRINGS),
-    _s("description", "The run's description (the `mlflow.note.content` tag the MLflow UI shows)."),
+    Prop(
+        "tags",
+        "map",
+        "The tags this program manages; tags set by others are left alone.",
+        items=_STRINGS,
+        change=update_on_change,
+    ),
+    _s(
+        "description",
+        "The run's description (the `mlflow.note.content` tag the MLflow UI shows).",
+        change=update_on_change,
+    ),
     Prop(
         "metrics",
         "array",
         "Metric points. Appending points is an update that logs only the new ones; removing or altering one "
         "replaces the run.",
         items=METRIC_POINT,
+        change=append_only_points,
     ),
-    Prop("dataset_inputs", "array", "Datasets the run used; appending is an update.", items=DATASET_INPUT),
-    Prop("model_inputs", "array", "Logged models the run used (MLflow 3); appending is an update.", items=MODEL_INPUT),
+    Prop(
+        "dataset_inputs",
+        "array",
+        "Datasets the run used; appending is an update.",
+        items=DATASET_INPUT,
+        change=append_only,
+    ),
+    Prop(
+        "model_inputs",
+        "array",
+        "Logged models the run used (MLflow 3); appending is an update.",
+        items=MODEL_INPUT,
+        change=append_only,
+    ),
     Prop(
         "model_outputs",
         "array",
         "Logged models the run produced (MLflow 3); appending is an update.",
         items=MODEL_OUTPUT,
+        change=append_only,
     ),
     Prop(
         "artifacts",
@@ -139,9 +188,14 @@ RUN_INPUTS: tuple[Prop, ...] = (
         "Files for the run's artifact root, by path: assets, or archives that land under their key as a "
         "folder. A changed file is uploaded again, a removed one deleted.",
         items=Prop("file", "asset", ""),
+        change=by_stored_hash,
     ),
-    _s("deployment_name", "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.", replaces=True),
-    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", replaces=True),
+    _s(
+        "deployment_name",
+        "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.",
+        change=replace_on_change,
+    ),
+    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", change=replace_on_change),
 )
 RUN_CREATE_ONLY: tuple[Prop, ...] = (
     _s(
@@ -177,16 +231,21 @@ NATIVE_RUN_OUTPUTS: tuple[Prop, ...] = (*(p for p in RUN_OUTPUTS if p.name != "l
 """The plugin's outputs: the engine hands its Diff the old inputs, so its state keeps only the timestamps it
 chose instead of every point again (``logged_points``, which the dynamic door needs)."""
 
+_EXP_UPDATE, _EXP_REPLACE = empty_is_unset(update_on_change), empty_is_unset(replace_on_change)
 EXPERIMENT_INPUTS: tuple[Prop, ...] = (
-    _s("name", "The experiment's name (on Databricks a workspace path).", required=True),
+    _s("name", "The experiment's name (on Databricks a workspace path).", required=True, change=_EXP_UPDATE),
     _s(
         "artifact_location",
         "Where its runs' artifacts go; fixed at creation (a new one needs a new name too).",
-        replaces=True,
+        change=_EXP_REPLACE,
     ),
-    Prop("tags", "map", "The experiment's tags this program manages.", items=_STRINGS),
-    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", replaces=True),
-    _s("deployment_name", "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.", replaces=True),
+    Prop("tags", "map", "The experiment's tags this program manages.", items=_STRINGS, change=_EXP_UPDATE),
+    _s("host", "The base URL of a workspace or tracking server (overrides the provider's).", change=_EXP_REPLACE),
+    _s(
+        "deployment_name",
+        "A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.",
+        change=_EXP_REPLACE,
+    ),
 )
 EXPERIMENT_OUTPUTS: tuple[Prop, ...] = (
     _s("experiment_id", "The MLflow experiment id (also the resource id)."),

@@ -17,12 +17,12 @@ from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.errors import InputError, NotFound, ResourceAlreadyExists
 from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
 from pulumi_mlflow_runs.core.run_apply import CREATION_TOKEN_TAG
+from pulumi_mlflow_runs.core.run_diff import diff_props
 from pulumi_mlflow_runs.core.run_spec import _Checker, is_unknown
 
 MAX_EXPERIMENT_NAME_CHARS = 500
 EXPERIMENT_INPUTS = tuple(p.name for p in definitions.EXPERIMENT_INPUTS)
 EXPERIMENT_OUTPUTS = tuple(p.name for p in definitions.EXPERIMENT_OUTPUTS)
-_REPLACE = tuple(p.name for p in definitions.EXPERIMENT_INPUTS if p.replaces)
 
 
 def check_experiment(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -96,17 +96,8 @@ def relocation_failure(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tupl
 
 
 def diff_experiment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """``(replaces, updates)``."""
-    replaces: list[str] = []
-    updates: list[str] = []
-    if olds.get("lifecycle_stage") == "deleted":
-        updates.append("lifecycle_stage")
-    for key in EXPERIMENT_INPUTS:
-        old, new = olds.get(key), news.get(key)
-        if not is_unknown(new) and (old or None) == (new or None):
-            continue
-        (replaces if key in _REPLACE else updates).append(key)
-    return replaces, updates
+    """``(replaces, updates)``, by the rules ``definitions.EXPERIMENT_INPUTS`` gives each input."""
+    return diff_props(definitions.EXPERIMENT_INPUTS, olds, news)
 
 
 def experiment_outputs(inputs: Mapping[str, Any], exp: m.Experiment) -> dict[str, Any]:
