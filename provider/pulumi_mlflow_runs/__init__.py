@@ -1,8 +1,12 @@
 """Declare MLflow experiment runs as Pulumi resources, on Databricks or an open-source tracking server.
 
 The package in layers: ``core`` (the rules, the MLflow client, the artifact stores; it imports no front
-door), ``dynamic`` (the dynamic-provider front door: the ``ExperimentRun`` and ``Experiment`` resources of
-Python programs and the program functions), and ``cli`` (the command-line tool).
+door), and two front doors over it, apart from each other: ``dynamic`` (the dynamic provider: the
+``ExperimentRun`` and ``Experiment`` resources of Python programs, with nothing to install, and the program
+functions) and ``native`` (the plugin ``pulumi-resource-mlflow-runs``, with a schema, for programs in every
+Pulumi language; its Python classes are ``pulumi_mlflow_runs.native.ExperimentRun`` and ``Experiment``).
+``cli`` is the command-line tool. ``experiment_run``, ``experiment`` and ``functions`` at the top are the
+module paths that providers pickled into existing stacks name; they stay importable.
 
 Names are imported on first use: the provider host unpickles a provider for every preview, and Check and
 Diff should not pay for the HTTP client and the pydantic models they never use.

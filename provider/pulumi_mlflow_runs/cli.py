@@ -25,20 +25,21 @@ import httpx
 import pydantic
 
 from pulumi_mlflow_runs.core import models as m
-from pulumi_mlflow_runs.core.auth import STACK_CONFIG_WAYS, StackConfig, resolve_connection
+from pulumi_mlflow_runs.core.auth import StackConfig, resolve_connection, stack_config_ways
 from pulumi_mlflow_runs.core.client import ENDPOINTS, MlflowApi
 from pulumi_mlflow_runs.core.errors import ConfigurationError, EndpointNotFound, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_ENV, RetryPolicy, retry_policy
-from pulumi_mlflow_runs.core.transport import TransportPool
-from pulumi_mlflow_runs.dynamic.functions import (
+from pulumi_mlflow_runs.core.search import (
     MAX_PAGE_SIZE,
     MAX_SEARCH_RESULTS,
     VIEW_TYPES,
     RunResult,
-    get_run,
+    checked_run_id,
+    count,
     iter_search_runs,
-    search_runs,
+    search_request,
 )
+from pulumi_mlflow_runs.core.transport import TransportPool
 
 PROG = "pulumi-mlflow-runs"
 
@@ -309,7 +310,7 @@ def _print_runs(runs: Sequence[RunResult], out: TextIO) -> None:
 
 
 def _cmd_get(api: MlflowApi, args: argparse.Namespace, out: TextIO) -> None:
-    run = get_run(args.run_id, client=api)
+    run = RunResult.from_run(api.get_run(checked_run_id(args.run_id)))
     if args.output == "json":
         _json(run.to_dict(), out)
     else:
@@ -317,15 +318,9 @@ def _cmd_get(api: MlflowApi, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _cmd_search(api: MlflowApi, args: argparse.Namespace, out: TextIO) -> None:
-    runs = search_runs(
-        args.experiment_ids,
-        filter=args.filter,
-        order_by=args.order_by,
-        max_results=args.max_results,
-        run_view_type=args.run_view_type,
-        page_size=args.page_size,
-        client=api,
-    )
+    req = search_request(args.experiment_ids, args.filter, args.order_by, args.max_results, args.run_view_type)
+    count("page_size", args.page_size, MAX_PAGE_SIZE)
+    runs = [RunResult.from_run(run) for run in iter_search_runs(api, req, page_size=args.page_size)]
     if args.output == "json":
         _json({"runs": [run.to_dict() for run in runs]}, out)
     else:
@@ -507,7 +502,7 @@ def _as_cli_settings(message: str) -> str:
         message.replace("the resource input 'host' or 'deployment_name'", "--host or --deployment-name")
         .replace("resource input 'host'", "--host")
         .replace("resource input 'deployment_name'", "--deployment-name")
-        .replace(f"; {STACK_CONFIG_WAYS}", "")  # the CLI runs outside any stack
+        .replace(f"; {stack_config_ways(StackConfig().keys)}", "")  # the CLI runs outside any stack
     )
 
 

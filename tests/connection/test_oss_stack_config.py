@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from pulumi_mlflow_runs import ConfigurationError, ExperimentRunProvider, StackConfig, resolve_connection
-from pulumi_mlflow_runs.core.auth import HOW_TO_CONNECT, SecretStr
+from pulumi_mlflow_runs.core.auth import SecretStr, how_to_connect
+from pulumi_mlflow_runs.core.settings import STACK_KEYS
 
 from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, secret, with_provider
@@ -133,7 +134,7 @@ def test_nothing_configured_lists_the_ways_in_order(tmp_path) -> None:
     with pytest.raises(ConfigurationError) as info:
         _resolve(StackConfig(), {"DATABRICKS_CONFIG_FILE": str(tmp_path / "none")})
     msg = str(info.value)
-    assert HOW_TO_CONNECT in msg
+    assert how_to_connect(STACK_KEYS) in msg
     order = ["'host' or 'deployment_name'", "'databricks:host'", "'mlflow:trackingUri'", "'mlflow:token'",
              "'mlflow:username'", "'mlflow:password'", "not both", "MLFLOW_TRACKING_URI", "DATABRICKS_HOST",
              "databrickscfg"]

@@ -15,7 +15,11 @@ from pulumi_mlflow_runs.dynamic.experiment import ExperimentProvider
 from pulumi_mlflow_runs.dynamic.experiment_run import ExperimentRunProvider
 
 PACKAGE = Path(pulumi_mlflow_runs.__file__).parent
-FRONT_DOORS = ("pulumi.dynamic", "pulumi.provider", "pulumi_mlflow_runs.dynamic", "pulumi_mlflow_runs.cli")
+HOSTS = ("pulumi.dynamic", "pulumi.provider", "pulumi.runtime.proto", "grpc")
+"""What a front door is served by: the dynamic provider host, the provider protocol."""
+DOORS = ("pulumi_mlflow_runs.dynamic", "pulumi_mlflow_runs.native", "pulumi_mlflow_runs.cli")
+"""Every front door of the package: the dynamic provider, the plugin, the command-line tool."""
+FRONT_DOORS = (*HOSTS, *DOORS)
 
 
 def _module_name(path: Path) -> str:
@@ -50,6 +54,18 @@ def test_the_core_imports_no_front_door() -> None:
         for name, path in core.items()
     }  # fmt: skip
     assert {name: doors for name, doors in found.items() if doors} == {}, found
+
+
+def test_each_front_door_imports_no_other() -> None:
+    """The doors stand apart over the core: what they share is the core's, so a change to one cannot break
+    the other (the plugin reads the dynamic door's state through ``core.state``, not through ``dynamic``)."""
+    modules = _modules()
+    for door in DOORS:
+        others = tuple(d for d in DOORS if d != door)
+        inside = {name: path for name, path in modules.items() if name == door or name.startswith(door + ".")}
+        assert inside, door
+        found = {name: sorted(i for i in _imports(path) if i.startswith(others)) for name, path in inside.items()}
+        assert {name: doors for name, doors in found.items() if doors} == {}, (door, found)
 
 
 def test_no_import_cycle_between_modules() -> None:

@@ -185,6 +185,12 @@ def _sdk_wrapper() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return namespace["_abort_with_traceback"]  # type: ignore[no-any-return]
 
 
+_SDK_WRAPPER = _sdk_wrapper()
+"""Compiled once, at collection, while no other thread runs: CPython 3.11's ``ast.parse`` keeps its recursion
+depth in shared state, and one in a thread a previous test left (a plugin's server) can make it fail with
+"AST constructor recursion depth mismatch"."""
+
+
 class _Failing(ExperimentRunProvider):
     def __init__(self, exc: BaseException) -> None:
         super().__init__()
@@ -196,7 +202,7 @@ class _Failing(ExperimentRunProvider):
 
 
 def _call_through_host(provider: ExperimentRunProvider, context: Any) -> None:
-    @_sdk_wrapper()
+    @_SDK_WRAPPER
     def Create(_servicer: Any, request: Any, context: Any) -> Any:
         return provider.create({})
 

@@ -16,12 +16,8 @@ import httpx
 
 from pulumi_mlflow_runs.core.errors import ConfigurationError
 from pulumi_mlflow_runs.core.settings import (
-    DATABRICKS_HOST_CONFIG,
-    DATABRICKS_TOKEN_CONFIG,
-    MLFLOW_TOKEN_CONFIG,
-    PASSWORD_CONFIG,
-    TRACKING_URI_CONFIG,
-    USERNAME_CONFIG,
+    STACK_KEYS,
+    ConfigKeys,
     SecretStr,
     StackConfig,
     check_stack_config,
@@ -34,17 +30,24 @@ __all__ = ["Connection", "SecretStr", "StackConfig", "resolve_connection", "vali
 
 _DATABRICKS_SUFFIXES = (".cloud.databricks.com", ".azuredatabricks.net", ".gcp.databricks.com")
 
-STACK_CONFIG_WAYS = (
-    "stack config 'databricks:host' (with secret 'databricks:token'), or stack config 'mlflow:trackingUri' "
-    "(with secret 'mlflow:token', or 'mlflow:username' and secret 'mlflow:password'), not both"
-)
-HOW_TO_CONNECT = (
-    "set one of, first match wins: the resource input 'host' or 'deployment_name'; "
-    f"{STACK_CONFIG_WAYS}; env MLFLOW_TRACKING_URI (http(s)://… with optional "
-    "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or 'databricks' / "
-    "'databricks://PROFILE'); env DATABRICKS_HOST with DATABRICKS_TOKEN; or a ~/.databrickscfg profile "
-    "(DATABRICKS_CONFIG_PROFILE)"
-)
+
+def stack_config_ways(k: ConfigKeys) -> str:
+    """The two families of connection keys, as a door's users set them."""
+    return (
+        f"stack config '{k.databricks_host}' (with secret '{k.databricks_token}'), or stack config "
+        f"'{k.tracking_uri}' (with secret '{k.token}', or '{k.username}' and secret '{k.password}'), not both"
+    )
+
+
+def how_to_connect(k: ConfigKeys) -> str:
+    """Every way to name a server, in the order they are tried."""
+    return (
+        "set one of, first match wins: the resource input 'host' or 'deployment_name'; "
+        f"{stack_config_ways(k)}; env MLFLOW_TRACKING_URI (http(s)://… with optional "
+        "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or 'databricks' / "
+        "'databricks://PROFILE'); env DATABRICKS_HOST with DATABRICKS_TOKEN; or a ~/.databrickscfg profile "
+        "(DATABRICKS_CONFIG_PROFILE)"
+    )
 
 
 class BearerAuth(httpx.Auth):
@@ -96,6 +99,8 @@ class Connection:
     """Which setting gave the credential (never the credential itself); None when none is sent."""
     tls: TlsSettings | None = None
     """A CA bundle and/or client certificate for an https server; None: the defaults."""
+    keys: ConfigKeys = field(default=STACK_KEYS, repr=False, compare=False)
+    """The stack config keys of the door that resolved this connection, for messages that name a setting."""
 
 
 def _is_databricks(url: str) -> bool:
@@ -110,7 +115,9 @@ def _checked_url(url: str, source: str, env: Mapping[str, str]) -> str:
     return url.rstrip("/")
 
 
-def _sdk_auth(host: str | None, profile: str | None, source: str, env: Mapping[str, str]) -> tuple[str, httpx.Auth]:
+def _sdk_auth(
+    host: str | None, profile: str | None, source: str, env: Mapping[str, str], keys: ConfigKeys
+) -> tuple[str, httpx.Auth]:
     try:
         from databricks.sdk.core import Config
     except ImportError as exc:
@@ -124,7 +131,7 @@ def _sdk_auth(host: str | None, profile: str | None, source: str, env: Mapping[s
     except Exception as exc:  # noqa: BLE001 - any SDK failure means "not authenticated"
         # The SDK's messages name settings, not values; keep only the class to be safe.
         raise ConfigurationError(
-            f"{source}: Databricks authentication failed ({type(exc).__name__}); {HOW_TO_CONNECT}"
+            f"{source}: Databricks authentication failed ({type(exc).__name__}); {how_to_connect(keys)}"
         ) from None
     if not cfg.host:
         raise ConfigurationError(f"{source}: the Databricks profile names no host")
@@ -132,13 +139,14 @@ def _sdk_auth(host: str | None, profile: str | None, source: str, env: Mapping[s
 
 
 def _stack_credential(stack: StackConfig) -> tuple[httpx.Auth, str] | None:
-    """The stack's credential: ``databricks:token``, ``mlflow:token`` or ``mlflow:username``/``password``."""
+    """The stack's credential: its Databricks token, its MLflow token, or its MLflow username and password."""
+    k = stack.keys
     if stack.token is not None:
-        return BearerAuth(stack.token), f"stack config '{DATABRICKS_TOKEN_CONFIG}'"
+        return BearerAuth(stack.token), f"stack config '{k.databricks_token}'"
     if stack.mlflow_token is not None:
-        return BearerAuth(stack.mlflow_token), f"stack config '{MLFLOW_TOKEN_CONFIG}'"
+        return BearerAuth(stack.mlflow_token), f"stack config '{k.token}'"
     if stack.username and stack.password is not None:
-        return BasicAuth(stack.username, stack.password), f"stack config '{USERNAME_CONFIG}'/'{PASSWORD_CONFIG}'"
+        return BasicAuth(stack.username, stack.password), f"stack config '{k.username}'/'{k.password}'"
     return None
 
 
@@ -184,7 +192,7 @@ def resolve_connection(
     env = os.environ if env is None else env
     check_stack_config(stack)
     conn = _resolve(host, deployment_name, stack, env)
-    return replace(conn, tls=tls_settings(conn.base_url, stack, env))
+    return replace(conn, tls=tls_settings(conn.base_url, stack, env), keys=stack.keys)
 
 
 def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, env: Mapping[str, str]) -> Connection:
@@ -201,16 +209,16 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
                 raise ConfigurationError(f"{source} {problem}")
             url = f"https://{deployment_name}.cloud.databricks.com"
         return _with_credentials(url, source, stack, env)
-    # 2. stack config databricks:host / databricks:token, or mlflow:trackingUri and its credential
+    # 2. stack config: a Databricks host and token, or a tracking URI and its credential
     if stack.host:
-        source = f"stack config '{DATABRICKS_HOST_CONFIG}'"
+        source = f"stack config '{stack.keys.databricks_host}'"
         return _with_credentials(_checked_url(stack.host, source, env), source, stack, env)
     if stack.tracking_uri:
-        source = f"stack config '{TRACKING_URI_CONFIG}'"
+        source = f"stack config '{stack.keys.tracking_uri}'"
         uri = stack.tracking_uri
         if uri == "databricks" or uri.startswith("databricks://"):
             profile = uri.partition("://")[2] or None
-            url, auth = _sdk_auth(None, profile, source, env)
+            url, auth = _sdk_auth(None, profile, source, env, stack.keys)
             return Connection(_checked_url(url, source, env), source, True, auth, source)
         _require_server_uri(uri, source)
         return _with_credentials(_checked_url(uri, source, env), source, stack, env)
@@ -224,11 +232,11 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
                 url = _checked_url(env["DATABRICKS_HOST"], "env DATABRICKS_HOST", env)
                 token = BearerAuth(SecretStr(env["DATABRICKS_TOKEN"]))
                 return Connection(url, source, True, token, "env DATABRICKS_TOKEN")
-            url, auth = _sdk_auth(None, profile, source, env)
+            url, auth = _sdk_auth(None, profile, source, env, stack.keys)
             return Connection(_checked_url(url, source, env), source, True, auth, source)
         _require_server_uri(uri, source)
         url = _checked_url(uri, source, env)
-        # A stack credential comes before env's here too; `databricks:token` goes only with a host named in
+        # A stack credential comes before env's here too; a Databricks token goes only with a host named in
         # the program or the stack, never to a server named by env alone.
         found = None if stack.token is not None else _stack_credential(stack)
         found = found or _env_tracking_credential(env)
@@ -243,9 +251,9 @@ def _resolve(host: str | None, deployment_name: str | None, stack: StackConfig, 
     cfg_file = env.get("DATABRICKS_CONFIG_FILE") or os.path.expanduser("~/.databrickscfg")
     if env.get("DATABRICKS_HOST") or profile or os.path.exists(cfg_file):
         source = f"Databricks profile '{profile or 'DEFAULT'}'"
-        url, sdk_auth = _sdk_auth(env.get("DATABRICKS_HOST"), profile, source, env)
+        url, sdk_auth = _sdk_auth(env.get("DATABRICKS_HOST"), profile, source, env, stack.keys)
         return Connection(_checked_url(url, source, env), source, True, sdk_auth, source)
-    raise ConfigurationError(f"no MLflow tracking server is configured: {HOW_TO_CONNECT}")
+    raise ConfigurationError(f"no MLflow tracking server is configured: {how_to_connect(stack.keys)}")
 
 
 def _require_server_uri(uri: str, source: str) -> None:
@@ -264,6 +272,6 @@ def _with_credentials(url: str, source: str, stack: StackConfig, env: Mapping[st
         return Connection(url, source, databricks, found[0], found[1])
     if databricks:
         profile = env.get("DATABRICKS_CONFIG_PROFILE")
-        _, auth = _sdk_auth(url, profile, source, env)
+        _, auth = _sdk_auth(url, profile, source, env, stack.keys)
         return Connection(url, source, databricks, auth, f"Databricks profile '{profile or 'DEFAULT'}'")
     return Connection(url, source, databricks, None, None)

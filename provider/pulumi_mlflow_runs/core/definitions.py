@@ -216,10 +216,14 @@ RUN_OUTPUTS: tuple[Prop, ...] = (
         "also less what the other outputs hold and the provider's own `pulumi.*` tags).",
     ),
     Prop("latest_metrics", "map", "Latest value per metric key.", items=Prop("value", "number", "")),
-    Prop("logged_points", "any", "Every metric point as logged, in columns per key."),
     Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),
 )
+"""What the core hands back besides the inputs (``run_plan.outputs_for``), the same on both doors. Its
+``metrics`` (every point as logged) is kept by each door in a state form of its own: the two below."""
 
+LOGGED_POINTS = Prop("logged_points", "any", "Every metric point as logged, in columns per key.")
+"""The dynamic door's form of the logged points (``core.state.pack_points``): its Diff is handed only the old
+outputs, so they must hold every point."""
 STAMPED_AT = Prop(
     "stamped_at",
     "any",
@@ -227,9 +231,8 @@ STAMPED_AT = Prop(
     "points in the order the inputs list them (the points of one update share a timestamp); the others were "
     "logged with their own. With the inputs, this is every point as logged.",
 )
-NATIVE_RUN_OUTPUTS: tuple[Prop, ...] = (*(p for p in RUN_OUTPUTS if p.name != "logged_points"), STAMPED_AT)
-"""The plugin's outputs: the engine hands its Diff the old inputs, so its state keeps only the timestamps it
-chose instead of every point again (``logged_points``, which the dynamic door needs)."""
+"""The plugin's form of the logged points (``core.state.stamps_of``): the engine hands its Diff the old
+inputs, so its state keeps only the timestamps it chose instead of every point again."""
 
 _EXP_UPDATE, _EXP_REPLACE = empty_is_unset(update_on_change), empty_is_unset(replace_on_change)
 EXPERIMENT_INPUTS: tuple[Prop, ...] = (

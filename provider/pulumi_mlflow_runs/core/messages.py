@@ -1,6 +1,7 @@
 """What a user reads when a call fails, whichever front door it came through: what failed and for which
-resource, the error and its notes, and a ``fix:`` line that names the setting or the step that mends it.
-Reasons never quote an input's value (``run_spec``), since it may be a secret the engine has unwrapped."""
+resource, the error and its notes, and a ``fix:`` line that names the setting or the step that mends it,
+by the key the door's users set it under (``keys``). Reasons never quote an input's value (``run_spec``),
+since it may be a secret the engine has unwrapped."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pulumi_mlflow_runs.core.errors import (
     TransportError,
     Unauthenticated,
 )
+from pulumi_mlflow_runs.core.settings import STACK_KEYS, ConfigKeys
 
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core.auth import Connection
@@ -33,7 +35,7 @@ _VERBS = {"check": "check", "diff": "diff", "create": "create", "read": "read", 
 _RETRIED = (TooManyRequests, InternalError, BadGateway, ServiceUnavailable, GatewayTimeout, TransportError)
 _RERUN = "then run `pulumi up` again"
 _GAVE_UP = re.compile(r"would pass the retry deadline \((\d+)s\)")
-"""The end of ``_retries.retry_call``'s note when it gives up."""
+"""The end of ``retries.retry_call``'s note when it gives up."""
 _MAX_DEADLINE = 3600
 
 
@@ -46,18 +48,25 @@ def resource_of(request: Any) -> str | None:
     return f"{type_.rsplit(':', 1)[-1].rsplit('$', 1)[-1]} {name!r}"
 
 
-def describe(exc: MlflowRunsError, *, action: str, resource: str | None, connection: Connection | None = None) -> str:
+def describe(
+    exc: MlflowRunsError,
+    *,
+    action: str,
+    resource: str | None,
+    connection: Connection | None = None,
+    keys: ConfigKeys = STACK_KEYS,
+) -> str:
     """The whole message: what failed and for which resource, the error and its notes, and the fix."""
     verb = _VERBS.get(action, action)
     head = f"could not {verb} {resource}: {exc}" if resource else f"{exc}"
     lines = [head, *(str(note) for note in getattr(exc, "__notes__", ()))]
-    fix = _fix(exc, connection)
+    fix = _fix(exc, connection, keys)
     if fix:
         lines.append(f"fix: {fix}")
     return "\n".join(lines)
 
 
-def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
+def _fix(exc: MlflowRunsError, connection: Connection | None, keys: ConfigKeys) -> str | None:
     server = "the server"
     if connection is not None:
         server = f"the server at {connection.base_url} (from {connection.source})"
@@ -74,7 +83,7 @@ def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
             given = getattr(connection, "credential_source", None)
             sent = f"the credential from {given}" if given else "the credential"
             problem = f"{server} did not accept {sent} (wrong, expired, or for another server)"
-        return f"{problem}: set a valid one in {_token_settings(connection)}; {_RERUN}"
+        return f"{problem}: set a valid one in {_token_settings(connection, keys)}; {_RERUN}"
     if isinstance(exc, PermissionDenied):
         return (
             f"the credential is valid but may not do this: grant it access to the experiment "
@@ -93,7 +102,7 @@ def _fix(exc: MlflowRunsError, connection: Connection | None) -> str | None:
         longer = min(_MAX_DEADLINE, max(600, 2 * deadline))
         return (
             f"{fix}. Retries stopped at the retry deadline in force ({deadline}s); raise it to ride out longer "
-            f"outages (`pulumi config set mlflow-runs:retryDeadline {longer}`)"
+            f"outages (`pulumi config set {keys.retry_deadline} {longer}`)"
         )
     if isinstance(exc, ApiError):
         return f"the server refused the request for the reason above; correct what it names, {_RERUN}"
@@ -110,13 +119,14 @@ def _deadline_reached(exc: BaseException) -> int | None:
     return None
 
 
-def _token_settings(connection: Connection | None) -> str:
+def _token_settings(connection: Connection | None, k: ConfigKeys) -> str:
     """Where a credential for this server is read from, by the setting that chose the server."""
     source = connection.source if connection is not None else ""
     databricks = connection is not None and connection.databricks
     credential = getattr(connection, "credential_source", None) or ""
-    if credential.startswith("stack config 'mlflow:"):
-        source = "stack config 'mlflow:trackingUri'"
+    by_tracking_uri = f"stack config '{k.tracking_uri}'"
+    if credential in (f"stack config '{k.token}'", f"stack config '{k.username}'/'{k.password}'"):
+        source = by_tracking_uri
     if source == "env MLFLOW_TRACKING_URI" and not databricks:
         return "env MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
     if source == "env MLFLOW_TRACKING_URI":
@@ -126,13 +136,13 @@ def _token_settings(connection: Connection | None) -> str:
         )
     if source.startswith(("env DATABRICKS_HOST", "Databricks profile")):
         return "env DATABRICKS_TOKEN, or log the Databricks profile in again (`databricks auth login`)"
-    if source == "stack config 'mlflow:trackingUri'" and not databricks:
+    if source == by_tracking_uri and not databricks:
         return (
-            "the stack secret `mlflow:token` (`pulumi config set --secret mlflow:token …`), or `mlflow:username` "
-            "and the stack secret `mlflow:password` (`pulumi config set --secret mlflow:password …`)"
+            f"the stack secret `{k.token}` (`pulumi config set --secret {k.token} …`), or `{k.username}` "
+            f"and the stack secret `{k.password}` (`pulumi config set --secret {k.password} …`)"
         )
     return (
-        "the stack secret `databricks:token` (`pulumi config set --secret databricks:token …`) or `mlflow:token` "
-        "(or `mlflow:username` and secret `mlflow:password`), or env MLFLOW_TRACKING_TOKEN, "
+        f"the stack secret `{k.databricks_token}` (`pulumi config set --secret {k.databricks_token} …`) or "
+        f"`{k.token}` (or `{k.username}` and secret `{k.password}`), or env MLFLOW_TRACKING_TOKEN, "
         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or DATABRICKS_TOKEN"
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from pulumi_mlflow_runs.core.errors import ConfigurationError
+from pulumi_mlflow_runs.core.settings import STACK_KEYS
 
 T = TypeVar("T")
 
@@ -46,14 +47,17 @@ class RetryPolicy:
     """Fraction of each backoff that is randomised, so that parallel workers do not retry in step."""
 
 
-RETRY_DEADLINE_CONFIG = "mlflow-runs:retryDeadline"
+RETRY_DEADLINE_CONFIG = STACK_KEYS.retry_deadline
 RETRY_DEADLINE_ENV = "PULUMI_MLFLOW_RUNS_RETRY_DEADLINE"
 
 
-def retry_policy(config_value: Any, env: Mapping[str, str] | None = None) -> RetryPolicy:
-    """The retry deadline from stack config, else env, else the default (seconds, > 0)."""
+def retry_policy(
+    config_value: Any, env: Mapping[str, str] | None = None, key: str = RETRY_DEADLINE_CONFIG
+) -> RetryPolicy:
+    """The retry deadline from stack config (``key``, the door's name for it), else env, else the default
+    (seconds, > 0)."""
     env = os.environ if env is None else env
-    source = RETRY_DEADLINE_CONFIG if config_value is not None else RETRY_DEADLINE_ENV
+    source = key if config_value is not None else RETRY_DEADLINE_ENV
     raw = config_value if config_value is not None else env.get(RETRY_DEADLINE_ENV)
     if raw is None or raw == "":
         return RetryPolicy()

@@ -5,7 +5,8 @@ needs); this module sends them, with the guarantees that hold whichever door ask
 leaves no run behind, an interrupted create is finished by the next one instead of orphaned, an existing
 run is taken over only where it can be brought to the program without a replace, and a value the server
 silently cut fails the step. Inputs are plain dicts in ``run_spec``'s normal form with their assets whole;
-old state is ``state.from_state``'s form. The front doors wrap what comes back in their host's types.
+old state and what comes back are ``run_plan.outputs_for``'s form (``metrics`` every point as logged). Each
+front door keeps that in a state form of its own and wraps it in its host's types.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
 from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
-from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, check_inputs
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs
 
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
 
 
-def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+def checked_inputs(props: Mapping[str, Any], outputs: Collection[str] = OUTPUT_KEYS) -> dict[str, Any]:
     """Inputs as the engine hands them to create/update (numbers as floats) back in normal form, or the
-    first failure raised as an ``InputError``."""
-    inputs, failures = check_inputs(props)
+    first failure raised as an ``InputError`` (``outputs``: as for ``check_inputs``)."""
+    inputs, failures = check_inputs(props, outputs)
     if failures:
         prop, reason = failures[0]
         raise InputError(prop, reason)
@@ -200,7 +201,7 @@ def refresh(
 ) -> ReadRun | None:
     """A managed run as the server has it now; None when it is gone for good (the engine drops it).
 
-    ``state`` is the old outputs (``from_state``'s form); ``stored_inputs`` the inputs the state records,
+    ``state`` is the old outputs (``outputs_for``'s form); ``stored_inputs`` the inputs the state records,
     where the front door has them.
     """
     from pulumi_mlflow_runs.core.run_plan import refreshed_outputs

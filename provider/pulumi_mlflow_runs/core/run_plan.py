@@ -1,7 +1,7 @@
 """Which requests make a change, and what state records afterwards: pure functions.
 
 ``plan_writes`` turns "from this state to these inputs" into the fewest requests the limits allow
-(``_run_diff`` has already said what changed).
+(``run_diff`` has already said what changed); ``outputs_for`` is the run as every front door gets it back.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pulumi_mlflow_runs.core.run_spec import (
     OUTPUT_KEYS,
     TERMINAL_STATUSES,
 )
-from pulumi_mlflow_runs.core.state import pack_points
 
 # log-batch request limits (the seed page)
 BATCH_MAX_ITEMS = 1000
@@ -222,26 +221,10 @@ def latest_metrics(run: m.Run) -> dict[str, Any]:
 def outputs_for(
     inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """State of a resource: its normalized inputs (every input key, None where absent, but ``artifacts``)
-    plus the server's view; the metric points as ``logged_points``, in ``_state``'s columns, instead of
-    ``metrics``; the stored artifact files (``_artifacts``) as ``artifact_files``."""
-    outs = _outputs(inputs, run, artifact_files)
-    outs["logged_points"] = pack_points(outs.pop("metrics"))
-    return outs
-
-
-def unread_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """The state form (``outputs_for``'s keys) of ``state`` (points unpacked, as ``from_state`` gives them) for
-    a run a step left part-made: ``run`` None marks it, and the next update reads the server first."""
-    keys = (*(k for k in INPUT_KEYS if k not in NOT_ECHOED_KEYS), *OUTPUT_KEYS)
-    outs: dict[str, Any] = {key: state.get(key) for key in keys}
-    outs["run"] = None
-    outs["logged_points"] = pack_points(state.get("metrics"))
-    return outs
-
-
-def _outputs(inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``outputs_for`` with the points still the ``metrics`` list: the state form the diff rules read."""
+    """The run as the core hands it to a front door: its normalized inputs (every input key, None where
+    absent, but ``artifacts``), ``metrics`` holding every point as logged (each with the timestamp it was
+    logged with), the server's view, and the stored artifact files (``artifact_files``). Each door writes
+    this in its own state form (``dynamic.state``, ``native.state``)."""
     outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
     outs["artifact_files"] = dict(artifact_files) if artifact_files is not None else None
     outs.update(
@@ -252,6 +235,15 @@ def _outputs(inputs: Mapping[str, Any], run: m.Run, artifact_files: Mapping[str,
         run=run_view(run, inputs),
         latest_metrics=latest_metrics(run),
     )
+    return outs
+
+
+def unread_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``outputs_for``'s form of a run a step left part-made: ``run`` None marks it, and the next update
+    reads the server first (``metrics`` holds the points known to be logged, None where none is known)."""
+    keys = (*(k for k in INPUT_KEYS if k not in NOT_ECHOED_KEYS), *OUTPUT_KEYS)
+    outs: dict[str, Any] = {key: state.get(key) for key in keys}
+    outs["run"] = None
     return outs
 
 
@@ -345,12 +337,12 @@ def adopted_state(run: m.Run, history: Mapping[str, Sequence[m.Metric]], inputs:
     if inputs.get("description") is None:
         adopted.pop("description", None)
     adopted.update(start_time=run.info.start_time, end_time=run.info.end_time)
-    return _outputs(adopted, run)
+    return outputs_for(adopted, run)
 
 
 def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
     """Outputs after a refresh: managed values as the server now has them, so drift shows in a diff.
-    ``state`` is the stored outputs with the metric points unpacked (``_state.from_state``).
+    ``state`` is ``outputs_for``'s form, as the front door read it back from its state.
 
     Tags the program never declared are not adopted; metric points and inputs stay as logged (MLflow
     never changes or removes them short of deleting the run).

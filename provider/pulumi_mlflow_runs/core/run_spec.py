@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pulumi.output import Unknown
@@ -41,7 +41,7 @@ TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 DESCRIPTION_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
 RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key")
-"""Tags the provider itself sets (see ``_run_apply``)."""
+"""Tags the provider itself sets (see ``run_apply``)."""
 RESOURCE_KEY_TAG = RESERVED_TAGS[1]
 """The resource's key (``creating:<key>`` until the create has written everything), so that the next
 create of the same resource after an interrupted ``up`` takes over the half-made run instead of orphaning it."""
@@ -56,12 +56,11 @@ OUTPUT_KEYS = tuple(p.name for p in RUN_OUTPUTS)
 ECHOED_IN = {
     "run": tuple(key for key in INPUT_KEYS if key not in ("host", "deployment_name")),
     "latest_metrics": ("metrics",),
-    "logged_points": ("metrics",),
     "artifact_uri": ("experiment_id",),
     "artifact_files": ("artifacts",),
 }
 """Outputs that repeat inputs under another name (an output with an input's own name is the engine's): an
-output is secret wherever an input it repeats is."""
+output is secret wherever an input it repeats is. Each door adds the output its state form keeps the points in."""
 NOT_ECHOED_KEYS = ("artifacts",)
 """Inputs not repeated in the outputs: ``artifacts`` holds assets (and a StringAsset's text); the outputs
 keep ``artifact_files`` (hash, size, URI per file) instead."""
@@ -438,15 +437,18 @@ def checked_points(raw: Any) -> list[dict[str, Any]] | None:
     return None if c.failures else (points or [])
 
 
-def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def check_inputs(
+    news: Mapping[str, Any], outputs: Collection[str] = OUTPUT_KEYS
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate and normalize the inputs; return ``(inputs, failures)``.
 
     ``inputs`` keeps every given key (normalized where known and valid, untouched where unknown or
     invalid), so the engine can still show it; ``failures`` name the property, the problem and the limit.
+    ``outputs`` are the names of the door's outputs, which its program may send as None and are no inputs.
     """
     c = _Checker()
     out: dict[str, Any] = {}
-    for key in sorted(set(news) - set(INPUT_KEYS) - set(CREATE_ONLY_KEYS) - set(OUTPUT_KEYS) - {"__provider"}):
+    for key in sorted(set(news) - set(INPUT_KEYS) - set(CREATE_ONLY_KEYS) - set(outputs) - {"__provider"}):
         c.fail(key, f"is not an input of ExperimentRun (inputs: {', '.join(INPUT_KEYS)}, adopt_run_id)")
     given = {k: v for k, v in news.items() if k in (*INPUT_KEYS, *CREATE_ONLY_KEYS) and v is not None}
     for key, value in given.items():

@@ -75,25 +75,44 @@ class SecretStr:
         raise TypeError("a credential must not be pickled")
 
 
-DATABRICKS_HOST_CONFIG = "databricks:host"
-DATABRICKS_TOKEN_CONFIG = "databricks:token"  # noqa: S105 - a config key, not a token
-TRACKING_URI_CONFIG = "mlflow:trackingUri"
-MLFLOW_TOKEN_CONFIG = "mlflow:token"  # noqa: S105 - a config key
-USERNAME_CONFIG = "mlflow:username"
-PASSWORD_CONFIG = "mlflow:password"  # noqa: S105 - a config key
-SERVER_CERT_CONFIG = "mlflow:serverCertPath"
-CLIENT_CERT_CONFIG = "mlflow:clientCertPath"
+@dataclass(frozen=True)
+class ConfigKeys:
+    """The key a user sets each setting under, as the front door reads it. A door passes its own (every
+    message of the core names the key from here, never a literal), so the plugin's users read
+    ``mlflow-runs:trackingUri`` where the dynamic door's read ``mlflow:trackingUri``."""
+
+    databricks_host: str
+    databricks_token: str
+    tracking_uri: str
+    token: str
+    username: str
+    password: str
+    server_cert_path: str
+    client_cert_path: str
+    retry_deadline: str
+
+
+STACK_KEYS = ConfigKeys(
+    databricks_host="databricks:host",
+    databricks_token="databricks:token",  # noqa: S106 - a config key, not a token
+    tracking_uri="mlflow:trackingUri",
+    token="mlflow:token",  # noqa: S106 - a config key
+    username="mlflow:username",
+    password="mlflow:password",  # noqa: S106 - a config key
+    server_cert_path="mlflow:serverCertPath",
+    client_cert_path="mlflow:clientCertPath",
+    retry_deadline="mlflow-runs:retryDeadline",
+)
+"""The keys of a program's stack config as the dynamic door (and the program functions) read them: the
+connection keys are those of the Pulumi Databricks and MLflow packages, so one stack config serves both."""
 
 
 @dataclass(frozen=True)
 class StackConfig:
-    """What ``configure`` read from the stack.
+    """What ``configure`` read from the stack, and the keys it was read under (``keys``, which messages name).
 
-    ``databricks:host`` / ``databricks:token`` are the keys of the Pulumi Databricks provider;
-    ``mlflow:trackingUri``, ``mlflow:token``, ``mlflow:username`` and ``mlflow:password`` those of the Pulumi
-    MLflow provider package, so one stack config serves both. ``mlflow:serverCertPath`` and
-    ``mlflow:clientCertPath`` are the stack forms of ``MLFLOW_TRACKING_SERVER_CERT_PATH`` and
-    ``MLFLOW_TRACKING_CLIENT_CERT_PATH``.
+    ``server_cert_path`` and ``client_cert_path`` are the stack forms of ``MLFLOW_TRACKING_SERVER_CERT_PATH``
+    and ``MLFLOW_TRACKING_CLIENT_CERT_PATH``.
     """
 
     host: str | None = None
@@ -104,10 +123,12 @@ class StackConfig:
     password: SecretStr | None = field(default=None, repr=False)
     server_cert_path: str | None = None
     client_cert_path: str | None = None
+    keys: ConfigKeys = STACK_KEYS
 
     @classmethod
-    def from_config(cls, get: Callable[[str], Any]) -> StackConfig:
-        """Read every key through ``get`` (``ConfigureRequest.config.get``, or ``pulumi.Config`` lookups)."""
+    def from_config(cls, get: Callable[[str], Any], keys: ConfigKeys = STACK_KEYS) -> StackConfig:
+        """Read every key of ``keys`` through ``get`` (``ConfigureRequest.config.get``, ``pulumi.Config``
+        lookups, or the plugin's Configure arguments)."""
 
         def text(key: str) -> str | None:
             value = get(key)
@@ -118,26 +139,28 @@ class StackConfig:
             return SecretStr(str(value)) if value is not None and str(value) != "" else None
 
         return cls(
-            host=text(DATABRICKS_HOST_CONFIG),
-            token=secret(DATABRICKS_TOKEN_CONFIG),
-            tracking_uri=text(TRACKING_URI_CONFIG),
-            mlflow_token=secret(MLFLOW_TOKEN_CONFIG),
-            username=text(USERNAME_CONFIG),
-            password=secret(PASSWORD_CONFIG),
-            server_cert_path=text(SERVER_CERT_CONFIG),
-            client_cert_path=text(CLIENT_CERT_CONFIG),
+            host=text(keys.databricks_host),
+            token=secret(keys.databricks_token),
+            tracking_uri=text(keys.tracking_uri),
+            mlflow_token=secret(keys.token),
+            username=text(keys.username),
+            password=secret(keys.password),
+            server_cert_path=text(keys.server_cert_path),
+            client_cert_path=text(keys.client_cert_path),
+            keys=keys,
         )
 
     def connection_keys(self) -> tuple[list[str], list[str]]:
         """The Databricks and the MLflow connection keys that are set (TLS keys are not connection keys)."""
-        databricks = [k for k, v in ((DATABRICKS_HOST_CONFIG, self.host), (DATABRICKS_TOKEN_CONFIG, self.token)) if v]
+        k = self.keys
+        databricks = [key for key, v in ((k.databricks_host, self.host), (k.databricks_token, self.token)) if v]
         mlflow = [
-            k
-            for k, v in (
-                (TRACKING_URI_CONFIG, self.tracking_uri),
-                (MLFLOW_TOKEN_CONFIG, self.mlflow_token),
-                (USERNAME_CONFIG, self.username),
-                (PASSWORD_CONFIG, self.password),
+            key
+            for key, v in (
+                (k.tracking_uri, self.tracking_uri),
+                (k.token, self.mlflow_token),
+                (k.username, self.username),
+                (k.password, self.password),
             )
             if v
         ]
@@ -153,14 +176,15 @@ def check_stack_config(stack: StackConfig) -> None:
             f"({', '.join(mlflow)}): they are two ways to name one server and its credential; keep one family "
             "(`pulumi config rm KEY`)"
         )
+    k = stack.keys
     if stack.mlflow_token is not None and (stack.username or stack.password is not None):
         raise ConfigurationError(
-            f"stack config sets both '{MLFLOW_TOKEN_CONFIG}' and '{USERNAME_CONFIG}'/'{PASSWORD_CONFIG}': a server "
+            f"stack config sets both '{k.token}' and '{k.username}'/'{k.password}': a server "
             "takes one kind of credential; remove the one you do not mean (`pulumi config rm KEY`)"
         )
     if bool(stack.username) != (stack.password is not None):
-        given, missing = (USERNAME_CONFIG, PASSWORD_CONFIG) if stack.username else (PASSWORD_CONFIG, USERNAME_CONFIG)
+        given, missing = (k.username, k.password) if stack.username else (k.password, k.username)
         raise ConfigurationError(
             f"stack config '{given}' is set without '{missing}': basic auth needs both "
-            f"(`pulumi config set {USERNAME_CONFIG} …; pulumi config set --secret {PASSWORD_CONFIG} …`)"
+            f"(`pulumi config set {k.username} …; pulumi config set --secret {k.password} …`)"
         )

@@ -1,13 +1,18 @@
-"""How a run's logged metric points are kept in state: the ``logged_points`` output, in columns per key.
+"""The two compact forms a front door keeps a run's logged metric points in, and how each reads back.
 
-Diff is handed only the old outputs, so the outputs must hold every logged point with the timestamp it
-was logged with. Echoed as the ``metrics`` list of ``{key, value, step, timestamp}`` dicts they cost as
-much again as the inputs; in columns, field names and keys are written once per metric key instead of
-once per point, which halves them. ``metrics`` itself is not an output: the engine shows the inputs as
-the outputs during a preview, so an output of that name must keep the input's shape, and the SDK gives
-the program its own value for an input the provider does not return. Everything that reads state
-converts back with ``from_state`` first; state written before ``logged_points`` existed holds the
-``metrics`` list instead, which it leaves as it is.
+The core hands a door every point as logged (``run_plan.outputs_for``'s ``metrics``). Echoed as a list of
+``{key, value, step, timestamp}`` dicts they would cost as much again as the inputs, so each door stores
+them in the form its host allows:
+
+- columns per key (``pack_points``), in the ``logged_points`` output: the dynamic door, whose Diff is handed
+  only the old outputs, so the state must hold every point; field names and keys are written once per key
+  instead of once per point, which halves them;
+- the timestamps chosen for points declared without one (``stamps_of``), in ``stamped_at``: the plugin,
+  whose Diff is handed the old inputs too, so the inputs plus these stamps are every point (``logged_from``).
+
+``metrics`` itself is not a dynamic output: the engine shows the inputs as the outputs during a preview, so
+an output of that name must keep the input's shape. ``from_state`` reads the columns back (and the list form
+state held before ``logged_points`` existed, which it leaves as it is).
 """
 
 from __future__ import annotations
@@ -48,11 +53,19 @@ def unpack_points(value: Any) -> list[dict[str, Any]] | None:
 
 
 def from_state(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Outputs as the engine stored them, with the logged points back as the ``metrics`` list."""
+    """Outputs in the columns form as the engine stored them, with the logged points back as the ``metrics``
+    list (``outputs_for``'s form)."""
     olds = dict(props)
     if "logged_points" in olds:
         olds["metrics"] = unpack_points(olds.pop("logged_points"))
     return olds
+
+
+def with_columns(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``outputs_for``'s form with the logged points as ``logged_points`` columns instead of ``metrics``."""
+    out = dict(outputs)
+    out["logged_points"] = pack_points(out.pop("metrics", None))
+    return out
 
 
 def stamps_of(declared: Sequence[Mapping[str, Any]], logged: Sequence[Mapping[str, Any]]) -> list[list[int]] | None:

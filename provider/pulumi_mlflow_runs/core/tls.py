@@ -7,7 +7,7 @@
   in the one form MLflow accepts (``requests``'s ``cert=`` given one path): a PEM file holding the
   certificate (and any intermediate CAs) and its unencrypted private key.
 - ``MLFLOW_TRACKING_INSECURE_TLS`` is refused for an https server: this provider never turns certificate
-  checks off (see ``INSECURE_TLS_REFUSED``).
+  checks off (see ``insecure_tls_refused``).
 
 Stack config wins over env, key by key. Files are read when the connection is resolved, so a missing
 or unreadable file is one ``ConfigurationError`` naming the setting before any request is sent.
@@ -22,19 +22,22 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pulumi_mlflow_runs.core.errors import ConfigurationError
-from pulumi_mlflow_runs.core.settings import CLIENT_CERT_CONFIG, SERVER_CERT_CONFIG, StackConfig
+from pulumi_mlflow_runs.core.settings import ConfigKeys, StackConfig
 
 SERVER_CERT_ENV = "MLFLOW_TRACKING_SERVER_CERT_PATH"
 CLIENT_CERT_ENV = "MLFLOW_TRACKING_CLIENT_CERT_PATH"
 INSECURE_TLS_ENV = "MLFLOW_TRACKING_INSECURE_TLS"
 
-INSECURE_TLS_REFUSED = (
-    f"env {INSECURE_TLS_ENV} is set, and this provider never turns TLS certificate checks off: every "
-    "request carries a credential and writes to the server, so an unverified connection would hand both "
-    "to whoever sits in between, on every `pulumi up`, with no one reading a warning in CI. If the server "
-    f"uses a private CA, give that CA's certificate with env {SERVER_CERT_ENV} or stack config "
-    f"'{SERVER_CERT_CONFIG}' instead, then unset {INSECURE_TLS_ENV}"
-)
+
+def insecure_tls_refused(keys: ConfigKeys) -> str:
+    """Why ``MLFLOW_TRACKING_INSECURE_TLS`` is refused, and the setting to use instead (the door's key)."""
+    return (
+        f"env {INSECURE_TLS_ENV} is set, and this provider never turns TLS certificate checks off: every "
+        "request carries a credential and writes to the server, so an unverified connection would hand both "
+        "to whoever sits in between, on every `pulumi up`, with no one reading a warning in CI. If the server "
+        f"uses a private CA, give that CA's certificate with env {SERVER_CERT_ENV} or stack config "
+        f"'{keys.server_cert_path}' instead, then unset {INSECURE_TLS_ENV}"
+    )
 
 
 def _truthy(value: str | None) -> bool:
@@ -82,9 +85,9 @@ def tls_settings(url: str, stack: StackConfig, env: Mapping[str, str]) -> TlsSet
     if urlsplit(url).scheme != "https":
         return None
     if _truthy(env.get(INSECURE_TLS_ENV)):
-        raise ConfigurationError(INSECURE_TLS_REFUSED)
-    ca_path, ca_source = _pick(stack.server_cert_path, SERVER_CERT_CONFIG, env, SERVER_CERT_ENV)
-    cert_path, cert_source = _pick(stack.client_cert_path, CLIENT_CERT_CONFIG, env, CLIENT_CERT_ENV)
+        raise ConfigurationError(insecure_tls_refused(stack.keys))
+    ca_path, ca_source = _pick(stack.server_cert_path, stack.keys.server_cert_path, env, SERVER_CERT_ENV)
+    cert_path, cert_source = _pick(stack.client_cert_path, stack.keys.client_cert_path, env, CLIENT_CERT_ENV)
     if ca_path is None and cert_path is None:
         return None
     if ca_path is not None:

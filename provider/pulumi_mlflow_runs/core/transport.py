@@ -39,7 +39,7 @@ log = logging.getLogger("pulumi_mlflow_runs")
 
 USER_AGENT = "pulumi-mlflow-runs/0.1.0"
 MAX_CONNECTIONS = 16
-"""Per server. The host runs up to 32 calls at once (``_host_pool``); past this many they wait for a
+"""Per server. The host runs up to 32 calls at once (``dynamic.host_pool``); past this many they wait for a
 connection instead of opening (and, past the keep-alive pool, closing) one each."""
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -91,8 +91,6 @@ _NO_COMMON_TLS = (
     "PROTOCOL_VERSION", "HANDSHAKE_FAILURE", "VERSION_TOO_LOW", "INAPPROPRIATE_FALLBACK",
 )  # fmt: skip
 """Handshake alerts that say the two sides have no TLS version or cipher in common: no retry mends them."""
-_SERVER_CERT_SETTING = "env MLFLOW_TRACKING_SERVER_CERT_PATH or stack config 'mlflow:serverCertPath'"
-_CLIENT_CERT_SETTING = "env MLFLOW_TRACKING_CLIENT_CERT_PATH or stack config 'mlflow:clientCertPath'"
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -109,6 +107,9 @@ def _permanent(exc: httpx.TransportError, connection: Connection, endpoint: str)
     base = connection.base_url
     hostname = urlsplit(base).hostname or base
     tls = connection.tls
+    keys = connection.keys
+    server_cert = f"env MLFLOW_TRACKING_SERVER_CERT_PATH or stack config '{keys.server_cert_path}'"
+    client_cert = f"env MLFLOW_TRACKING_CLIENT_CERT_PATH or stack config '{keys.client_cert_path}'"
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = (cause.verify_message or cause.reason or "verification failed").rstrip(".")
@@ -117,7 +118,7 @@ def _permanent(exc: httpx.TransportError, connection: Connection, endpoint: str)
                 fix = f"connect by a name the certificate is issued for (in {connection.source}), or reissue it"
             else:
                 fix = (
-                    f"if the server uses a private CA, set {_SERVER_CERT_SETTING} to that CA's certificate (PEM); "
+                    f"if the server uses a private CA, set {server_cert} to that CA's certificate (PEM); "
                     "if it should be publicly trusted, fix the server's certificate chain"
                 )
             return ConnectionSetupError(
@@ -132,9 +133,7 @@ def _permanent(exc: httpx.TransportError, connection: Connection, endpoint: str)
             if any(alert in reason.upper() for alert in _CLIENT_CERT_ALERTS):
                 if tls is None or tls.client_cert_path is None:
                     what = f"{base} requires a client certificate (mutual TLS) and none is configured ({reason})"
-                    fix = (
-                        f"set {_CLIENT_CERT_SETTING} to one PEM file holding the client certificate and its private key"
-                    )
+                    fix = f"set {client_cert} to one PEM file holding the client certificate and its private key"
                 else:
                     what = (
                         f"{base} rejected the client certificate {tls.client_cert_path!r} "
@@ -231,7 +230,7 @@ class Transport:
         idempotent: bool,
     ) -> dict[str, Any]:
         """One API call. Idempotent ones are retried here; the others are sent once, and the caller
-        (``_exactly_once``) decides what to send again after finding out what the server did."""
+        (``exactly_once``) decides what to send again after finding out what the server did."""
         content = json.dumps(body, allow_nan=False, separators=(",", ":")).encode() if body is not None else None
         return retry_call(
             lambda: self._send(method, path, content, params),

@@ -19,6 +19,7 @@ import pulumi.dynamic as dyn
 
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.definitions import LOGGED_POINTS
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, now_ms
@@ -30,11 +31,17 @@ from pulumi_mlflow_runs.core.run_spec import (
     is_unknown,
     normalize_metric_value,
 )
-from pulumi_mlflow_runs.core.state import from_state
+from pulumi_mlflow_runs.core.state import from_state, with_columns
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, sendable, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, fresh_pickler, user_facing
 
 tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's host cannot otherwise read
+
+STATE_OUTPUTS = (*OUTPUT_KEYS, LOGGED_POINTS.name)
+"""The outputs this door's state holds: the core's, with every logged point in ``logged_points`` columns
+(``core.state``), since Diff is handed only the old outputs."""
+ECHOED = {**ECHOED_IN, LOGGED_POINTS.name: ("metrics",)}
+"""Outputs that repeat inputs under another name (``core.run_spec.ECHOED_IN``), this door's own included."""
 
 
 def _resolved(props: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +105,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        inputs, failures = check_inputs(news)
+        inputs, failures = check_inputs(news, STATE_OUTPUTS)
         if news.get("artifacts") is not None:
             remember_checked(_request_urn(), news["artifacts"])
         return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
@@ -126,8 +133,9 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        inputs = checked_inputs(_resolved(props))
-        return dyn.CreateResult(*lifecycle.create(self.api_for(inputs), inputs, now_ms()))
+        inputs = checked_inputs(_resolved(props), STATE_OUTPUTS)
+        run_id, outputs = lifecycle.create(self.api_for(inputs), inputs, now_ms())
+        return dyn.CreateResult(run_id, with_columns(outputs))
 
     @user_facing
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
@@ -138,12 +146,13 @@ class ExperimentRunProvider(BaseProvider):
             found = lifecycle.refresh(api, id_, from_state(props), _request_props("inputs"))
         if found is None:
             return dyn.ReadResult("", {})  # gone for good: the engine drops it from state
-        return dyn.ReadResult(id_, found.outputs, inputs=found.inputs)
+        return dyn.ReadResult(id_, with_columns(found.outputs), inputs=found.inputs)
 
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        inputs = checked_inputs(_resolved(news))
-        return dyn.UpdateResult(lifecycle.update(self.api_for(news), id_, from_state(olds), inputs, now_ms()))
+        inputs = checked_inputs(_resolved(news), STATE_OUTPUTS)
+        outputs = lifecycle.update(self.api_for(news), id_, from_state(olds), inputs, now_ms())
+        return dyn.UpdateResult(with_columns(outputs))
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -292,7 +301,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         if adopt_run_id is not None:
             props["adopt_run_id"] = adopt_run_id
         props["resource_key"] = _resource_key(resource_name, opts)
-        props.update({key: None for key in OUTPUT_KEYS})
+        props.update({key: None for key in STATE_OUTPUTS})
         props.update({key: None for key in INPUT_KEYS if key not in props})
         opts = pulumi.ResourceOptions.merge(opts, None)  # a copy: the caller's options stay as they were
         opts.additional_secret_outputs = EchoedSecrets(opts.additional_secret_outputs or [], inputs)
@@ -305,7 +314,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     ) -> ExperimentRun:
         """Read an existing run (by run id) into the program, without managing it."""
         run = cls.__new__(cls)
-        props: dict[str, Any] = {key: None for key in (*INPUT_KEYS, *OUTPUT_KEYS)}
+        props: dict[str, Any] = {key: None for key in (*INPUT_KEYS, *STATE_OUTPUTS)}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id))
         fresh_pickler()
         dyn.Resource.__init__(run, ExperimentRunProvider(), resource_name, props, opts)
@@ -356,13 +365,13 @@ class EchoedSecrets(list[str]):
     """
 
     def __init__(self, declared: Sequence[str], inputs: Mapping[str, Any]) -> None:
-        super().__init__([*declared, *(name for name in ECHOED_IN if name not in declared)])
+        super().__init__([*declared, *(name for name in ECHOED if name not in declared)])
         self._declared = list(declared)
         self._inputs = inputs
 
     def __iter__(self) -> Iterator[str]:
         names = list(self._declared)
-        for output, keys in ECHOED_IN.items():
+        for output, keys in ECHOED.items():
             if output not in names and any(_secret_now(self._inputs.get(key)) for key in keys):
                 names.append(output)
         return iter(names)

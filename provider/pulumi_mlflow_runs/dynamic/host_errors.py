@@ -17,7 +17,7 @@ not a ``MlflowRunsError``) is never touched and keeps its full traceback.
 
 The engine prints a top-level property's value beside each Check failure (``[secret]`` for a secret
 one unless ``--show-secrets``; for a nested path like ``tags.t`` it looks the path up as a top-level key
-and prints ``<nil>``); the reasons themselves never quote a value (``_run_spec``).
+and prints ``<nil>``); the reasons themselves never quote a value (``core.run_spec``).
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ def user_facing(method: F) -> F:
 
     A ``MlflowRunsError`` is re-raised without our frames and, under the SDK's provider host, reported
     as a message that names the resource, the property or endpoint, the server and the fix
-    (``_host_errors``; any other exception keeps its full traceback). Check failures never quote an
-    input's value back (``_run_spec``), since the value may be a secret the engine has unwrapped.
+    (``host_errors``; any other exception keeps its full traceback). Check failures never quote an
+    input's value back (``core.run_spec``), since the value may be a secret the engine has unwrapped.
     """
     action = method.__name__
 

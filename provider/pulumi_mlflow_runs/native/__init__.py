@@ -1,10 +1,12 @@
 """The native front door: ``pulumi-resource-mlflow-runs``, a provider plugin with a schema (package
 ``mlflow-runs``), for programs in every Pulumi language, previews that name what changes, and ``pulumi
-import``. It serves the same core as the dynamic door: ``provider`` answers the engine's calls,
-``schema`` and ``names`` carry ``core.definitions`` into the schema's camelCase, ``diff`` names the
-changed paths, ``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*``,
-``state`` is the form of the plugin's state (and of the states it takes over), ``status`` the partial
-failures it reports.
+import``. It serves the same core as the dynamic door, and mirrors it: one handler per resource (``run``,
+``experiment``; the contract in ``handler``) with check, diff, create, read, update and delete on the core's
+types, and ``functions`` for the invokes. ``provider`` is the protocol only: it decodes each request, picks
+the handler once, and encodes the answer (secrets, previews, partial failures in ``status``). ``schema``
+and ``names`` carry ``core.definitions`` into the schema's camelCase, ``diff`` names the changed paths,
+``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*`` (and names those keys to
+the core's messages), ``state`` is the form of the plugin's state (and of the states it takes over).
 ``resources`` holds the classes Python programs declare (``ExperimentRun``, ``Experiment``), re-exported
 here; they run in the program, not in the plugin.
 """

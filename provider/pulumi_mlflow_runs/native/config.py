@@ -8,14 +8,12 @@ the ``mlflow:`` and ``databricks:`` namespaces are keys of this package here (``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_mlflow_runs.core import settings
 from pulumi_mlflow_runs.core.definitions import Prop
-from pulumi_mlflow_runs.core.retries import RETRY_DEADLINE_CONFIG, RetryPolicy, retry_policy
-from pulumi_mlflow_runs.core.settings import StackConfig, check_stack_config
+from pulumi_mlflow_runs.core.retries import RetryPolicy, retry_policy
+from pulumi_mlflow_runs.core.settings import ConfigKeys, StackConfig, check_stack_config
 
 CONFIG: tuple[Prop, ...] = (
     Prop("tracking_uri", "string", "The MLflow tracking server (`http(s)://...`), or `databricks`."),
@@ -28,33 +26,16 @@ CONFIG: tuple[Prop, ...] = (
     Prop("databricks_token", "string", "A Databricks token.", secret=True),
     Prop("retry_deadline", "number", "Seconds to keep retrying throttling and outages (default 120)."),
 )
-_CORE_KEYS = {
-    "tracking_uri": settings.TRACKING_URI_CONFIG,
-    "token": settings.MLFLOW_TOKEN_CONFIG,
-    "username": settings.USERNAME_CONFIG,
-    "password": settings.PASSWORD_CONFIG,
-    "server_cert_path": settings.SERVER_CERT_CONFIG,
-    "client_cert_path": settings.CLIENT_CERT_CONFIG,
-    "databricks_host": settings.DATABRICKS_HOST_CONFIG,
-    "databricks_token": settings.DATABRICKS_TOKEN_CONFIG,
-    "retry_deadline": RETRY_DEADLINE_CONFIG,
-}
+PLUGIN_KEYS = ConfigKeys(**{p.name: f"mlflow-runs:{p.camel}" for p in CONFIG})
+"""The plugin's keys, which the core's messages name: ``mlflow-runs:trackingUri``, ``mlflow-runs:databricksHost``..."""
 
 
 def read_config(args: Mapping[str, Any]) -> tuple[StackConfig, RetryPolicy]:
     """The settings from Configure's arguments (camelCase keys, secrets unwrapped); contradictions fail."""
-    by_core_key = {_CORE_KEYS[p.name]: args.get(p.camel) for p in CONFIG}
-    stack = StackConfig.from_config(by_core_key.get)
+
+    def get(key: str) -> Any:
+        return args.get(key.removeprefix("mlflow-runs:"))
+
+    stack = StackConfig.from_config(get, PLUGIN_KEYS)
     check_stack_config(stack)
-    return stack, retry_policy(by_core_key.get(RETRY_DEADLINE_CONFIG))
-
-
-_PLUGIN_KEY = {_CORE_KEYS[p.name]: f"mlflow-runs:{p.camel}" for p in CONFIG}
-_LONGEST_FIRST = sorted(_PLUGIN_KEY, key=len, reverse=True)
-_CORE_KEY = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, _LONGEST_FIRST)) + r")\b")
-
-
-def in_plugin_keys(text: str) -> str:
-    """A message of the core with the plugin's config keys (``mlflow-runs:trackingUri``) where it names the
-    dynamic door's (``mlflow:trackingUri``, ``databricks:host``): the user of a plugin sets those."""
-    return _CORE_KEY.sub(lambda m: _PLUGIN_KEY[m.group(0)], text)
+    return stack, retry_policy(get(PLUGIN_KEYS.retry_deadline), key=PLUGIN_KEYS.retry_deadline)

@@ -18,6 +18,7 @@ import pulumi
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.native.names import convert
 from pulumi_mlflow_runs.native.schema import EXPERIMENT_TOKEN, RUN_TOKEN
+from pulumi_mlflow_runs.native.state import STATE_OUTPUTS
 
 
 def _nested(prop: d.Prop) -> bool:
@@ -79,7 +80,7 @@ class ExperimentRun(_NativeResource):
 
     _TOKEN = RUN_TOKEN
     _INPUTS = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY)
-    _OUTPUTS = d.NATIVE_RUN_OUTPUTS
+    _OUTPUTS = STATE_OUTPUTS
     FROM_DYNAMIC: ClassVar[pulumi.Alias] = pulumi.Alias(type_="pulumi-python:dynamic/mlflow:ExperimentRun")
     """``opts=pulumi.ResourceOptions(aliases=[ExperimentRun.FROM_DYNAMIC])`` takes over the run of the dynamic
     resource of the same name: the plugin reads it and sends nothing (README, "Moving a stack to the plugin")."""

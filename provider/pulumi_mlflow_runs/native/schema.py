@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.native.config import CONFIG
+from pulumi_mlflow_runs.native.state import STATE_OUTPUTS
 from pulumi_mlflow_runs.version import VERSION
 
 PACKAGE = "mlflow-runs"
@@ -152,7 +153,7 @@ def schema() -> dict[str, Any]:
             "properties": {k: v for k, v in config.items() if not v.get("secret")},
         },
         "resources": {
-            RUN_TOKEN: _resource(RUN_DESCRIPTION, (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY), d.NATIVE_RUN_OUTPUTS, types),
+            RUN_TOKEN: _resource(RUN_DESCRIPTION, (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY), STATE_OUTPUTS, types),
             EXPERIMENT_TOKEN: _resource(EXPERIMENT_DESCRIPTION, d.EXPERIMENT_INPUTS, d.EXPERIMENT_OUTPUTS, types),
         },
         "functions": {

@@ -3,8 +3,8 @@ dynamic door's state and the state a failed step left.
 
 The engine hands Diff, Update and Read the old inputs, so the state need not repeat the metric points
 (the dynamic door's ``logged_points``): ``stamped_at`` keeps only the timestamps the plugin chose, and the
-``run`` view leaves out what the other outputs hold. The core works on its own form (``from_state``'s,
-every point as logged); ``run_state`` gives it that, ``plugin_state`` turns its outputs into this one.
+``run`` view leaves out what the other outputs hold. The core works on its own form (``run_plan.outputs_for``'s,
+every point as logged); ``run_state`` gives it that, ``plugin_state`` turns the core's outputs into this one.
 """
 
 from __future__ import annotations
@@ -14,14 +14,21 @@ from typing import Any
 
 from pulumi.asset import Archive
 
+from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core.artifacts.files import Elided
 from pulumi_mlflow_runs.core.run_spec import checked_points
-from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of
+from pulumi_mlflow_runs.core.state import from_state, logged_from, stamps_of, with_columns
 
 MOVED_FROM_DYNAMIC = "__provider"
 """The key of the dynamic door's pickled provider, in the state of every dynamic resource: state of this
 form is a resource moved to the plugin with an alias (README, "Moving a stack to the plugin"). Its other
 keys are the core's own snake_case names, which ``_snake`` passes through as they are."""
+
+STATE_OUTPUTS: tuple[d.Prop, ...] = (*d.RUN_OUTPUTS, d.STAMPED_AT)
+"""The outputs of the plugin's run: the core's, and the timestamps it chose (the schema's outputs)."""
+RUN_PROPS: tuple[d.Prop, ...] = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY, *STATE_OUTPUTS, d.LOGGED_POINTS)
+"""Every name a run's properties use on the wire: ``logged_points`` too, in a moved dynamic resource's state
+and in the state a failed step left (``unread_form``)."""
 
 
 def as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -55,15 +62,22 @@ def run_state(olds: Mapping[str, Any], old_inputs: Mapping[str, Any]) -> dict[st
     return state
 
 
-def plugin_state(outputs: Mapping[str, Any], declared: list[Any], logged: list[Any] | None) -> dict[str, Any]:
+def plugin_state(outputs: Mapping[str, Any], declared: list[Any]) -> dict[str, Any]:
     """The core's outputs in the plugin's state form: the timestamps it gave ``declared`` (the normal-form
-    points, in ``logged``'s order) instead of every logged point again, and a ``run`` view that does not
-    repeat the other outputs."""
+    points, in the order of the outputs' logged ``metrics``) instead of every logged point again, and a ``run``
+    view that does not repeat the other outputs."""
     out = dict(outputs)
-    out.pop("logged_points", None)
+    logged = out.pop("metrics", None)
     out["stamped_at"] = stamps_of(declared, logged) if declared and logged is not None else None
     out["run"] = _own_view(out.get("run"), out)
     return out
+
+
+def unread_form(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The state of a run whose points the inputs and stamps cannot give (a failed step's, one read whole):
+    every logged point kept, in the dynamic door's columns, which ``run_state`` reads back. It holds until
+    the next update writes the plugin's form."""
+    return with_columns(outputs)
 
 
 _INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "user_id", "run_name", "status")

@@ -61,7 +61,7 @@ def store_for(api: MlflowApi, artifact_uri: str | None) -> Store:
 
 def refreshed_files(api: MlflowApi, artifact_uri: str | None, files: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``artifact_files`` after a refresh: each stored file the store no longer holds as recorded is marked
-    (``_artifacts.mark_drift``); files nobody declared are not looked at. A store that cannot list (a root
+    (``files.mark_drift``); files nobody declared are not looked at. A store that cannot list (a root
     this version refuses, a server that does not serve artifacts) leaves them as stored."""
     if not files:
         return dict(files) if files is not None else None
