@@ -45,6 +45,9 @@ class Prop:
     fields: tuple[Prop, ...] = field(default=())
     type_name: str | None = None
     """The schema type an ``object`` is declared as (``MetricPoint``…), where it has one of its own."""
+    tag: str | None = None
+    """The run tag a string input is kept in on the server (``description``: ``mlflow.note.content``). Check,
+    the requests, the ``run`` view, import and refresh all read it from here (``run_spec.TAG_PROPS``)."""
 
     @property
     def camel(self) -> str:
@@ -152,6 +155,7 @@ RUN_INPUTS: tuple[Prop, ...] = (
         "description",
         "The run's description (the `mlflow.note.content` tag the MLflow UI shows).",
         change=update_on_change,
+        tag="mlflow.note.content",
     ),
     Prop(
         "metrics",

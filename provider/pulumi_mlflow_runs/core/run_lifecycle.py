@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
 from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
-from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, TAG_PROPS, check_inputs
 
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
@@ -370,7 +370,7 @@ def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: M
     managed = {
         **inputs,
         "tags": {**(olds.get("tags") or {}), **(inputs.get("tags") or {})},
-        "description": inputs.get("description") or olds.get("description"),
+        **{name: inputs.get(name) or olds.get(name) for name in TAG_PROPS},
     }
     state = adopted_state(run, history, managed)
     state["artifact_files"] = olds.get("artifact_files")

@@ -15,11 +15,11 @@ from typing import Any
 from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.run_diff import _blank, canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import (
-    DESCRIPTION_TAG,
     INPUT_KEYS,
     MAX_BATCH_VALUE_CHARS,
     NOT_ECHOED_KEYS,
     OUTPUT_KEYS,
+    TAG_PROPS,
     TERMINAL_STATUSES,
 )
 
@@ -138,11 +138,7 @@ def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now
     w = Writes(run_id, restore=old.get("lifecycle_stage") == "deleted")
     old_params, new_params = dict(old.get("params") or {}), dict(new.get("params") or {})
     params = {k: v for k, v in new_params.items() if k not in old_params}
-    old_tags, new_tags = dict(old.get("tags") or {}), dict(new.get("tags") or {})
-    if new.get("description") is not None:
-        new_tags[DESCRIPTION_TAG] = new["description"]
-    if old.get("description") is not None:
-        old_tags[DESCRIPTION_TAG] = old["description"]
+    old_tags, new_tags = _with_tag_props(old), _with_tag_props(new)
     tags = {k: v for k, v in new_tags.items() if old_tags.get(k) != v}
     w.deleted_tags = [m.DeleteTag(run_id=run_id, key=k) for k in old_tags if k not in new_tags]
 
@@ -185,9 +181,7 @@ def run_view(run: m.Run, inputs: Mapping[str, Any]) -> dict[str, Any]:
     params, tags, dataset and model inputs and model outputs that the program declares: the outputs of the
     same name hold those, and ``run`` would otherwise store each of them a second time."""
     view = run.model_dump(mode="json", exclude_none=True, by_alias=True)
-    tags = set(inputs.get("tags") or ())
-    if inputs.get("description") is not None:
-        tags.add(DESCRIPTION_TAG)
+    tags = set(_with_tag_props(inputs))
     _drop(view.get("data"), "params", lambda p: p.get("key") in (inputs.get("params") or ()))
     _drop(view.get("data"), "tags", lambda t: t.get("key") in tags)
     datasets = {canonical(_dataset_item(d)) for d in inputs.get("dataset_inputs") or ()}
@@ -196,6 +190,13 @@ def run_view(run: m.Run, inputs: Mapping[str, Any]) -> dict[str, Any]:
         declared = {canonical(x) for x in inputs.get(name) or ()}
         _drop(view.get(section), name, lambda x, declared=declared: canonical(x) in declared)
     return view
+
+
+def _with_tag_props(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The run tags ``values`` declare: ``tags``, and each tag-backed input given (``TAG_PROPS``) as its tag."""
+    tags = dict(values.get("tags") or {})
+    tags.update({tag: values[name] for name, tag in TAG_PROPS.items() if values.get(name) is not None})
+    return tags
 
 
 def _drop(section: dict[str, Any] | None, name: str, declared: Any) -> None:
@@ -251,14 +252,13 @@ def stored_mismatches(inputs: Mapping[str, Any], run: m.Run) -> list[tuple[str, 
     """Declared params and tags the server did not keep as sent (some servers cut long values)."""
     found: list[tuple[str, str]] = []
     server = {"params": {p.key: p.value for p in run.data.params}, "tags": {t.key: t.value for t in run.data.tags}}
-    declared = {"params": dict(inputs.get("params") or {}), "tags": dict(inputs.get("tags") or {})}
-    if inputs.get("description") is not None:
-        declared["tags"][DESCRIPTION_TAG] = inputs["description"]
+    declared = {"params": dict(inputs.get("params") or {}), "tags": _with_tag_props(inputs)}
+    prop_of_tag = {tag: name for name, tag in TAG_PROPS.items()}
     for kind in ("params", "tags"):
         for key, value in declared[kind].items():
             kept = server[kind].get(key)
             if kept != value:
-                prop = "description" if key == DESCRIPTION_TAG and kind == "tags" else f"{kind}.{key}"
+                prop = prop_of_tag[key] if kind == "tags" and key in prop_of_tag else f"{kind}.{key}"
                 if kept is not None and value.startswith(kept):
                     found.append(
                         (
@@ -305,8 +305,10 @@ def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dic
         "run_name": run.info.run_name or None,
         "status": run.info.status,
         "params": {p.key: p.value for p in run.data.params},
-        "tags": {k: v for k, v in tags.items() if not k.startswith(_SYSTEM_TAG_PREFIXES)},
-        "description": tags.get(DESCRIPTION_TAG),
+        "tags": {
+            k: v for k, v in tags.items() if not k.startswith(_SYSTEM_TAG_PREFIXES) and k not in TAG_PROPS.values()
+        },
+        **{name: tags.get(tag) for name, tag in TAG_PROPS.items()},
         "metrics": points,
         "dataset_inputs": [
             {
@@ -334,8 +336,9 @@ def adopted_state(run: m.Run, history: Mapping[str, Sequence[m.Metric]], inputs:
     adopted = adopted_inputs(run, history)
     declared_tags = inputs.get("tags") or {}
     adopted["tags"] = {k: v for k, v in (adopted.get("tags") or {}).items() if k in declared_tags}
-    if inputs.get("description") is None:
-        adopted.pop("description", None)
+    for name in TAG_PROPS:
+        if inputs.get(name) is None:
+            adopted.pop(name, None)
     adopted.update(start_time=run.info.start_time, end_time=run.info.end_time)
     return outputs_for(adopted, run)
 
@@ -354,8 +357,9 @@ def refreshed_outputs(state: Mapping[str, Any], run: m.Run) -> dict[str, Any]:
         outs["tags"] = {k: server_tags[k] for k in state["tags"] if k in server_tags}
     if state.get("params") is not None:
         outs["params"] = {k: server_params[k] for k in state["params"] if k in server_params}
-    if state.get("description") is not None:
-        outs["description"] = server_tags.get(DESCRIPTION_TAG)
+    for name, tag in TAG_PROPS.items():
+        if state.get(name) is not None:
+            outs[name] = server_tags.get(tag)
     for key in ("run_name", "status", "end_time"):
         if state.get(key) is not None:
             outs[key] = getattr(run.info, key)

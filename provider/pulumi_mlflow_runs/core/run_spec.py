@@ -38,7 +38,6 @@ MAX_INT64 = 2**63 - 1
 
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
-DESCRIPTION_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
 RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key")
 """Tags the provider itself sets (see ``run_apply``)."""
@@ -49,6 +48,10 @@ NONFINITE = ("NaN", "Infinity", "-Infinity")
 
 INPUT_KEYS = tuple(p.name for p in RUN_INPUTS)
 REPLACE_KEYS = tuple(p.name for p in RUN_INPUTS if p.replaces)
+TAG_PROPS = {p.name: p.tag for p in RUN_INPUTS if p.tag is not None}
+"""Inputs kept in a run tag, by the tag (``description``: ``mlflow.note.content``): strings, sent and read back
+as that tag, which the ``tags`` input may then not set too."""
+DESCRIPTION_TAG = TAG_PROPS["description"]
 CREATE_ONLY_KEYS = (*(p.name for p in RUN_CREATE_ONLY), "resource_key")
 """Inputs that matter only when the resource is created: never diffed, never in outputs. ``resource_key``
 is the dynamic door's (its program computes it); the native door uses the URN's hash the same way."""
@@ -251,7 +254,8 @@ def _params(c: _Checker, raw: Any) -> dict[str, str] | None:
     return out
 
 
-def _tags(c: _Checker, raw: Any, has_run_name: bool, has_description: bool) -> dict[str, str] | None:
+def _tags(c: _Checker, raw: Any, has_run_name: bool, declared: Mapping[str, str]) -> dict[str, str] | None:
+    """``declared``: the tag-backed inputs given, by their tag (``TAG_PROPS``)."""
     mapping = c.mapping("tags", raw)
     if mapping is None:
         return None
@@ -267,8 +271,9 @@ def _tags(c: _Checker, raw: Any, has_run_name: bool, has_description: bool) -> d
         if key_s == RUN_NAME_TAG and has_run_name:
             c.fail(prop, f"conflicts with run_name; set run_name instead of the {RUN_NAME_TAG} tag")
             continue
-        if key_s == DESCRIPTION_TAG and has_description:
-            c.fail(prop, f"conflicts with description; set description instead of the {DESCRIPTION_TAG} tag")
+        if key_s in declared:
+            name = declared[key_s]
+            c.fail(prop, f"conflicts with {name}; set {name} instead of the {key_s} tag")
             continue
         if not isinstance(value, str):
             c.fail(prop, f"must be a string, got {_kind(value)}")
@@ -460,7 +465,7 @@ def check_inputs(
             normal = c.string(key, value, allow_empty=False)
         elif key in ("deployment_name", "host"):
             normal = c.connection(key, value)
-        elif key in ("run_name", "description"):
+        elif key == "run_name" or key in TAG_PROPS:
             normal = c.string(key, value)
         elif key in ("start_time", "end_time"):
             normal = c.integer(key, value)
@@ -472,7 +477,7 @@ def check_inputs(
         elif key == "params":
             normal = _params(c, value)
         elif key == "tags":
-            normal = _tags(c, value, "run_name" in given, "description" in given)
+            normal = _tags(c, value, "run_name" in given, {TAG_PROPS[k]: k for k in given if k in TAG_PROPS})
         elif key == "metrics":
             normal = _metrics(c, value)
         elif key == "dataset_inputs":
