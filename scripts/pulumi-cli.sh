@@ -18,28 +18,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/tools/pulumi-cli"
 logs="$root/.pulumi-local/logs"
 say() { printf 'pulumi-cli: %s\n' "$*" >&2; }
-# A path as the reader can open it from where they are: relative below the current folder.
-shown() { case $1 in "$PWD"/*) printf '%s' "${1#"$PWD"/}" ;; *) printf '%s' "$1" ;; esac; }
-# logged LOG COMMAND...: runs COMMAND with all its output in LOG (errexit on inside, whatever the caller's
-# context); if it fails, prints LOG's last 30 lines and its path and exits with COMMAND's status.
-logged() {
-  local log=$1 status started=$SECONDS
-  shift
-  mkdir -p "$(dirname "$log")"
-  set +e
-  (
-    set -e
-    "$@"
-  ) >"$log" 2>&1
-  status=$?
-  set -e
-  if [ "$status" -ne 0 ]; then
-    say "failed (exit $status) after $((SECONDS - started)) s; the last 30 lines of $(shown "$log"):"
-    tail -n 30 "$log" | sed 's/^/    /' >&2
-    say "the whole output: $(shown "$log")"
-    exit "$status"
-  fi
-}
+# shown PATH, logged LOG COMMAND...: a stage with its tool output in a log file.
+source "$root/scripts/stages.sh"
 # Every way out: the language host beside the CLI, then the folder as the last line.
 found() {
   bash "$root/scripts/language-host.sh" "$1" >/dev/null

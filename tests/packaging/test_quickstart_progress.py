@@ -95,6 +95,7 @@ def repo(tmp_path: Path) -> Path:
         tmp_path,
         "scripts/pulumi-cli.sh",
         "scripts/language-host.sh",
+        "scripts/stages.sh",
         "tools/pulumi-cli/go.mod",
         "tools/language-host/go.mod",
     )
