@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +68,33 @@ def test_each_front_door_imports_no_other() -> None:
         assert inside, door
         found = {name: sorted(i for i in _imports(path) if i.startswith(others)) for name, path in inside.items()}
         assert {name: doors for name, doors in found.items() if doors} == {}, (door, found)
+
+
+_LAYER_NAME = re.compile(r"``((?:core|dynamic|native)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)``")
+"""A docstring's or comment's reference to a module of a layer, or to a name in one: ``core.state.with_columns``."""
+
+
+def _exists(dotted: str) -> bool:
+    parts = f"{PACKAGE.name}.{dotted}".split(".")
+    for end in range(len(parts), 1, -1):  # the longest prefix that is a module, then attributes from there
+        try:
+            found: object = importlib.import_module(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[end:]:
+            if not hasattr(found, attr):
+                return False
+            found = getattr(found, attr)
+        return True
+    return False
+
+
+def test_comments_name_modules_and_names_that_exist() -> None:
+    """Where a docstring or comment sends the reader to ``core.x``, ``dynamic.x`` or ``native.x`` (or a name
+    in one), it is there (issue 26: comments named modules that no longer existed)."""
+    named = {(path.name, m.group(1)) for path in PACKAGE.rglob("*.py") for m in _LAYER_NAME.finditer(path.read_text())}
+    assert len(named) > 20, sorted(named)
+    assert sorted((where, name) for where, name in named if not _exists(name)) == []
 
 
 def test_no_import_cycle_between_modules() -> None:

@@ -225,7 +225,8 @@ def outputs_for(
     """The run as the core hands it to a front door: its normalized inputs (every input key, None where
     absent, but ``artifacts``), ``metrics`` holding every point as logged (each with the timestamp it was
     logged with), the server's view, and the stored artifact files (``artifact_files``). Each door writes
-    this in its own state form (``dynamic.state``, ``native.state``)."""
+    this in its own state form (the dynamic door's columns, ``core.state.with_columns``; the plugin's stamps,
+    ``native.state.plugin_state``)."""
     outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
     outs["artifact_files"] = dict(artifact_files) if artifact_files is not None else None
     outs.update(
