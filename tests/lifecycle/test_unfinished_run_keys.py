@@ -94,7 +94,7 @@ def test_the_plugin_finishes_a_run_either_doors_earlier_version_left_marked(
     old = plugin_key if door == "plugin" else _old_dynamic_key("evals", stack, "", "train")
     left = mlflow_client.create_run(experiment_id, tags={TAG: f"creating:{old}"}).info.run_id
     inputs = lifecycle.checked_inputs({"experiment_id": experiment_id, "params": {"lr": "0.1"}})
-    inputs["resource_key"] = rk.input_of_urn(urn)  # what the plugin's create sets (native/provider.py)
+    inputs["resource_key"] = rk.input_of_urn(urn)  # what the plugin's create sets (native/run.py)
 
     run_id, _ = lifecycle.create(api, inputs, lifecycle.now_ms())
 

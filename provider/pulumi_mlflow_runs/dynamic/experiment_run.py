@@ -40,8 +40,10 @@ tolerate_elided_assets()  # the engine's Diff request holds assets the SDK's hos
 STATE_OUTPUTS = (*OUTPUT_KEYS, LOGGED_POINTS.name)
 """The outputs this door's state holds: the core's, with every logged point in ``logged_points`` columns
 (``core.state``), since Diff is handed only the old outputs."""
-ECHOED = {**ECHOED_IN, LOGGED_POINTS.name: ("metrics",)}
-"""Outputs that repeat inputs under another name (``core.run_spec.ECHOED_IN``), this door's own included."""
+_POINTS_AFTER = ("run", "latest_metrics")
+ECHOED = {**{k: ECHOED_IN[k] for k in _POINTS_AFTER}, LOGGED_POINTS.name: ("metrics",), **ECHOED_IN}
+"""Outputs that repeat inputs under another name (``core.run_spec.ECHOED_IN``), this door's own included, in
+the order earlier versions listed them: ``additional_secret_outputs`` is recorded in state in this order."""
 
 
 def _resolved(props: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from pulumi_mlflow_runs.core.search import (
     iter_search_runs,
     search_request,
 )
-from pulumi_mlflow_runs.core.settings import check_stack_config
+from pulumi_mlflow_runs.core.settings import STACK_KEYS, check_stack_config
 from pulumi_mlflow_runs.core.transport import TransportPool
 
 __all__ = [
@@ -105,7 +105,7 @@ def _program_settings() -> tuple[StackConfig, RetryPolicy]:
 
     try:
         stack = StackConfig.from_config(get)
-        deadline = get("mlflow-runs:retryDeadline")
+        deadline = get(STACK_KEYS.retry_deadline)
     except Exception:  # noqa: BLE001 - no program, no stack config: the env rules still apply
         stack, deadline = StackConfig(), None
     check_stack_config(stack)
