@@ -21,6 +21,7 @@ from support.fault_proxy import FaultProxy  # noqa: E402
 from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_proxy import RecordingProxy  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+from support.once import built_once, locked, shared_root  # noqa: E402
 from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
 if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
@@ -39,8 +40,45 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "mlflow3: needs an MLflow 3 server (skipped when MLFLOW_SERVER_PYTHON runs an older one)"
     )
-    config.addinivalue_line("markers", "cli: needs the Pulumi CLI, a language host or a built SDK (not in --fast)")
+    config.addinivalue_line(
+        "markers",
+        "cli: needs the Pulumi CLI, a language host or a built SDK; given by conftest to every test that uses "
+        f"{', '.join(sorted(CLI_FIXTURES))} or lives in tests/{{{','.join(sorted(CLI_FOLDERS))}}} (not in --fast)",
+    )
     config.addinivalue_line("markers", "slow: needs no CLI but takes more than a few seconds (not in --fast)")
+    config.addinivalue_line(
+        "markers", "mlflow2: can differ on an MLflow 2.x server; .ci/run runs these again against MLflow 2.22"
+    )
+
+
+CLI_FIXTURES = frozenset({"pulumi_bin", "npm_sdk", "wheel"})
+"""Fixtures only a test that runs the CLI, a language host or a built package uses: such a test is ``cli``."""
+CLI_FOLDERS = frozenset({"native", "languages"})
+"""Folders whose every test runs the CLI or a language's toolchain."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(_TESTS_DIR).parts[0]
+        if CLI_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in CLI_FOLDERS:
+            item.add_marker(pytest.mark.cli)
+    # The longest first (those given a timeout above the default: the convergence model, the languages), so
+    # that with two workers no one of them starts last while the other worker idles. A stable sort: a
+    # module's tests stay together and in order.
+    items.sort(key=_expected_length, reverse=True)
+
+
+def _expected_length(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    return float(marker.args[0]) if marker is not None and marker.args else 0.0
+
+
+def _cli_only(request: pytest.FixtureRequest) -> None:
+    """A tool fixture asked for by a test not marked ``cli`` (through ``request.getfixturevalue``, which the
+    collection hook cannot see) would put a minutes-long test into the fast tier: refuse it."""
+    if request.node.get_closest_marker("cli") is None:
+        pytest.fail(f"{request.node.nodeid} uses {request.fixturename} but is not marked cli", pytrace=False)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -83,11 +121,19 @@ def fault_proxy(mlflow_server: MlflowServer) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="session")
-def pulumi_bin() -> Path:
-    """The folder of the real Pulumi CLI (scripts/pulumi-cli.sh); skips without one, fails under CI=true."""
+def _pulumi_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from support.pulumi_cli import require_cli
 
-    return require_cli()
+    # scripts/pulumi-cli.sh builds what it cannot find: one worker at a time, so that only one builds.
+    with locked(shared_root(tmp_path_factory) / "pulumi-cli.lock"):
+        return require_cli()
+
+
+@pytest.fixture
+def pulumi_bin(_pulumi_cli: Path, request: pytest.FixtureRequest) -> Path:
+    """The folder of the real Pulumi CLI (scripts/pulumi-cli.sh); skips without one, fails under CI=true."""
+    _cli_only(request)
+    return _pulumi_cli
 
 
 @pytest.fixture
@@ -111,15 +157,11 @@ def experiment_id(mlflow_client: MlflowClient) -> str:
     return mlflow_client.create_experiment(f"test-{uuid.uuid4().hex}")
 
 
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel a release would publish, built from this checkout (the README tests install it)."""
+def _build_wheel(out: Path) -> Path:
     import subprocess
 
-    out = tmp_path_factory.mktemp("dist")
-    root = _TESTS_DIR.parent
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(root)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(_TESTS_DIR.parent)],
         check=True, timeout=600,
     )  # fmt: skip
     (built,) = out.glob("pulumi_mlflow_runs-*.whl")
@@ -127,8 +169,26 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Node.js SDK's npm package as a release packs it (scripts/sdk-nodejs.sh), built once per session."""
+def _wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_once(tmp_path_factory, "wheel", _build_wheel)
+
+
+@pytest.fixture
+def wheel(_wheel: Path, request: pytest.FixtureRequest) -> Path:
+    """The wheel a release would publish, built from this checkout once per run (the README tests install it)."""
+    _cli_only(request)
+    return _wheel
+
+
+@pytest.fixture(scope="session")
+def _npm_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from support.sdks import npm_package
 
-    return npm_package(tmp_path_factory.mktemp("npm"))
+    return built_once(tmp_path_factory, "npm", npm_package)
+
+
+@pytest.fixture
+def npm_sdk(_npm_sdk: Path, request: pytest.FixtureRequest) -> Path:
+    """The Node.js SDK's npm package as a release packs it (scripts/sdk-nodejs.sh), built once per run."""
+    _cli_only(request)
+    return _npm_sdk

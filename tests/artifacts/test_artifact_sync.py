@@ -118,6 +118,7 @@ def _content(workdir: Path, path: str) -> bytes:
     return (workdir / "report" / path.removeprefix("reports/eval/")).read_bytes()
 
 
+@pytest.mark.mlflow2
 def test_create_uploads_every_file_byte_for_byte(host, mlflow_client, proxied_experiment, workdir, tmp_path) -> None:
     key = unique("key")
     run_id, outs, inputs = _create(
@@ -155,6 +156,7 @@ def _artifact_writes(proxy, mark: int) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.mlflow2
 def test_only_changed_files_are_sent_and_removed_ones_deleted(
     proxied_host, proxy, mlflow_client, proxied_experiment, workdir, tmp_path
 ) -> None:
@@ -247,6 +249,7 @@ def test_bad_artifacts_fail_check_naming_the_path(host, experiment_id, tmp_path)
     assert [prop for prop, _ in not_a_map.failures] == ["artifacts"]
 
 
+@pytest.mark.mlflow2
 def test_zip_and_tar_files_land_as_folders(host, mlflow_client, proxied_experiment, tmp_path) -> None:
     members = {"model/weights.bin": os.urandom(200_000), "model/README": b"read me", "top.txt": b"top"}
     with zipfile.ZipFile(tmp_path / "bundle.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -286,6 +289,7 @@ def test_a_file_and_a_folder_on_the_same_path_fail_check(host, experiment_id) ->
     assert [prop for prop, _ in checked.failures] == ["artifacts.a/b.txt"]
 
 
+@pytest.mark.mlflow2
 def test_an_unsupported_root_fails_the_create_and_rolls_the_run_back(host, mlflow_client) -> None:
     experiment_id = mlflow_client.create_experiment(unique("s3"), artifact_location="s3://bucket/x")
     with pytest.raises(HostError) as failed:
@@ -300,6 +304,7 @@ def test_an_unsupported_root_fails_the_create_and_rolls_the_run_back(host, mlflo
     assert outs.get("artifact_files") is None
 
 
+@pytest.mark.mlflow2
 def test_a_file_root_is_written_and_pruned_locally(host, mlflow_client, tmp_path, workdir) -> None:
     root = tmp_path / "store"
     root.mkdir()
@@ -327,6 +332,7 @@ def test_a_file_root_is_written_and_pruned_locally(host, mlflow_client, tmp_path
     assert [p for p in run_root.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.mlflow2
 def test_deleting_the_run_leaves_its_files(host, mlflow_client, tmp_path) -> None:
     """MLflow removes a deleted run's files itself when it purges the run (``mlflow gc``)."""
     root = tmp_path / "store"
@@ -338,6 +344,7 @@ def test_deleting_the_run_leaves_its_files(host, mlflow_client, tmp_path) -> Non
     assert (root / run_id / "artifacts" / "k.txt").read_text() == "kept"
 
 
+@pytest.mark.mlflow2
 def test_the_servers_default_root_is_a_local_path(host, mlflow_client, experiment_id, tmp_path) -> None:
     """The test server's default root is a plain path (``--default-artifact-root <dir>``): a file: root."""
     run_id, outs, _ = _create(host, experiment_id=experiment_id, artifacts={"x/y.txt": pulumi.StringAsset("yes")})
@@ -349,6 +356,7 @@ ASSET_SIG = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c
 ARCHIVE_SIG = {"4dabf18193072939515e22adb298388d": "0def7320c3a5731c473e5ecbe6d01bc7"}
 
 
+@pytest.mark.mlflow2
 def test_diff_reads_the_assets_the_engine_elides(mlflow_server, mlflow_client, proxied_experiment, workdir) -> None:
     """The engine's Diff request carries each asset as its signature alone (no path, text or hash), which
     the SDK's host cannot read; Diff then compares the files Check saw for the same resource."""
@@ -396,6 +404,7 @@ def _no_hash(value: Any) -> Any:
     return value
 
 
+@pytest.mark.mlflow2
 def test_through_the_cli_unchanged_files_are_no_change_and_an_edit_is_an_update(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy, mlflow_client: Any, workdir: Path
 ) -> None:
@@ -507,6 +516,7 @@ class _ArtifactFaults(RecordingProxy):
             return endpoint.endswith("/b.txt") and self.attempts.get("b.txt") == 1
 
 
+@pytest.mark.mlflow2
 def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow_client, proxied_experiment, tmp_path):
     with _ArtifactFaults(mlflow_server.url) as faults:
         env = isolated_env(MLFLOW_TRACKING_URI=faults.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="20")
@@ -522,6 +532,7 @@ def test_uploads_are_retried_after_a_503_and_a_lost_answer(mlflow_server, mlflow
     assert outs["artifact_files"]["b.txt"]["sha256"] == _sha(b"beta")
 
 
+@pytest.mark.mlflow2
 def test_a_server_that_does_not_serve_artifacts_fails_at_once(mlflow_server, mlflow_client, proxied_experiment):
     with _ArtifactFaults(mlflow_server.url, not_served=True) as faults:
         env = isolated_env(MLFLOW_TRACKING_URI=faults.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="60")
@@ -645,6 +656,7 @@ def test_unsupported_roots_say_why_and_the_way_out(uri: str, says: str) -> None:
     assert "mlflow-artifacts:" in refused.value.reason and "file:" in refused.value.reason
 
 
+@pytest.mark.mlflow2
 def test_the_same_bytes_elsewhere_on_disk_are_no_change(host, experiment_id, tmp_path) -> None:
     (tmp_path / "one.txt").write_text("same")
     (tmp_path / "two.txt").write_text("same")
@@ -695,6 +707,7 @@ class _SlowArtifacts(RecordingProxy):
         return None
 
 
+@pytest.mark.mlflow2
 def test_uploads_go_a_few_at_a_time_and_stop_at_the_first_failure(mlflow_server, mlflow_client, proxied_experiment):
     files = {f"f{i:02d}.txt": pulumi.StringAsset(f"file {i}") for i in range(10)}
     with _SlowArtifacts(mlflow_server.url, paired=len(files)) as slow:
@@ -730,6 +743,7 @@ def _listings(proxy: Any, mark: int) -> list[str]:
     return [r.path for r in proxy.since(mark) if r.method == "GET" and r.path.endswith("/mlflow-artifacts/artifacts")]
 
 
+@pytest.mark.mlflow2
 def test_refresh_marks_files_changed_out_of_band_and_up_sends_only_those(
     mlflow_server, proxy, mlflow_client, proxied_experiment, tmp_path
 ) -> None:
@@ -793,6 +807,7 @@ def test_refresh_marks_files_changed_out_of_band_and_up_sends_only_those(
     assert _download(mlflow_client, run_id, "dir/colleague.txt", tmp_path / "c") == b"not ours", "left alone"
 
 
+@pytest.mark.mlflow2
 def test_refresh_of_a_file_root_sees_a_same_size_edit_of_a_small_file(host, mlflow_client, tmp_path) -> None:
     root = tmp_path / "store"
     root.mkdir()
@@ -818,6 +833,7 @@ def test_refresh_of_a_file_root_sees_a_same_size_edit_of_a_small_file(host, mlfl
     assert (run_root / "sub" / "theirs.txt").read_text() == "theirs"
 
 
+@pytest.mark.mlflow2
 def test_refresh_leaves_the_files_as_stored_where_the_store_cannot_list(
     host, mlflow_server, proxied_experiment
 ) -> None:
@@ -831,6 +847,8 @@ def test_refresh_leaves_the_files_as_stored_where_the_store_cannot_list(
     assert len(listed) == 1, [(r.method, r.path, r.status) for r in listed]
 
 
+@pytest.mark.slow
+@pytest.mark.mlflow2
 @pytest.mark.parametrize(
     ("fault", "puts"),
     [("drop-after", 1), ("500-after", 1), ("drop-before", 2), ("503", 2), ("same-size-drop-after", 2)],

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 
 from support.host import DynamicHost
 from support.runs import create_run, unique
+
+pytestmark = pytest.mark.slow  # 300 MB through the host
 
 FILE_BYTES = 300 << 20
 ALLOWED_GROWTH = 100 << 20

@@ -22,6 +22,8 @@ from support.host import DynamicHost, HostError, isolated_env, secret, with_prov
 from support.mlflow_server import MlflowServer, start_mlflow_server
 from support.tls_proxy import TlsProxy
 
+pytestmark = pytest.mark.slow  # a basic-auth server of its own
+
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-pw-" + uuid.uuid4().hex
 USER = "bob"

@@ -34,6 +34,8 @@ from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.mlflow_server import MlflowServer, start_mlflow_server
 from support.server_version import mlflow_version_of, server_python
 
+pytestmark = pytest.mark.slow  # an MLflow 2.x server of its own
+
 MLFLOW2_VENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-mlflow2" / "bin" / "python"
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from support.sdks import ROOT, require, run_step
 
-pytestmark = pytest.mark.timeout(1200)
+# One worker builds Go in turn (xdist_group, .ci/run's --dist loadgroup): the others reuse its build cache.
+pytestmark = [pytest.mark.timeout(1200), pytest.mark.xdist_group("go")]
 
 
 def test_the_committed_sdks_are_what_the_schema_gives() -> None:

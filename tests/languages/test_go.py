@@ -25,7 +25,8 @@ from support.sdks import ROOT, require, run_step
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-pytestmark = pytest.mark.timeout(1200)
+# One worker builds Go in turn (xdist_group, .ci/run's --dist loadgroup): the others reuse its build cache.
+pytestmark = [pytest.mark.timeout(1200), pytest.mark.xdist_group("go")]
 PROJECT = "mlflow-runs-go"
 
 

@@ -92,6 +92,7 @@ def test_typescript_as_the_readme_says(
     assert run.data.params == {"model": "bert-base-uncased", "batch_size": "32"}
 
 
+@pytest.mark.xdist_group("go")  # one worker builds Go in turn: the others reuse its build cache
 def test_go_as_the_readme_says(
     tmp_path: Path, pulumi_bin: Path, wheel: Path, mlflow_server: MlflowServer, mlflow_client: MlflowClient
 ) -> None:

@@ -23,6 +23,8 @@ from support.fault_proxy import FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.server_version import server_is_mlflow3
 
+pytestmark = pytest.mark.mlflow2  # every step on the wire, so every test can differ on 2.x
+
 FAULTS = ["429", "500", "503", "drop-before", "drop-after", "500-after"]
 # model outputs (runs/outputs) are MLflow 3's: against a 2.x server the runs carry none and that step is skipped
 OUTPUTS = server_is_mlflow3()
@@ -83,6 +85,7 @@ def _datasets(run) -> list[tuple[str, str]]:
     return sorted((d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("step", CREATE_STEPS)
 def test_create_survives_one_fault_at_each_step(host, proxy, mlflow_client, experiment_id, step, fault) -> None:
@@ -105,6 +108,7 @@ def test_create_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     assert outs["run_id"] == run_id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("step", UPDATE_STEPS)
 def test_update_survives_one_fault_at_each_step(host, proxy, mlflow_client, experiment_id, step, fault) -> None:
@@ -137,6 +141,7 @@ def test_update_survives_one_fault_at_each_step(host, proxy, mlflow_client, expe
     assert outputs == ([("m-1", 1), ("m-2", 2)] if OUTPUTS else [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 def test_delete_survives_one_fault(host, proxy, mlflow_client, experiment_id, fault) -> None:
     run_id, outs = host.create(_checked(host, _inputs(experiment_id, f"d-{uuid.uuid4().hex[:8]}")))
@@ -162,6 +167,7 @@ def test_experiment_create_survives_one_fault(host, proxy, mlflow_client, fault)
     assert outs["experiment_id"] == experiment_id
 
 
+@pytest.mark.slow
 def test_a_create_that_keeps_failing_leaves_nothing_behind(mlflow_server, mlflow_client, experiment_id) -> None:
     proxy = FaultProxy(mlflow_server.url)
     env = isolated_env()
@@ -182,6 +188,7 @@ def test_a_create_that_keeps_failing_leaves_nothing_behind(mlflow_server, mlflow
     assert [r.info.lifecycle_stage for r in _runs_named(mlflow_client, experiment_id, name)] == ["deleted"]
 
 
+@pytest.mark.slow
 def test_an_update_that_fails_says_what_was_applied_and_the_next_up_converges(
     mlflow_server, mlflow_client, experiment_id
 ) -> None:
@@ -209,6 +216,7 @@ def test_an_update_that_fails_says_what_was_applied_and_the_next_up_converges(
     _assert_points_once(mlflow_client, run_id, "loss", expected)
 
 
+@pytest.mark.slow
 def test_fifty_creates_at_once_through_the_host_share_one_pool(host, proxy, mlflow_client, experiment_id) -> None:
     proxy.clear()
     before = proxy.connections

@@ -55,6 +55,7 @@ def test_the_sdk_alone_nests_without_bound() -> None:
         pickle._Pickler._batch_setitems = before  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_fifteen_hundred_runs_in_one_program(mocked: object) -> None:
     _program_of(1500)
     # one more serialization after all of them still works, and the nesting stayed at one level

@@ -276,6 +276,7 @@ def test_whole_floats_are_counts() -> None:
 # ---- Output forms in a whole program: preview and up ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config_key", ["databricks:host", "mlflow:trackingUri"])
 def test_output_forms_run_in_preview_and_up_with_stack_config(
     seeded: Seeded,

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 
+pytestmark = pytest.mark.slow  # whole programs, seconds each
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUICKSTART = EXAMPLES / "quickstart"
 EVALUATION = EXAMPLES / "evaluation-as-data"
@@ -52,6 +54,7 @@ def _assert_destroyed(client: MlflowClient, experiment_id: str, run_ids: set[str
 # ---- quickstart ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.mlflow2
 def test_quickstart_preview_up_noop_drift_refresh_heal_destroy(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -162,6 +165,7 @@ def _edit_evaluations(project: Path, edit: Callable[[dict[str, dict[str, Any]]],
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+@pytest.mark.mlflow2
 def test_evaluation_as_data_tag_edit_param_edit_append_destroy(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -311,6 +315,7 @@ def _curve(key: str, values: list[float]) -> list[dict[str, Any]]:
     return [{"key": key, "value": v, "step": i} for i, v in enumerate(values)]
 
 
+@pytest.mark.mlflow2
 def test_inline_program_append_points_tag_removal_and_dropped_resource(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -361,6 +366,7 @@ def test_inline_program_append_points_tag_removal_and_dropped_resource(
     _assert_destroyed(mlflow_client, up.outputs["experiment_id"], {curve_id, scratch_id}, destroy)
 
 
+@pytest.mark.mlflow2
 def test_inline_program_param_edit_replaces_and_drift_deleted_run_is_restored(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -422,6 +428,7 @@ def test_failing_check_stops_before_any_request_and_keeps_state(
     Engine(program, state, host_env).destroy()
 
 
+@pytest.mark.mlflow2
 def test_get_reads_an_existing_run_and_never_deletes_it(
     tmp_path: Path, host_env: dict[str, str], proxy: RecordingProxy, mlflow_client: MlflowClient, experiment_id: str
 ) -> None:

@@ -63,6 +63,7 @@ def _active_runs(client: MlflowClient, experiment_id: str) -> dict[str, Any]:
 # ---- the quickstart, the whole lifecycle ---------------------------------------------------------------
 
 
+@pytest.mark.mlflow2
 def test_quickstart_lifecycle(
     tmp_path: Path, pulumi_bin: Path, mlflow_env: str, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:

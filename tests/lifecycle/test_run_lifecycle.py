@@ -21,6 +21,8 @@ from pulumi_mlflow_runs import ExperimentRunProvider
 from support.host import UNKNOWN, DynamicHost, HostError, isolated_env, secret, without_provider
 from support.runs import create_run, run_props
 
+pytestmark = pytest.mark.mlflow2  # each test but one check-only one creates runs
+
 TOKEN = "dapi" + "feedface" * 4
 
 
@@ -197,6 +199,7 @@ def test_refresh_after_out_of_band_delete_and_up_restores(host, mlflow_client, e
     assert mlflow_client.get_run(run_id).info.lifecycle_stage == "active"
 
 
+@pytest.mark.slow
 def test_a_run_that_is_gone_leaves_state(host, mlflow_server, mlflow_client, experiment_id) -> None:
     from support.purge import purge_run
 
@@ -207,6 +210,7 @@ def test_a_run_that_is_gone_leaves_state(host, mlflow_server, mlflow_client, exp
     host.delete(run_id, outs)  # and destroying a run that is gone is success
 
 
+@pytest.mark.slow
 def test_an_update_of_a_run_gone_for_good_says_to_refresh(host, mlflow_server, mlflow_client, experiment_id) -> None:
     """Diff does not read the server, so a plain `up` finds the run gone only when it writes."""
     from support.purge import purge_run

@@ -64,6 +64,7 @@ def test_the_plugin_serves_its_schema(yaml_project: ProjectFolder) -> None:
     assert "mlflow-runs:index:getRun" in schema["functions"]
 
 
+@pytest.mark.mlflow2
 def test_yaml_program_lifecycle(
     yaml_project: ProjectFolder, proxy: RecordingProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -114,6 +115,7 @@ def test_yaml_program_lifecycle(
     assert mlflow_client.get_run(new_id).info.lifecycle_stage == "deleted"
 
 
+@pytest.mark.mlflow2
 def test_an_edited_file_previews_as_that_file(yaml_project: ProjectFolder, mlflow_client: MlflowClient) -> None:
     project = yaml_project
     project.pulumi("up", "--yes", "--skip-preview")
@@ -129,6 +131,7 @@ def test_an_edited_file_previews_as_that_file(yaml_project: ProjectFolder, mlflo
     assert Path(local).read_text().endswith("Reviewed.\n")
 
 
+@pytest.mark.mlflow2
 def test_import_adopts_a_run_and_the_code_it_prints_previews_unchanged(
     yaml_project: ProjectFolder, mlflow_client: MlflowClient
 ) -> None:
@@ -163,6 +166,7 @@ def _urns(project: ProjectFolder, name: str) -> list[str]:
     return [r["urn"] for r in resources if r["urn"].endswith(f"::{name}")]
 
 
+@pytest.mark.mlflow2
 def test_secrets_stay_secret_in_state(yaml_project: ProjectFolder, mlflow_client: MlflowClient) -> None:
     project = yaml_project
     program = _program(project)
@@ -178,6 +182,7 @@ def test_secrets_stay_secret_in_state(yaml_project: ProjectFolder, mlflow_client
         assert "ciphertext" in json.dumps(resource["outputs"][key]), key
 
 
+@pytest.mark.mlflow2
 @pytest.mark.parametrize(
     "faults",
     [
@@ -213,6 +218,7 @@ def test_faults_through_the_plugin_leave_one_run_with_each_point_once(
         project.remove()
 
 
+@pytest.mark.mlflow2
 def test_get_run_and_search_runs_as_invokes(yaml_project: ProjectFolder) -> None:
     project = yaml_project
     program = _program(project)
@@ -243,6 +249,7 @@ def _points_once(mlflow_client: MlflowClient, run_id: str, key: str) -> list[int
     return sorted(steps)
 
 
+@pytest.mark.mlflow2
 def test_an_update_that_fails_part_way_is_finished_without_logging_a_point_twice(
     tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient
 ) -> None:
@@ -278,6 +285,7 @@ def test_an_update_that_fails_part_way_is_finished_without_logging_a_point_twice
         project.remove()
 
 
+@pytest.mark.mlflow2
 def test_a_create_whose_run_cannot_be_rolled_back_is_kept_in_the_state(
     tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient
 ) -> None:

@@ -171,6 +171,7 @@ def test_get_table_and_json(seeded: dict[str, str], mlflow_server: MlflowServer,
     assert view["info"]["run_id"] == seeded["r3"] and view["data"]["params"] == [{"key": "model", "value": "x"}]
 
 
+@pytest.mark.slow
 def test_exit_codes_for_failures(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     missing = _cli("runs", "get", "0" * 32, env=_env(tmp_path, MLFLOW_TRACKING_URI=mlflow_server.url))
     assert missing.returncode == EXIT_API_ERROR and missing.stdout == ""
@@ -224,6 +225,7 @@ def test_delete_bulk_dry_run_lists_and_writes_nothing(
     assert proxy.writes_since(0) == []
 
 
+@pytest.mark.slow
 def test_delete_bulk_fallback_then_restore(
     seeded: dict[str, str], experiment_id: str, proxy: RecordingProxy, mlflow_client: MlflowClient, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from support.once import built_once
 from support.project import ProjectFolder, project_folder
 from support.runs import unique
 from support.sdks import npm_install
@@ -27,14 +28,19 @@ ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _build_archive(out: Path) -> Path:
     built = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "plugin-archive.sh"), str(tmp_path_factory.mktemp("dist"))],
+        ["bash", str(ROOT / "scripts" / "plugin-archive.sh"), str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    found = Path(built.stdout.strip().splitlines()[-1])
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archive ``scripts/plugin-archive.sh`` builds, once per run however many workers ask."""
+    found = built_once(tmp_path_factory, "plugin-archive", _build_archive)
     assert found.name == f"pulumi-resource-mlflow-runs-v{VERSION}-linux-amd64.tar.gz", found
     return found
 

@@ -51,6 +51,7 @@ def test_one_version_everywhere() -> None:
     assert released and released[0] == VERSION, released
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_sdist_and_the_wheel_install_into_a_clean_virtualenv(tmp_path: Path) -> None:
     """As the workflow builds them (``python -m build``); the sdist must hold everything the wheel does."""

@@ -104,6 +104,7 @@ def test_no_token_in_pickle_outputs_logs_or_errors(mlflow_server, experiment_id)
         assert TOKEN not in text
 
 
+@pytest.mark.slow
 def test_the_stand_in_keeps_what_repeats_a_secret_secret(mlflow_env, experiment_id, tmp_path) -> None:
     """Through the engine stand-in, which marks outputs secret as the engine does: ``run`` repeats the secret
     inputs and only ``additional_secret_outputs`` can say so; the echoes of the inputs are the engine's."""

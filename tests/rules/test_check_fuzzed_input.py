@@ -133,6 +133,7 @@ def assert_named(failures: list[tuple[str, str]], given: Mapping[str, Any], know
 @example({"experiment_id": "1", "host": UNKNOWN, "deployment_name": "acme"})
 # Found with 4,000 examples: a metric point whose key is a list crashed Check (TypeError: unhashable type).
 @example({"experiment_id": "1", "metrics": [{"key": "loss", "value": 1.0}, {"key": []}]})
+@pytest.mark.slow
 def test_dynamic_run_check_answers_anything(news: dict[str, Any]) -> None:
     result = ExperimentRunProvider().check({}, news)
     failures = [(f.property, f.reason) for f in result.failures or []]
@@ -142,6 +143,7 @@ def test_dynamic_run_check_answers_anything(news: dict[str, Any]) -> None:
 
 @FUZZ
 @given(inputs_of(d.EXPERIMENT_INPUTS))
+@pytest.mark.slow
 def test_dynamic_experiment_check_answers_anything(news: dict[str, Any]) -> None:
     result = ExperimentProvider().check({}, news)
     failures = [(f.property, f.reason) for f in result.failures or []]
@@ -175,6 +177,7 @@ def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
 @FUZZ
 @given(inputs_of(RUN_INPUTS))
 @example({"experiment_id": "1", "metrics": [{"key": []}]})
+@pytest.mark.slow
 def test_plugin_run_check_answers_anything(news: dict[str, Any]) -> None:
     given_ = _camel(news, RUN_INPUTS)
     request = provider_pb2.CheckRequest(
@@ -186,6 +189,7 @@ def test_plugin_run_check_answers_anything(news: dict[str, Any]) -> None:
 
 @FUZZ
 @given(inputs_of(d.EXPERIMENT_INPUTS))
+@pytest.mark.slow
 def test_plugin_experiment_check_answers_anything(news: dict[str, Any]) -> None:
     given_ = _camel(news, d.EXPERIMENT_INPUTS)
     request = provider_pb2.CheckRequest(
