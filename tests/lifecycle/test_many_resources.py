@@ -7,7 +7,9 @@ put the original back before each serialization (``_provider_base.fresh_pickler`
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+from collections.abc import Iterator
 
 import pulumi
 import pytest
@@ -25,10 +27,18 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 @pytest.fixture
-def mocked() -> object:
+def mocked() -> Iterator[None]:
+    """The SDK's mocks on an event loop of this test's own: the thread's current loop is whatever an earlier
+    test left (``asyncio.run`` leaves none), which depends on the order and the worker tests run in."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     pulumi.runtime.set_mocks(_Mocks(), preview=False)
-    yield None
-    pulumi.runtime.settings.reset_options()
+    try:
+        yield None
+    finally:
+        pulumi.runtime.settings.reset_options()
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 @pulumi.runtime.test
