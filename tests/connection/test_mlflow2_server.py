@@ -34,7 +34,8 @@ from support.host import DynamicHost, HostError, isolated_env, with_provider
 from support.mlflow_server import MlflowServer, start_mlflow_server
 from support.server_version import mlflow_version_of, server_python
 
-pytestmark = pytest.mark.slow  # an MLflow 2.x server of its own
+# An MLflow 2.x server of its own, or the session's when that is 2.x (.ci/run runs this file only there).
+pytestmark = [pytest.mark.slow, pytest.mark.mlflow2]
 
 MLFLOW2_VENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-mlflow2" / "bin" / "python"
 
