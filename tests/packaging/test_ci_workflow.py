@@ -81,7 +81,7 @@ def _pytest_selections(script: str) -> list[str]:
 def test_ci_runs_the_whole_suite_on_two_workers_then_the_mlflow2_tests_on_mlflow2() -> None:
     script = CI_RUN.read_text()
     assert _pytest_selections(script) == ["not cli", "mlflow2 and not cli", "cli", "mlflow2 and cli"]
-    assert "by_file=(-n 2 --dist loadfile)" in script and "by_test=(-n 2 --dist loadgroup)" in script
+    assert "by_file=(-n 2 --dist loadfile " in script and "by_test=(-n 2 --dist loadgroup " in script
     assert script.count('"${by_file[@]}"') == 2 and script.count('"${by_test[@]}"') == 2, "every run on two workers"
     assert 'MLFLOW_SERVER_PYTHON="$mlflow2_python"' in script
     # The one file the first run leaves out (before the MLflow 2.x venv is ready) runs with the mlflow2 tests.
