@@ -60,7 +60,8 @@ def _handler(request: Any, context: grpc.ServicerContext) -> Handler:
     handler = HANDLERS.get(kind)
     if handler is None:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown resource type {kind!r}")
-    return handler  # type: ignore[return-value]  # abort raises
+        raise AssertionError  # abort raises; never reached
+    return handler
 
 
 def _snake(struct: struct_pb2.Struct | None, props: tuple[d.Prop, ...]) -> tuple[dict[str, Any], set[str]]:
