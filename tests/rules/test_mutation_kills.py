@@ -18,6 +18,7 @@ import pytest
 
 from pulumi_mlflow_runs import Connection
 from pulumi_mlflow_runs.core import models as m
+from pulumi_mlflow_runs.core.change_rules import match_points
 from pulumi_mlflow_runs.core.errors import (
     BadGateway,
     BadRequest,
@@ -42,7 +43,7 @@ from pulumi_mlflow_runs.core.retries import (
     retry_call,
     retry_policy,
 )
-from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_plan import assign_timestamps, chunk_log_batch, plan_writes
 from pulumi_mlflow_runs.core.run_spec import DESCRIPTION_TAG, UNKNOWN, check_inputs
 from pulumi_mlflow_runs.core.transport import Transport

@@ -56,12 +56,13 @@ def rule(*, requires_replace: bool = False, stored: str | None = None) -> Callab
     return named
 
 
-def _blank(value: Any) -> bool:
+def blank(value: Any) -> bool:
+    """None, an empty map or an empty list: no value."""
     return value is None or value in ({}, [])
 
 
 def _same(old: Any, new: Any) -> bool:
-    return (_blank(old) and _blank(new)) or old == new
+    return (blank(old) and blank(new)) or old == new
 
 
 @rule(requires_replace=True)

@@ -11,12 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_mlflow_runs.core.change_rules import _blank, canonical, match_points, restore_if_deleted
+from pulumi_mlflow_runs.core.change_rules import restore_if_deleted
 from pulumi_mlflow_runs.core.definitions import RUN_INPUTS, Prop
 from pulumi_mlflow_runs.core.run_spec import is_unknown
-
-__all__ = ["DRIFT", "RunDiff", "_blank", "canonical", "diff_props", "diff_run", "match_points"]
-"""``canonical``, ``match_points`` and ``_blank`` live with the rules; named here too for the plan and the doors."""
 
 DRIFT = (("lifecycle_stage", restore_if_deleted),)
 """Rules on outputs alone, asked before the inputs' (what changed outside Pulumi that an update undoes)."""

@@ -18,8 +18,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pulumi_mlflow_runs.core.change_rules import match_points
 from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
-from pulumi_mlflow_runs.core.run_diff import diff_run, match_points
+from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, TAG_PROPS, check_inputs
 
 if TYPE_CHECKING:

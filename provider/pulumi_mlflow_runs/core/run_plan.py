@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
-from pulumi_mlflow_runs.core.run_diff import _blank, canonical, match_points
+from pulumi_mlflow_runs.core.change_rules import blank, canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import (
     INPUT_KEYS,
     MAX_BATCH_VALUE_CHARS,
@@ -321,7 +321,7 @@ def adopted_inputs(run: m.Run, history: Mapping[str, Sequence[m.Metric]]) -> dic
         "model_inputs": [{"model_id": x.model_id} for x in run.inputs.model_inputs],
         "model_outputs": [{"model_id": x.model_id, "step": x.step} for x in run.outputs.model_outputs],
     }
-    return {k: v for k, v in adopted.items() if not _blank(v)}
+    return {k: v for k, v in adopted.items() if not blank(v)}
 
 
 _SYSTEM_TAG_PREFIXES = ("mlflow.", "pulumi.")

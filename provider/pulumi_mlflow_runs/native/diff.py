@@ -17,8 +17,8 @@ from pulumi.asset import StringAsset
 from pulumi.runtime.proto import provider_pb2
 
 from pulumi_mlflow_runs.core.artifacts.files import Elided, Source, digest
+from pulumi_mlflow_runs.core.change_rules import canonical, match_points
 from pulumi_mlflow_runs.core.definitions import camel
-from pulumi_mlflow_runs.core.run_diff import canonical, match_points
 from pulumi_mlflow_runs.core.run_spec import is_unknown
 
 Kind: TypeAlias = provider_pb2.PropertyDiff.Kind.ValueType

@@ -27,9 +27,9 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from pulumi_mlflow_runs.core import definitions as d
+from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
-from pulumi_mlflow_runs.core.run_diff import canonical
 from pulumi_mlflow_runs.core.run_spec import NOT_ECHOED_KEYS
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
