@@ -192,3 +192,19 @@ def npm_sdk(_npm_sdk: Path, request: pytest.FixtureRequest) -> Path:
     """The Node.js SDK's npm package as a release packs it (scripts/sdk-nodejs.sh), built once per run."""
     _cli_only(request)
     return _npm_sdk
+
+
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """A test that leaves an ``Output`` unstarted fails itself, once its fixtures are torn down: left in the SDK's
+    ``SETTINGS.outputs``, it would be collected, and reported as never awaited, in whichever later test clears
+    that list."""
+    from pulumi.runtime.settings import SETTINGS
+
+    yield None
+    left = [output for output in list(getattr(SETTINGS, "outputs", ())) if not output.done()]
+    SETTINGS.outputs.clear()
+    if left:
+        pytest.fail(f"{len(left)} Output task(s) left pending (close the test's loop with support.engine.close_loop)")

@@ -17,6 +17,8 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from pulumi_mlflow_runs import ExperimentRun, ExperimentRunProvider
 
+from support.engine import close_loop
+
 
 class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -38,7 +40,7 @@ def mocked() -> Iterator[None]:
     finally:
         pulumi.runtime.settings.reset_options()
         asyncio.set_event_loop(None)
-        loop.close()
+        close_loop(loop)
 
 
 @pulumi.runtime.test

@@ -12,6 +12,7 @@ from pulumi_mlflow_runs import ExperimentRunProvider
 from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS
 from pulumi_mlflow_runs.dynamic.experiment_run import EchoedSecrets
 
+from support.engine import close_loop
 from support.host import DynamicHost, HostError, isolated_env, secret, with_provider
 
 TOKEN = "dapi" + "c0ffee00" * 4
@@ -22,7 +23,7 @@ def loop():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     yield loop
-    loop.close()
+    close_loop(loop)
     asyncio.set_event_loop(None)
 
 

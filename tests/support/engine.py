@@ -663,14 +663,9 @@ class Engine:
             try:
                 loop.run_until_complete(run_in_stack(program))
             finally:
-                for task in asyncio.all_tasks(loop):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        loop.run_until_complete(task)
-                loop.run_until_complete(loop.shutdown_default_executor())
-                loop.close()
+                close_loop(loop)
                 for worker_loop in worker_loops:
-                    worker_loop.close()
+                    close_loop(worker_loop)
 
         contextvars.copy_context().run(run)
 
@@ -684,6 +679,20 @@ class Engine:
             runpy.run_path(str(path), run_name="__main__")
 
         return run_file
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still scheduled on ``loop`` until nothing is, then close it.
+
+    An ``Output``'s ``compute_data`` task never started stays in the SDK's ``SETTINGS.outputs`` until a later
+    program clears it; the garbage collector then reports "coroutine ... was never awaited" in that later test,
+    which fails for another's leftovers (cancelling can schedule more, hence the loop)."""
+    while pending := asyncio.all_tasks(loop):
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
 
 
 def _quiet_unobserved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
