@@ -194,8 +194,6 @@ def npm_sdk(_npm_sdk: Path, request: pytest.FixtureRequest) -> Path:
     return _npm_sdk
 
 
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     """A test that leaves an ``Output`` unstarted fails itself, once its fixtures are torn down: left in the SDK's
