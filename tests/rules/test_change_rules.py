@@ -184,6 +184,7 @@ def test_the_run_inputs_rules_by_name() -> None:
         "artifacts": "by_stored_hash",
         "deployment_name": "replace_on_change",
         "host": "replace_on_change",
+        "metrics_file": "logged_file_rows",
     }
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from pulumi_mlflow_runs.core import metrics_file
 from pulumi_mlflow_runs.core.artifacts.files import differs
 
 Verdict: TypeAlias = Literal["update", "replace"]
@@ -37,6 +38,9 @@ class ChangeRule:
     """Every change replaces: the schema's ``replaceOnChanges``, and an unknown in a preview replaces."""
     stored: str | None = None
     """The output the old value is read from, where it is not the property's own (artifacts: their hashes)."""
+    checked: str | None = None
+    """The checked input the new value is read from, where it is not the property's own (a metrics file: what
+    Check read of it, since Diff is handed only the file's hash)."""
 
     def __call__(self, old: Any, new: Any) -> Verdict | None:
         return self.judge(old, new)
@@ -47,11 +51,13 @@ class ChangeRule:
         return "replace" if self.requires_replace else "update"
 
 
-def rule(*, requires_replace: bool = False, stored: str | None = None) -> Callable[[Judge], ChangeRule]:
+def rule(
+    *, requires_replace: bool = False, stored: str | None = None, checked: str | None = None
+) -> Callable[[Judge], ChangeRule]:
     """Make a judging function a rule of that name."""
 
     def named(judge: Judge) -> ChangeRule:
-        return ChangeRule(judge.__name__, judge, requires_replace, stored)
+        return ChangeRule(judge.__name__, judge, requires_replace, stored, checked)
 
     return named
 
@@ -163,6 +169,14 @@ def by_stored_hash(stored: Any, new: Any) -> Verdict | None:
     """Artifacts: the declared files against the hashes state keeps per uploaded file (``artifact_files``, not
     an echo of the input), so a file changed since is seen; an upload or a delete is an update."""
     return "update" if differs(stored, new) else None
+
+
+@rule(stored=metrics_file.LOGGED, checked=metrics_file.SUMMARY)
+def logged_file_rows(logged: Any, summary: Any) -> Verdict | None:
+    """A metrics file: the logged part in state (rows, bytes, sha256) against what Check read. Rows added at the
+    end are an update that logs only them; logged rows changed or gone (the digest of the file's first logged
+    bytes differs) a replace, as for ``append_only_points``. Only a file that changed is read."""
+    return metrics_file.verdict(logged, summary)
 
 
 @rule()

@@ -17,6 +17,7 @@ from pulumi_mlflow_runs.core.change_rules import (
     append_only_points,
     by_stored_hash,
     empty_is_unset,
+    logged_file_rows,
     replace_on_change,
     unset_accepts_any,
     update_on_change,
@@ -166,6 +167,16 @@ RUN_INPUTS: tuple[Prop, ...] = (
         change=append_only_points,
     ),
     Prop(
+        "metrics_file",
+        "asset",
+        "Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): "
+        "CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, "
+        "`dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at "
+        "its end are an update that logs only them; a change to rows already logged replaces the run. A last line "
+        "without its newline waits for the next update. The state keeps no point of it.",
+        change=logged_file_rows,
+    ),
+    Prop(
         "dataset_inputs",
         "array",
         "Datasets the run used; appending is an update.",
@@ -221,9 +232,24 @@ RUN_OUTPUTS: tuple[Prop, ...] = (
     ),
     Prop("latest_metrics", "map", "Latest value per metric key.", items=Prop("value", "number", "")),
     Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),
+    Prop(
+        "metrics_file_logged",
+        "any",
+        "How much of `metricsFile` is logged: its first `rows` rows, `bytes` long, whose sha256 is `sha256` "
+        "(never the points).",
+    ),
 )
 """What the core hands back besides the inputs (``run_plan.outputs_for``), the same on both doors. Its
 ``metrics`` (every point as logged) is kept by each door in a state form of its own: the two below."""
+
+METRICS_FILE_SUMMARY = Prop(
+    "metrics_file_summary",
+    "any",
+    "What Check read of `metricsFile`: `path`, `format`, the complete `rows`, their `bytes` and `sha256`, the "
+    "`points` per key, and `waiting` when a last line has no newline yet.",
+)
+"""A checked input the provider adds (Check reads the file; Diff is handed only its hash), which a preview shows
+and the state keeps in place of the points. Not in the schema's inputs: no program sets it."""
 
 LOGGED_POINTS = Prop("logged_points", "any", "Every metric point as logged, in columns per key.")
 """The dynamic door's form of the logged points (``core.state.pack_points``): its Diff is handed only the old

@@ -42,9 +42,12 @@ def diff_props(props: Sequence[Prop], olds: Mapping[str, Any], news: Mapping[str
         if rule is None:
             raise TypeError(f"input {prop.name!r} has no change rule (definitions: Prop.change)")
         new = news.get(prop.name)
-        verdict = rule.on_unknown if is_unknown(new) else rule(olds.get(rule.stored or prop.name), new)
-        if verdict:
-            verdicts[verdict].append(prop.name)
+        if is_unknown(new):
+            verdicts[rule.on_unknown].append(prop.name)
+            continue
+        said = rule(olds.get(rule.stored or prop.name), news.get(rule.checked) if rule.checked else new)
+        if said:
+            verdicts[said].append(prop.name)
     return verdicts["replace"], verdicts["update"]
 
 

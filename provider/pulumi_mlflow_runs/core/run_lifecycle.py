@@ -18,8 +18,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pulumi_mlflow_runs.core import file_points
 from pulumi_mlflow_runs.core.change_rules import match_points
 from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
+from pulumi_mlflow_runs.core.metrics_file import LOGGED
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, TAG_PROPS, check_inputs
 
@@ -60,15 +62,17 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
     try:
         writes = plan_writes(run_id, {}, inputs, now)
         completion_tag(writes, inputs.get("resource_key"))
-        # Files before the completion tag: a run marked complete has all of them.
+        # Files and the metrics file's rows before the completion tag: a run marked complete has all of them.
         files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
+        path = file_points.declared_path(inputs)
+        inputs[LOGGED] = file_points.send(api, run_id, path, None, now=now, run=None, done=[]) if path else None
         apply_writes(api, writes)
         run = api.get_run(run_id)
         _raise_if_not_stored(inputs, run)
     except BaseException as exc:
         if not _rollback(api, run_id, exc) and isinstance(exc, MlflowRunsError):
             # What of the points reached the server is not known: none is recorded as logged.
-            made = {**inputs, "metrics": None, "run_id": run_id, "artifact_uri": run.info.artifact_uri}
+            made = {**inputs, "metrics": None, LOGGED: None, "run_id": run_id, "artifact_uri": run.info.artifact_uri}
             exc.left_behind = unread_state(made)
         raise
     return run_id, outputs_for(inputs, run, files)
@@ -122,7 +126,7 @@ def _converge(
 
     run_id = run.info.run_id
     history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
-    olds = adopted_state(run, history, inputs)
+    olds = file_points.on_server(adopted_state(run, history, inputs), run, inputs)
     d = diff_run(olds, inputs)
     if d.replaces:
         return None, d.replaces
@@ -305,6 +309,8 @@ def update(
             finish_unfinished(writes, taken or found)
         artifact_uri = olds.get("artifact_uri") or api.get_run(run_id).info.artifact_uri
         files = sync(api, artifact_uri, olds.get("artifact_files"), inputs.get("artifacts"), done)
+        read = taken or (found if unread else None)
+        inputs[LOGGED] = _file_rows(api, run_id, olds, inputs, now=now, run=read, done=done)
         apply_writes(api, writes, done)
         run = api.get_run(run_id)
         _raise_if_not_stored(inputs, run)
@@ -322,6 +328,22 @@ def update(
         exc.left_behind = unread_state({**olds, "run_id": run_id})
         raise
     return outputs_for(inputs, run, files)
+
+
+def _file_rows(
+    api: MlflowApi, run_id: str, olds: Mapping[str, Any], inputs: Mapping[str, Any], *, now: int, run: m.Run | None,
+    done: list[str],
+) -> dict[str, Any] | None:  # fmt: skip
+    """Log the metrics file's rows the run lacks; the logged part afterwards. The run is read first (unless
+    just read) when the file is longer than its logged part: its progress tag says where an append that was
+    cut short stopped."""
+    path = file_points.declared_path(inputs)
+    if path is None:
+        return None
+    logged = olds.get(LOGGED)
+    if not file_points.needs_sending(path, logged):
+        return logged if isinstance(logged, dict) else None
+    return file_points.send(api, run_id, path, logged, now=now, run=run or api.get_run(run_id), done=done)
 
 
 def _with_unrecorded(
@@ -375,7 +397,8 @@ def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: M
     }
     state = adopted_state(run, history, managed)
     state["artifact_files"] = olds.get("artifact_files")
-    return state
+    state[LOGGED] = olds.get(LOGGED)
+    return file_points.on_server(state, run, inputs)
 
 
 def delete(api: MlflowApi, run_id: str) -> None:

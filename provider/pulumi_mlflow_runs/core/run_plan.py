@@ -229,6 +229,7 @@ def outputs_for(
     ``native.state.plugin_state``)."""
     outs: dict[str, Any] = {key: inputs.get(key) for key in INPUT_KEYS if key not in NOT_ECHOED_KEYS}
     outs["artifact_files"] = dict(artifact_files) if artifact_files is not None else None
+    outs["metrics_file_logged"] = inputs.get("metrics_file_logged")
     outs.update(
         run_id=run.info.run_id,
         artifact_uri=run.info.artifact_uri,

@@ -9,27 +9,28 @@ Parts still unknown during a preview are passed through untouched: the engine ch
 from __future__ import annotations
 
 import math
-import posixpath
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from pulumi.asset import Archive, FileAsset
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from pulumi_mlflow_runs.core.artifacts.files import check_artifacts
+from pulumi_mlflow_runs.core import metrics_file
+from pulumi_mlflow_runs.core.artifacts.files import Elided, check_artifacts
 from pulumi_mlflow_runs.core.definitions import (
     DATASET,
     METRIC_POINT,
+    METRICS_FILE_SUMMARY,
     RUN_CREATE_ONLY,
     RUN_INPUTS,
     RUN_OUTPUTS,
     field_names,
 )
+from pulumi_mlflow_runs.core.limits import NONFINITE, key_problem, normalize_metric_value
 from pulumi_mlflow_runs.core.settings import validate_deployment_name, validate_host
 
 # ---- documented limits (the seed page) ----------------------------------------------------------------
-MAX_KEY_CHARS = 250
 MAX_BATCH_VALUE_CHARS = 250
 """Longest param or tag value log-batch takes; longer ones go through log-parameter / set-tag."""
 MAX_PARAM_VALUE_BYTES = 500
@@ -44,7 +45,6 @@ RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key")
 RESOURCE_KEY_TAG = RESERVED_TAGS[1]
 """The resource's key (``creating:<key>`` until the create has written everything), so that the next
 create of the same resource after an interrupted ``up`` takes over the half-made run instead of orphaning it."""
-NONFINITE = ("NaN", "Infinity", "-Infinity")
 
 INPUT_KEYS = tuple(p.name for p in RUN_INPUTS)
 REPLACE_KEYS = tuple(p.name for p in RUN_INPUTS if p.replaces)
@@ -61,16 +61,19 @@ ECHOED_IN = {
     "latest_metrics": ("metrics",),
     "artifact_uri": ("experiment_id",),
     "artifact_files": ("artifacts",),
+    "metrics_file_logged": ("metrics_file",),
 }
 """Outputs that repeat inputs under another name (an output with an input's own name is the engine's): an
 output is secret wherever an input it repeats is. Each door adds the output its state form keeps the points in."""
-NOT_ECHOED_KEYS = ("artifacts",)
-"""Inputs not repeated in the outputs: ``artifacts`` holds assets (and a StringAsset's text); the outputs
-keep ``artifact_files`` (hash, size, URI per file) instead."""
+NOT_ECHOED_KEYS = ("artifacts", "metrics_file")
+"""Inputs not repeated in the outputs: they hold assets (and a StringAsset's text); the outputs keep
+``artifact_files`` (hash, size, URI per file) and ``metrics_file_logged`` (how much of the file is logged)."""
+CHECKED_KEYS = (METRICS_FILE_SUMMARY.name,)
+"""Inputs Check adds (``metrics_file_summary``: what it read of the file): never given by a program, kept
+as they are when the engine hands the checked inputs back."""
 
 _METRIC_KEYS = field_names(METRIC_POINT)
 _DATASET_KEYS = field_names(DATASET)
-_NAME_CHARS = re.compile(r"^[/\w.\- :]*$")
 
 
 _LEAVES = frozenset({int, float, bool, type(None)})
@@ -133,22 +136,13 @@ class _Checker:
         return number
 
     def name(self, prop: str, key: Any, what: str) -> str | None:
-        """MLflow's rules for metric, param and tag keys (checked so nothing fails halfway)."""
+        """MLflow's rules for metric, param and tag keys (``limits.key_problem``)."""
         key_s = self.string(prop, key, allow_empty=False)
         if key_s is None:
             return None
-        if len(key_s) > MAX_KEY_CHARS:
-            self.fail(prop, f"{what} key is {len(key_s)} characters; the limit is {MAX_KEY_CHARS}")
-            return None
-        if not _NAME_CHARS.match(key_s):
-            self.fail(prop, f"{what} key {key_s!r} may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'")
-            return None
-        norm = posixpath.normpath(key_s)
-        if norm != key_s or norm == "." or norm.startswith(("..", "/")):
-            self.fail(
-                prop,
-                f"{what} key {key_s!r} must not look like a relative or absolute path (it would resolve to {norm!r})",
-            )
+        problem = key_problem(key_s, what)
+        if problem:
+            self.fail(prop, problem)
             return None
         return key_s
 
@@ -216,22 +210,6 @@ def _kind(value: Any) -> str:
 
 def _utf8_len(value: str) -> int:
     return len(value.encode("utf-8"))
-
-
-def normalize_metric_value(value: Any) -> float | str | None:
-    """A metric value in normal form: a finite float, or one of MLflow's non-finite strings."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-        if math.isnan(number):
-            return "NaN"
-        if math.isinf(number):
-            return "Infinity" if number > 0 else "-Infinity"
-        return number
-    if isinstance(value, str) and value in NONFINITE:
-        return value
-    return None
 
 
 def _params(c: _Checker, raw: Any) -> dict[str, str] | None:
@@ -431,6 +409,28 @@ def _model_refs(c: _Checker, name: str, raw: Any, with_step: bool) -> list[dict[
     return out
 
 
+def _metrics_file_path(c: _Checker, value: Any) -> str | None:
+    """The path of the file asset ``metrics_file`` names; None (with a failure) for any other kind of value, or
+    for the engine's signature-only form, which Diff and Read are handed (its summary stands for it)."""
+    if isinstance(value, Elided):
+        return None
+    if not isinstance(value, FileAsset):
+        kind = "an archive" if isinstance(value, Archive) else type(value).__name__
+        c.fail("metrics_file", f"must be a FileAsset (a file the training job wrote), got {kind}")
+        return None
+    return str(value.path)
+
+
+def _read_metrics_file(c: _Checker, path: str, inline: Any) -> dict[str, Any] | None:
+    """Check's reading of the file: its summary, or a failure naming the file, the line and the column."""
+    points = [] if inline is None or is_unknown(inline) else (checked_points(inline) or [])
+    try:
+        return metrics_file.summarize(path, points).as_dict()
+    except metrics_file.FileProblem as exc:
+        c.fail("metrics_file", str(exc))
+        return None
+
+
 def checked_points(raw: Any) -> list[dict[str, Any]] | None:
     """``metrics`` in normal form, as ``check_inputs`` gives them; None if unknown or any point breaks a rule."""
     if raw is None:
@@ -442,50 +442,76 @@ def checked_points(raw: Any) -> list[dict[str, Any]] | None:
     return None if c.failures else (points or [])
 
 
+def _normal(c: _Checker, key: str, value: Any, given: Mapping[str, Any]) -> Any:
+    """One known input in normal form; None (with failures in ``c``) where it breaks a rule, or where it is kept
+    as given (``artifacts``: the engine must still see the assets)."""
+    if key in ("experiment_id", *CREATE_ONLY_KEYS):
+        return c.string(key, value, allow_empty=False)
+    if key in ("deployment_name", "host"):
+        return c.connection(key, value)
+    if key == "run_name" or key in TAG_PROPS:
+        return c.string(key, value)
+    if key in ("start_time", "end_time"):
+        return c.integer(key, value)
+    if key == "status":
+        status = c.string(key, value)
+        if status is not None and status not in STATUSES:
+            c.fail(key, f"must be one of {', '.join(STATUSES)}")
+            return None
+        return status
+    if key == "params":
+        return _params(c, value)
+    if key == "tags":
+        return _tags(c, value, "run_name" in given, {TAG_PROPS[k]: k for k in given if k in TAG_PROPS})
+    if key == "metrics":
+        return _metrics(c, value)
+    if key == "dataset_inputs":
+        return _dataset_inputs(c, value)
+    if key in ("model_inputs", "model_outputs"):
+        return _model_refs(c, key, value, key == "model_outputs")
+    if key == "artifacts":
+        c.failures += check_artifacts(value)
+    return None
+
+
 def check_inputs(
-    news: Mapping[str, Any], outputs: Collection[str] = OUTPUT_KEYS
+    news: Mapping[str, Any],
+    outputs: Collection[str] = OUTPUT_KEYS,
+    *,
+    read_files: bool = False,
+    reuse_summary: Any = None,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate and normalize the inputs; return ``(inputs, failures)``.
 
     ``inputs`` keeps every given key (normalized where known and valid, untouched where unknown or
     invalid), so the engine can still show it; ``failures`` name the property, the problem and the limit.
     ``outputs`` are the names of the door's outputs, which its program may send as None and are no inputs.
+
+    ``read_files`` is Check's: the metrics file is read and checked row by row, and what it holds is added
+    as ``metrics_file_summary`` (``reuse_summary`` instead, where the door knows the file is unchanged); other
+    callers get the inputs Check returned, summary included, and read no file.
     """
     c = _Checker()
     out: dict[str, Any] = {}
-    for key in sorted(set(news) - set(INPUT_KEYS) - set(CREATE_ONLY_KEYS) - set(outputs) - {"__provider"}):
+    known = {*INPUT_KEYS, *CREATE_ONLY_KEYS, *CHECKED_KEYS}
+    for key in sorted(set(news) - known - set(outputs) - {"__provider"}):
         c.fail(key, f"is not an input of ExperimentRun (inputs: {', '.join(INPUT_KEYS)}, adopt_run_id)")
     given = {k: v for k, v in news.items() if k in (*INPUT_KEYS, *CREATE_ONLY_KEYS) and v is not None}
+    if not read_files and news.get(METRICS_FILE_SUMMARY.name) is not None and "metrics_file" in given:
+        out[METRICS_FILE_SUMMARY.name] = news[METRICS_FILE_SUMMARY.name]
     for key, value in given.items():
         out[key] = value
         if is_unknown(value):
             continue
-        normal: Any = None
-        if key in ("experiment_id", *CREATE_ONLY_KEYS):
-            normal = c.string(key, value, allow_empty=False)
-        elif key in ("deployment_name", "host"):
-            normal = c.connection(key, value)
-        elif key == "run_name" or key in TAG_PROPS:
-            normal = c.string(key, value)
-        elif key in ("start_time", "end_time"):
-            normal = c.integer(key, value)
-        elif key == "status":
-            normal = c.string(key, value)
-            if normal is not None and normal not in STATUSES:
-                c.fail(key, f"must be one of {', '.join(STATUSES)}")
-                normal = None
-        elif key == "params":
-            normal = _params(c, value)
-        elif key == "tags":
-            normal = _tags(c, value, "run_name" in given, {TAG_PROPS[k]: k for k in given if k in TAG_PROPS})
-        elif key == "metrics":
-            normal = _metrics(c, value)
-        elif key == "dataset_inputs":
-            normal = _dataset_inputs(c, value)
-        elif key in ("model_inputs", "model_outputs"):
-            normal = _model_refs(c, key, value, key == "model_outputs")
-        elif key == "artifacts":
-            c.failures += check_artifacts(value)  # kept as given: the engine must still see the assets
+        if key == "metrics_file":
+            path = _metrics_file_path(c, value)  # kept as given: the engine hashes the asset
+            if path is not None and read_files:
+                summary = reuse_summary if metrics_file.same_file(reuse_summary, path) else None
+                summary = summary or _read_metrics_file(c, path, given.get("metrics"))
+                if summary is not None:
+                    out[METRICS_FILE_SUMMARY.name] = summary
+            continue
+        normal = _normal(c, key, value, given)
         if normal is not None:
             out[key] = normal
     if "experiment_id" not in given:

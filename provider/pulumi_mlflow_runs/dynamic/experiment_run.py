@@ -21,6 +21,7 @@ from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.definitions import LOGGED_POINTS
 from pulumi_mlflow_runs.core.errors import InputError
+from pulumi_mlflow_runs.core.limits import normalize_metric_value
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, now_ms
 from pulumi_mlflow_runs.core.run_spec import (
@@ -29,7 +30,6 @@ from pulumi_mlflow_runs.core.run_spec import (
     OUTPUT_KEYS,
     check_inputs,
     is_unknown,
-    normalize_metric_value,
 )
 from pulumi_mlflow_runs.core.state import from_state, with_columns
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, sendable, tolerate_elided_assets
@@ -107,7 +107,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        inputs, failures = check_inputs(news, STATE_OUTPUTS)
+        inputs, failures = check_inputs(news, STATE_OUTPUTS, read_files=True)
         if news.get("artifacts") is not None:
             remember_checked(_request_urn(), news["artifacts"])
         return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])
@@ -219,6 +219,9 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
     dataset_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_inputs: pulumi.Output[list[dict[str, Any]] | None]
     model_outputs: pulumi.Output[list[dict[str, Any]] | None]
+    metrics_file: pulumi.Output[Any]
+    metrics_file_logged: pulumi.Output[dict[str, Any] | None]
+    """How much of ``metrics_file`` is logged: ``{rows, bytes, sha256}`` of its first rows (never the points)."""
     artifact_files: pulumi.Output[dict[str, dict[str, Any]] | None]
     """Every file the ``artifacts`` input put in the run's artifact root, by path:
     ``{sha256, size, uri}`` (an archive has one entry per file). Never the content. An entry without
@@ -243,6 +246,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
         model_inputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         model_outputs: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] | None = None,
         artifacts: pulumi.Input[Mapping[str, pulumi.Asset | pulumi.Archive]] | None = None,
+        metrics_file: pulumi.Input[pulumi.FileAsset] | None = None,
         host: pulumi.Input[str] | None = None,
         deployment_name: pulumi.Input[str] | None = None,
         adopt_run_id: pulumi.Input[str] | None = None,
@@ -268,6 +272,11 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             StringAsset, FileArchive (folder, zip or tar file) and AssetArchive, on ``mlflow-artifacts:``,
             ``file:`` and Databricks runs' ``dbfs:/databricks/mlflow-tracking`` roots.
             Changed files are uploaded again, removed ones deleted (an update, never a replace).
+        :param metrics_file: ``pulumi.FileAsset("curves/train.csv")``: the points a training job wrote, as CSV
+            with a header (``key,value,step,timestamp``, and any of ``dataset_name``, ``dataset_digest``,
+            ``model_id``) or JSON Lines (``.jsonl``). Rows added at its end are an update that logs only them;
+            a change to logged rows replaces the run; a last line without its newline waits. State keeps no
+            point of it. May go with ``metrics`` as long as no point is in both.
         :param host: base URL of a workspace or tracking server (overrides stack config and env).
         :param deployment_name: a Databricks workspace ``https://<deployment_name>.cloud.databricks.com``.
         :param adopt_run_id: an existing run (in ``experiment_id``) that the create takes over instead of making
@@ -296,6 +305,7 @@ class ExperimentRun(dyn.Resource, module="mlflow", name="ExperimentRun"):
             "model_inputs": model_inputs,
             "model_outputs": model_outputs,
             "artifacts": sendable(artifacts),
+            "metrics_file": metrics_file,
             "host": host,
             "deployment_name": deployment_name,
         }

@@ -89,6 +89,18 @@ def artifact_diff(old: Mapping[str, Any] | None, new: Any) -> dict[str, Kind]:
     return out
 
 
+def _file_diff(old_inputs: Mapping[str, Any], news: Mapping[str, Any], replaces: bool) -> dict[str, Kind]:
+    """A metrics file: the file itself, and each key whose count of points Check read changed
+    (``metricsFileSummary.points.loss``), which the display shows as ``loss: 10000 => 10010``."""
+    old, new = old_inputs.get("metrics_file"), news.get("metrics_file")
+    out = {"metricsFile": _kind(ADD if old is None else DELETE if new is None else UPDATE, replaces)}
+    old_points = (old_inputs.get("metrics_file_summary") or {}).get("points") or {}
+    new_points = (news.get("metrics_file_summary") or {}).get("points") or {}
+    if isinstance(old_points, Mapping) and isinstance(new_points, Mapping):
+        out.update(_map_diff("metricsFileSummary.points", old_points, new_points, replaces))
+    return out
+
+
 def detailed(
     keys: Sequence[str], replaces: Sequence[str], old_inputs: Mapping[str, Any], news: Mapping[str, Any]
 ) -> dict[str, Kind]:
@@ -105,6 +117,8 @@ def detailed(
         elif key in ("metrics", "dataset_inputs", "model_inputs", "model_outputs"):
             found = _list_diff(name, key, old or [], new or [], replacing)
             out.update(found or {name: _kind(UPDATE, replacing)})
+        elif key == "metrics_file":
+            out.update(_file_diff(old_inputs, news, replacing))
         elif key == "lifecycle_stage":
             out["lifecycleStage"] = UPDATE  # deleted outside Pulumi: the update restores it
         else:

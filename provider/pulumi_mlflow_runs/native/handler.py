@@ -51,7 +51,10 @@ class Handler(Protocol):
     computed: tuple[Prop, ...]
     """The outputs only the server knows: unknown in a preview."""
 
-    def check(self, news: Props, olds: Props) -> list[tuple[str, str]]: ...
+    def check(self, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+        """``(inputs to add, failures)``: the engine keeps the inputs as sent (assets whole, secrets marked), with
+        what Check adds (a metrics file's summary); the core normalizes them again where it reads them."""
+        ...
 
     def diff(self, olds: Props, old_inputs: Props, news: Props) -> Change: ...
 

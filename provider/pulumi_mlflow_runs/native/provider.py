@@ -30,7 +30,7 @@ from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
-from pulumi_mlflow_runs.core.run_spec import NOT_ECHOED_KEYS
+from pulumi_mlflow_runs.core.run_spec import CHECKED_KEYS, NOT_ECHOED_KEYS
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.native import schema, wire
@@ -89,7 +89,8 @@ def _previewed(
     update keeps. Nothing is sent to the server."""
     out = struct_pb2.Struct()
     out.CopyFrom(news)
-    for key in map(d.camel, NOT_ECHOED_KEYS):  # as in real outputs: an SDK cannot read an empty asset back
+    for key in map(d.camel, (*NOT_ECHOED_KEYS, *CHECKED_KEYS)):  # as in real outputs (an SDK cannot read an empty
+        # asset back, and what Check added is no output)
         if key in out.fields:
             del out.fields[key]
     old_fields = olds.fields if isinstance(olds, struct_pb2.Struct) else {}
@@ -221,12 +222,15 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
         handler = _handler(request, context)
-        news, _ = _snake(request.news, handler.props)
+        news, secret = _snake(request.news, handler.props)
         olds, _ = _snake(request.olds, handler.props)
-        failures = handler.check(news, olds)
+        added, failures = handler.check(news, olds)
         # The inputs as sent: the engine keeps them (assets whole, secrets marked); the core normalizes again.
+        inputs = struct_pb2.Struct()
+        inputs.CopyFrom(request.news)
+        inputs.MergeFrom(_camel(added, handler.props, set(added) & handler.secret_outputs(secret)))
         return provider_pb2.CheckResponse(
-            inputs=request.news,
+            inputs=inputs,
             failures=[provider_pb2.CheckFailure(property=camel_path(p, handler.props), reason=r) for p, r in failures],
         )
 

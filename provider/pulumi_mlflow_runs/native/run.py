@@ -10,6 +10,7 @@ from __future__ import annotations
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core import run_spec
 from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
 from pulumi_mlflow_runs.core.resource_key import input_of_urn
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.native import diff as detail
@@ -25,7 +26,7 @@ from pulumi_mlflow_runs.native.state import (
 )
 
 _OUTPUT_NAMES = tuple(p.name for p in STATE_OUTPUTS)
-_ECHOED = {**run_spec.ECHOED_IN, "logged_points": ("metrics",)}
+_ECHOED = {**run_spec.ECHOED_IN, "logged_points": ("metrics",), METRICS_FILE_SUMMARY.name: ("metrics_file",)}
 """Outputs that repeat inputs under another name: the core's, and the points of a state in columns."""
 
 
@@ -34,9 +35,14 @@ class RunHandler:
     props = RUN_PROPS
     computed = STATE_OUTPUTS
 
-    def check(self, news: Props, olds: Props) -> list[tuple[str, str]]:
-        _, failures = run_spec.check_inputs(news, _OUTPUT_NAMES)
-        return failures
+    def check(self, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+        # A metrics file whose hash the engine says is unchanged is not read again: its summary stands.
+        new_hash, old_hash = (getattr(x.get("metrics_file"), "engine_hash", None) for x in (news, olds))
+        unchanged = new_hash is not None and new_hash == old_hash
+        reuse = olds.get(METRICS_FILE_SUMMARY.name) if unchanged else None
+        inputs, failures = run_spec.check_inputs(news, _OUTPUT_NAMES, read_files=True, reuse_summary=reuse)
+        added = {k: inputs[k] for k in run_spec.CHECKED_KEYS if k in inputs}
+        return added, failures
 
     def diff(self, olds: Props, old_inputs: Props, news: Props) -> Change:
         state = run_state(olds, old_inputs)

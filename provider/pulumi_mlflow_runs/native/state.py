@@ -26,9 +26,15 @@ keys are the core's own snake_case names, which ``_snake`` passes through as the
 
 STATE_OUTPUTS: tuple[d.Prop, ...] = (*d.RUN_OUTPUTS, d.STAMPED_AT)
 """The outputs of the plugin's run: the core's, and the timestamps it chose (the schema's outputs)."""
-RUN_PROPS: tuple[d.Prop, ...] = (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY, *STATE_OUTPUTS, d.LOGGED_POINTS)
-"""Every name a run's properties use on the wire: ``logged_points`` too, in a moved dynamic resource's state
-and in the state a failed step left (``unread_form``)."""
+RUN_PROPS: tuple[d.Prop, ...] = (
+    *d.RUN_INPUTS,
+    *d.RUN_CREATE_ONLY,
+    d.METRICS_FILE_SUMMARY,
+    *STATE_OUTPUTS,
+    d.LOGGED_POINTS,
+)
+"""Every name a run's properties use on the wire: what Check adds, and ``logged_points`` too, in a moved dynamic
+resource's state and in the state a failed step left (``unread_form``)."""
 
 
 def as_uploaded(declared: Mapping[str, Any] | None, uploaded: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -46,9 +46,18 @@ def _read(raw: Any, secret: list[bool]) -> Any:
     return raw
 
 
+class HashedFileAsset(FileAsset):
+    """A file asset with the engine's hash of its contents, where the engine sent one (Check may then know a
+    file is unchanged without reading it)."""
+
+    engine_hash: str | None = None
+
+
 def _asset(fields: Mapping[str, Any]) -> Any:
     if "path" in fields:
-        return FileAsset(str(fields["path"]))
+        asset = HashedFileAsset(str(fields["path"]))
+        asset.engine_hash = str(fields["hash"]) if fields.get("hash") else None
+        return asset
     if "text" in fields:
         return StringAsset(str(fields["text"]))
     if "uri" in fields:

@@ -1,0 +1,150 @@
+"""A metrics file as Check, Diff and the sender read it: rows, errors that name the line and the column,
+the summary a preview shows, and the verdict from the logged part alone. No server here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from pulumi_mlflow_runs.core import metrics_file as mf
+from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.run_spec import check_inputs
+
+HEADER = "key,value,step,timestamp\n"
+
+
+def _csv(path: Path, *rows: str, header: str = HEADER) -> str:
+    path.write_text(header + "".join(f"{r}\n" for r in rows))
+    return str(path)
+
+
+def _summary(path: str, **inputs: object) -> dict[str, object]:
+    news = {"experiment_id": "1", "metrics_file": pulumi.FileAsset(path), **inputs}
+    checked, failures = check_inputs(news, read_files=True)
+    assert failures == []
+    return checked[mf.SUMMARY]
+
+
+def _failure(path: str, **inputs: object) -> str:
+    news = {"experiment_id": "1", "metrics_file": pulumi.FileAsset(path), **inputs}
+    _, failures = check_inputs(news, read_files=True)
+    assert len(failures) == 1, failures
+    prop, reason = failures[0]
+    assert prop == "metrics_file"
+    return reason
+
+
+def test_a_csv_file_is_summarized_per_key_and_a_partial_last_line_waits(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "acc,0.5,0,1000", "loss,0.7,1,2000")
+    with open(path, "a") as f:
+        f.write("acc,0.6,1,20")  # still being written
+    summary = _summary(path)
+    complete = len(HEADER) + len("loss,0.9,0,1000\nacc,0.5,0,1000\nloss,0.7,1,2000\n")
+    assert summary == {
+        "path": path, "format": "csv", "rows": 3, "bytes": complete,
+        "sha256": mf.prefix_sha256(path, complete), "points": {"acc": 1, "loss": 2}, "waiting": True,
+    }  # fmt: skip
+
+
+def test_json_lines_take_the_same_fields_and_optional_ones(tmp_path: Path) -> None:
+    path = tmp_path / "eval.jsonl"
+    rows = [{"key": "f1", "value": 0.8}, {"key": "f1", "value": "NaN", "step": 2, "dataset_name": "sst2"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = _summary(str(path))
+    assert (summary["format"], summary["rows"], summary["points"]) == ("jsonl", 2, {"f1": 2})
+    points = [p for b in mf.batches(str(path), None, 77) for p in b.points]
+    assert points == [
+        {"key": "f1", "value": 0.8, "step": 0, "timestamp": 77},
+        {"key": "f1", "value": "NaN", "step": 2, "dataset_name": "sst2", "timestamp": 77},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "expected"),
+    [
+        (["loss,abc,0,1"], HEADER, "line 2, column 2 (value): must be a number"),
+        (["loss,0.1,1.5,1"], HEADER, "line 2, column 3 (step): must be a whole number"),
+        (["loss,0.1,0,-4"], HEADER, "line 2, column 4 (timestamp): must be a whole number from 0"),
+        (["loss,0.1,0"], HEADER, "line 2: has 3 fields where the header names 4"),
+        (["../x,0.1,0,1"], HEADER, "line 2, column 1 (key): metric key '../x' must not look like a relative"),
+        (["loss,0.1,0,1"], "key,value,epoch\n", "line 1, column 3: the header names 'epoch'"),
+        (["0.1,0"], "value,step\n", "line 1: the header must name a 'key' column"),
+        (["loss,0.1,0,1", "acc,1,0,1", "loss,0.1,0,1"], HEADER, "line 4: repeats line 2"),
+    ],
+)
+def test_a_malformed_row_names_the_file_the_line_and_the_column(
+    tmp_path: Path, rows: list[str], header: str, expected: str
+) -> None:
+    path = _csv(tmp_path / "bad.csv", *rows, header=header)
+    reason = _failure(path)
+    assert reason.startswith(f"{path}, ") and expected in reason, reason
+
+
+def test_a_bad_json_line_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"key": "a", "value": 1}\n{"key": "a", "value": 2, "stepp": 1}\n{"key": \n')
+    assert f"{path}, line 2, column 26: 'stepp' is not a field" in _failure(str(path))
+    path.write_text('{"key": "a", "value": 1}\n{"key": \n')
+    assert _failure(str(path)) == f"{path}, line 2, column 9: not JSON (Expecting value)"
+
+
+def test_a_missing_file_names_its_path_and_other_assets_are_refused(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.csv")
+    assert _failure(missing) == f"no file at {missing} (a path relative to the program's folder)"
+    text = pulumi.StringAsset("key,value\n")
+    _, failures = check_inputs({"experiment_id": "1", "metrics_file": text}, read_files=True)
+    assert failures == [("metrics_file", "must be a FileAsset (a file the training job wrote), got StringAsset")]
+
+
+def test_a_point_in_both_metrics_and_the_file_is_refused(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.7,1,2000")
+    assert _summary(path, metrics=[{"key": "loss", "value": 0.7, "step": 2, "timestamp": 2000}])["rows"] == 2
+    both = {"key": "loss", "value": 0.7, "step": 1, "timestamp": 2000}
+    reason = _failure(path, metrics=[{"key": "acc", "value": 1}, both])
+    assert reason == f"{path}, line 3: is also metrics[1]; declare a point in metrics or in the file, not in both"
+
+
+def test_the_verdict_appended_rows_update_changed_or_removed_rows_replace(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.7,1,2000")
+    logged = {mf.LOGGED: {k: _summary(path)[k] for k in ("rows", "bytes", "sha256")}}
+    news = {"experiment_id": "1", "metrics_file": object()}
+
+    def verdict() -> tuple[tuple[str, ...], tuple[str, ...]]:
+        d = diff_run({**logged, "experiment_id": "1"}, {**news, mf.SUMMARY: _summary(path)})
+        return d.replaces, d.updates
+
+    assert verdict() == ((), ())
+    _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.7,1,2000", "loss,0.5,2,3000")
+    assert verdict() == ((), ("metrics_file",))
+    _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.71,1,2000", "loss,0.5,2,3000")
+    assert verdict() == (("metrics_file",), ())
+    _csv(tmp_path / "train.csv", "loss,0.9,0,1000")
+    assert verdict() == (("metrics_file",), ())
+    assert diff_run({**logged, "experiment_id": "1"}, {"experiment_id": "1"}).replaces == ("metrics_file",)
+    never = {"experiment_id": "1", mf.LOGGED: None}
+    assert diff_run(never, {"experiment_id": "1"}).changes is False
+
+
+def test_batches_resume_from_the_progress_tag_with_its_timestamp(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "t.csv", *(f"loss,{i},{i}," for i in range(5)))
+    sent = list(mf.batches(path, None, 111, rows=2))
+    assert [len(b.points) for b in sent] == [2, 2, 1] and all(b.stamped for b in sent)
+    assert {p["timestamp"] for b in sent for p in b.points} == {111}
+    first = sent[0].progress
+    assert mf.Progress.of(first.tag_value()) == first and len(first.tag_value()) <= 250
+    # an append cut short after the first batch: the next one starts after it, with the same timestamp
+    start, stamp = mf.resume_point(path, None, first, now=999)
+    assert (start, stamp) == (first.logged, 111)
+    assert [p["step"] for b in mf.batches(path, start, stamp) for p in b.points] == [2, 3, 4]
+    # the tag an append writes before its first point, at state's position: same timestamp, same start
+    ahead = mf.Progress(first.logged, 222, ahead=True)
+    assert mf.resume_point(path, first.logged, ahead, now=999) == (first.logged, 222)
+    # a finished append's tag at state's position: a new append, a new timestamp
+    assert mf.resume_point(path, first.logged, first, now=999) == (first.logged, 999)
+    # the file no longer starts with what state says is logged
+    _csv(tmp_path / "t.csv", "loss,9,0,")
+    with pytest.raises(mf.FileProblem, match="its first 2 rows are logged, and the file no longer starts with"):
+        mf.resume_point(path, first.logged, None, now=1)
