@@ -99,6 +99,14 @@ export class ExperimentRun extends pulumi.CustomResource {
      */
     declare public readonly metrics: pulumi.Output<outputs.MetricPoint[] | undefined>;
     /**
+     * Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+     */
+    declare public readonly metricsFile: pulumi.Output<pulumi.asset.Asset | pulumi.asset.Archive | undefined>;
+    /**
+     * How much of `metricsFile` is logged: its first `rows` rows, `bytes` long, whose sha256 is `sha256` (never the points).
+     */
+    declare public /*out*/ readonly metricsFileLogged: pulumi.Output<any>;
+    /**
      * Logged models the run used (MLflow 3); appending is an update.
      */
     declare public readonly modelInputs: pulumi.Output<outputs.ModelInput[] | undefined>;
@@ -166,6 +174,7 @@ export class ExperimentRun extends pulumi.CustomResource {
             resourceInputs["experimentId"] = args?.experimentId;
             resourceInputs["host"] = args?.host;
             resourceInputs["metrics"] = args?.metrics;
+            resourceInputs["metricsFile"] = args?.metricsFile;
             resourceInputs["modelInputs"] = args?.modelInputs;
             resourceInputs["modelOutputs"] = args?.modelOutputs;
             resourceInputs["params"] = args?.params;
@@ -177,6 +186,7 @@ export class ExperimentRun extends pulumi.CustomResource {
             resourceInputs["artifactUri"] = undefined /*out*/;
             resourceInputs["latestMetrics"] = undefined /*out*/;
             resourceInputs["lifecycleStage"] = undefined /*out*/;
+            resourceInputs["metricsFileLogged"] = undefined /*out*/;
             resourceInputs["run"] = undefined /*out*/;
             resourceInputs["runId"] = undefined /*out*/;
             resourceInputs["stampedAt"] = undefined /*out*/;
@@ -195,6 +205,8 @@ export class ExperimentRun extends pulumi.CustomResource {
             resourceInputs["latestMetrics"] = undefined /*out*/;
             resourceInputs["lifecycleStage"] = undefined /*out*/;
             resourceInputs["metrics"] = undefined /*out*/;
+            resourceInputs["metricsFile"] = undefined /*out*/;
+            resourceInputs["metricsFileLogged"] = undefined /*out*/;
             resourceInputs["modelInputs"] = undefined /*out*/;
             resourceInputs["modelOutputs"] = undefined /*out*/;
             resourceInputs["params"] = undefined /*out*/;
@@ -254,6 +266,10 @@ export interface ExperimentRunArgs {
      * Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
      */
     metrics?: pulumi.Input<pulumi.Input<inputs.MetricPointArgs>[] | undefined>;
+    /**
+     * Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+     */
+    metricsFile?: pulumi.Input<pulumi.asset.Asset | pulumi.asset.Archive | undefined>;
     /**
      * Logged models the run used (MLflow 3); appending is an update.
      */

@@ -234,12 +234,12 @@ class _Reader:
             self._key_ok.add(key)
         point: dict[str, Any] = {"key": key, "value": _value(item["value"])}
         if point["value"] is None:
-            raise bad("value", f"must be a number (or NaN, Infinity, -Infinity), got {item['value']!r}")
+            raise bad("value", "must be a number (or NaN, Infinity, -Infinity)")
         for name, low in (("step", -(2**63)), ("timestamp", 0)):
             if item.get(name) is not None:
                 number = _whole(item[name])
                 if number is None or not low <= number <= _MAX_INT64:
-                    raise bad(name, f"must be a whole number from {low} to {_MAX_INT64}, got {item[name]!r}")
+                    raise bad(name, f"must be a whole number from {low} to {_MAX_INT64}")
                 point[name] = number
         point.setdefault("step", 0)
         for name in ("dataset_name", "dataset_digest", "model_id"):

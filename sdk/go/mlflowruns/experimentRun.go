@@ -42,6 +42,10 @@ type ExperimentRun struct {
 	LifecycleStage pulumi.StringOutput `pulumi:"lifecycleStage"`
 	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 	Metrics MetricPointArrayOutput `pulumi:"metrics"`
+	// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+	MetricsFile pulumi.AssetOrArchiveOutput `pulumi:"metricsFile"`
+	// How much of `metricsFile` is logged: its first `rows` rows, `bytes` long, whose sha256 is `sha256` (never the points).
+	MetricsFileLogged pulumi.AnyOutput `pulumi:"metricsFileLogged"`
 	// Logged models the run used (MLflow 3); appending is an update.
 	ModelInputs ModelInputArrayOutput `pulumi:"modelInputs"`
 	// Logged models the run produced (MLflow 3); appending is an update.
@@ -140,6 +144,8 @@ type experimentRunArgs struct {
 	Host *string `pulumi:"host"`
 	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 	Metrics []MetricPoint `pulumi:"metrics"`
+	// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+	MetricsFile pulumi.AssetOrArchive `pulumi:"metricsFile"`
 	// Logged models the run used (MLflow 3); appending is an update.
 	ModelInputs []ModelInput `pulumi:"modelInputs"`
 	// Logged models the run produced (MLflow 3); appending is an update.
@@ -176,6 +182,8 @@ type ExperimentRunArgs struct {
 	Host pulumi.StringPtrInput
 	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 	Metrics MetricPointArrayInput
+	// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+	MetricsFile pulumi.AssetOrArchiveInput
 	// Logged models the run used (MLflow 3); appending is an update.
 	ModelInputs ModelInputArrayInput
 	// Logged models the run produced (MLflow 3); appending is an update.
@@ -292,6 +300,16 @@ func (o ExperimentRunOutput) LifecycleStage() pulumi.StringOutput {
 // Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 func (o ExperimentRunOutput) Metrics() MetricPointArrayOutput {
 	return o.ApplyT(func(v *ExperimentRun) MetricPointArrayOutput { return v.Metrics }).(MetricPointArrayOutput)
+}
+
+// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+func (o ExperimentRunOutput) MetricsFile() pulumi.AssetOrArchiveOutput {
+	return o.ApplyT(func(v *ExperimentRun) pulumi.AssetOrArchiveOutput { return v.MetricsFile }).(pulumi.AssetOrArchiveOutput)
+}
+
+// How much of `metricsFile` is logged: its first `rows` rows, `bytes` long, whose sha256 is `sha256` (never the points).
+func (o ExperimentRunOutput) MetricsFileLogged() pulumi.AnyOutput {
+	return o.ApplyT(func(v *ExperimentRun) pulumi.AnyOutput { return v.MetricsFileLogged }).(pulumi.AnyOutput)
 }
 
 // Logged models the run used (MLflow 3); appending is an update.
