@@ -12,6 +12,7 @@ import pytest
 from pulumi_mlflow_runs.core import metrics_file as mf
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_spec import check_inputs
+from pulumi_mlflow_runs.native import wire
 
 HEADER = "key,value,step,timestamp\n"
 
@@ -148,3 +149,68 @@ def test_batches_resume_from_the_progress_tag_with_its_timestamp(tmp_path: Path)
     _csv(tmp_path / "t.csv", "loss,9,0,")
     with pytest.raises(mf.FileProblem, match="its first 2 rows are logged, and the file no longer starts with"):
         mf.resume_point(path, first.logged, None, now=1)
+
+
+class _Context:
+    def abort(self, code: object, details: str) -> None:
+        raise AssertionError(f"{code}: {details}")
+
+
+def _plugin_check(news: dict[str, object], olds: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    from google.protobuf import json_format
+    from pulumi.runtime.proto import provider_pb2
+
+    from pulumi_mlflow_runs.native.provider import Provider
+
+    request = provider_pb2.CheckRequest(
+        urn="urn:pulumi:s::p::mlflow-runs:index:ExperimentRun::r", news=wire.encode(news), olds=wire.encode(olds)
+    )
+    response = Provider().Check(request, _Context())
+    return json_format.MessageToDict(response.inputs), [f"{f.property}: {f.reason}" for f in response.failures]
+
+
+def _asset(path: str, sha: str) -> dict[str, object]:
+    return {wire.SIG: wire.ASSET_SIG, "path": path, "hash": sha}
+
+
+def test_the_plugin_reads_no_file_whose_hash_the_engine_says_is_unchanged(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.7,1,2000")
+    first, failures = _plugin_check({"experimentId": "1", "metricsFile": _asset(path, "h1")}, {})
+    assert failures == [] and first["metricsFileSummary"]["rows"] == 2
+    Path(path).unlink()  # a read now would fail: the summary Check gave before stands
+    olds = {"experimentId": "1", "metricsFile": _asset(path, "h1"), "metricsFileSummary": first["metricsFileSummary"]}
+    again, failures = _plugin_check({"experimentId": "1", "metricsFile": _asset(path, "h1")}, olds)
+    assert failures == [] and again["metricsFileSummary"] == first["metricsFileSummary"]
+    _, failures = _plugin_check({"experimentId": "1", "metricsFile": _asset(path, "h2")}, olds)
+    assert failures == [f"metricsFile: no file at {path} (a path relative to the program's folder)"]
+
+
+def test_a_secret_file_makes_its_summary_secret_on_the_plugin(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000")
+    secret = {wire.SIG: wire.SECRET_SIG, "value": _asset(path, "h")}
+    inputs, failures = _plugin_check({"experimentId": "1", "metricsFile": secret}, {})
+    assert failures == [] and inputs["metricsFileSummary"][wire.SIG] == wire.SECRET_SIG
+
+
+@pytest.mark.slow
+def test_reading_and_sending_a_long_file_keeps_memory_flat(tmp_path: Path) -> None:
+    """Sending holds one batch at a time; Check holds 8 bytes a row (the repeat test), not the points."""
+    import tracemalloc
+
+    def peaks(rows: int) -> tuple[int, int]:
+        path = _csv(tmp_path / f"{rows}.csv", *(f"loss,{i / 7},{i},{1000 + i}" for i in range(rows)))
+        tracemalloc.start()
+        for _ in mf.batches(path, None, 1):
+            pass
+        sending = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        tracemalloc.start()
+        mf.summarize(path)
+        checking = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return sending, checking
+
+    small_send, _ = peaks(10_000)
+    big_send, big_check = peaks(100_000)
+    assert big_send < 2 * small_send + 200_000, (small_send, big_send)
+    assert big_check < 100 * 100_000, f"{big_check} bytes to check 100,000 rows"

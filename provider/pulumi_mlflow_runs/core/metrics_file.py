@@ -277,11 +277,11 @@ def _whole(raw: Any) -> int | None:
     return None
 
 
-def point_ident(point: Mapping[str, Any]) -> bytes:
-    """An 8-byte digest of what makes a declared point a repeat of another: key, value, step, timestamp (as
+def point_ident(point: Mapping[str, Any]) -> int:
+    """A 64-bit digest of what makes a declared point a repeat of another: key, value, step, timestamp (as
     ``run_spec`` tells repeats in ``metrics``), and the dataset and model fields."""
     text = json.dumps([point.get(f) for f in FIELDS], separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 # ---- Check ------------------------------------------------------------------------------------------------
@@ -289,19 +289,21 @@ def point_ident(point: Mapping[str, Any]) -> bytes:
 
 def summarize(path: str, inline: Sequence[Mapping[str, Any]] = ()) -> Summary:
     """Read the whole file as Check does: every row checked, no row repeated, none also in ``inline`` (the
-    ``metrics`` input). Raises ``FileProblem``."""
+    ``metrics`` input). Raises ``FileProblem``. Holds one 64-bit digest per row (the repeat test), no point."""
     reader = _Reader(path)
-    seen: dict[bytes, int] = {}
+    seen: set[int] = set()
     inline_at = {point_ident(p): i for i, p in enumerate(inline)}
     points: dict[str, int] = {}
     for row in reader:
         ident = point_ident(row.point)
-        first = seen.setdefault(ident, row.line)
-        if first != row.line:
-            raise FileProblem(
-                f"{reader.where(row.line)}: repeats line {first} (same key, value, step and timestamp); MLflow "
-                "keeps such a point once: give it another step or timestamp"
-            )
+        if ident in seen:
+            first = _first_line_of(path, row.point)
+            if first is not None and first != row.line:
+                raise FileProblem(
+                    f"{reader.where(row.line)}: repeats line {first} (same key, value, step and timestamp); "
+                    "MLflow keeps such a point once: give it another step or timestamp"
+                )
+        seen.add(ident)
         if ident in inline_at:
             raise FileProblem(
                 f"{reader.where(row.line)}: is also metrics[{inline_at[ident]}]; declare a point in metrics or "
@@ -310,6 +312,13 @@ def summarize(path: str, inline: Sequence[Mapping[str, Any]] = ()) -> Summary:
         points[row.point["key"]] = points.get(row.point["key"], 0) + 1
     logged = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
     return Summary(path, reader.format, logged, points, reader.waiting)
+
+
+def _first_line_of(path: str, point: Mapping[str, Any]) -> int | None:
+    """The line of the first row that is ``point``: read again only to name a repeat (two rows that merely
+    share a digest are no repeat: the first such row is then the row itself)."""
+    wanted = [point.get(f) for f in FIELDS]
+    return next((row.line for row in _Reader(path) if [row.point.get(f) for f in FIELDS] == wanted), None)
 
 
 def same_file(old_summary: Any, path: str) -> bool:
