@@ -104,6 +104,7 @@ def test_a_curve_from_a_file_appended_cut_short_and_altered(
     engine.destroy()
 
 
+@pytest.mark.mlflow2
 def test_an_append_cut_short_resumes_where_it_stopped_without_logging_a_row_twice(
     tmp_path: Path, mlflow_env: str, fault_proxy: FaultProxy, mlflow_client: MlflowClient
 ) -> None:

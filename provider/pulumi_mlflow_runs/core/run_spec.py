@@ -40,7 +40,7 @@ MAX_INT64 = 2**63 - 1
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 RUN_NAME_TAG = "mlflow.runName"
-RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key")
+RESERVED_TAGS = ("pulumi.creation_token", "pulumi.resource_key", metrics_file.PROGRESS_TAG)
 """Tags the provider itself sets (see ``run_apply``)."""
 RESOURCE_KEY_TAG = RESERVED_TAGS[1]
 """The resource's key (``creating:<key>`` until the create has written everything), so that the next
