@@ -367,6 +367,18 @@ def verdict(logged_value: Any, summary_value: Any) -> Literal["update", "replace
     return "update" if found == logged.sha256 else "replace"
 
 
+def replace_reason(logged_value: Any, summary_value: Any) -> str:
+    """Why ``verdict`` said replace, in the words a reviewer reads beside the preview."""
+    logged, summary = Logged.of(logged_value), Summary.of(summary_value)
+    rows = logged.rows if logged is not None else 0
+    if summary is None:
+        return f"metricsFile was removed, and the {rows} points logged from it cannot be: the run is replaced"
+    return (
+        f"{summary.path} no longer starts with the {rows} rows logged from it (a row changed or was removed), "
+        "and logged points cannot change: the run is replaced"
+    )
+
+
 # ---- sending ------------------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,8 @@ class Change:
     old_inputs: Props = field(default_factory=dict)
     """What ``paths`` are compared against, to tell an edit of the program from drift in the display."""
     rewrite: bool = False
+    notes: tuple[str, ...] = ()
+    """What a reviewer should read beside the diff (why a run is replaced where the paths cannot say it)."""
 
 
 @dataclass(frozen=True)

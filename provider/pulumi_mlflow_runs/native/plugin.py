@@ -23,13 +23,17 @@ MAX_MESSAGE_BYTES = 400 << 20
 """The engine's own limit for a message (a run of many thousand points is a large one)."""
 
 
-def serve(port: int = 0) -> tuple[grpc.Server, int]:
+def serve(port: int = 0, engine_address: str | None = None) -> tuple[grpc.Server, int]:
+    """Serve the provider on a free port of loopback; ``engine_address`` is the engine's, where the plugin logs
+    (the engine passes it as the first argument, and again in ``Handshake``)."""
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mlflow-runs"), options=options)
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(Provider(), server)
+    provider = Provider()
+    provider.log.address = engine_address
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(provider, server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     return server, bound
@@ -40,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return
-    server, port = serve()
+    server, port = serve(engine_address=args[0] if args else None)
     print(port, flush=True)  # the engine reads the port from the first line
     server.wait_for_termination()
 

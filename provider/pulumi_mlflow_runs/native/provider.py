@@ -35,6 +35,7 @@ from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.native import schema, wire
 from pulumi_mlflow_runs.native.config import PLUGIN_KEYS, read_config
+from pulumi_mlflow_runs.native.engine_log import EngineLog
 from pulumi_mlflow_runs.native.experiment import ExperimentHandler
 from pulumi_mlflow_runs.native.functions import FUNCTIONS
 from pulumi_mlflow_runs.native.handler import Handler
@@ -163,16 +164,16 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self) -> None:
         self._runtime = Runtime(StackConfig(keys=PLUGIN_KEYS))
         self._lock = threading.Lock()
-        self.engine_address: str | None = None
+        self.log = EngineLog()
 
     # ---- plugin and configuration ------------------------------------------------------------------------
 
     def Handshake(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.engine_address = request.engine_address or None
+        self.log.address = request.engine_address or None
         return provider_pb2.ProviderHandshakeResponse(accept_secrets=True, accept_resources=True)
 
     def Attach(self, request: plugin_pb2.PluginAttach, context: grpc.ServicerContext) -> empty_pb2.Empty:
-        self.engine_address = request.address  # PULUMI_DEBUG_PROVIDERS: the engine attaches to a running plugin
+        self.log.address = request.address  # PULUMI_DEBUG_PROVIDERS: the engine attaches to a running plugin
         return empty_pb2.Empty()
 
     def GetPluginInfo(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> plugin_pb2.PluginInfo:
@@ -240,6 +241,8 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         news, _ = _snake(request.news, handler.props)
         old_inputs, _ = _snake(request.old_inputs, handler.props)
         change = handler.diff(olds, old_inputs, news)
+        for note in change.notes:
+            self.log.warn(request.urn, note)
         if not change.paths:
             return _unchanged(request, rewrite=change.rewrite)
         return provider_pb2.DiffResponse(

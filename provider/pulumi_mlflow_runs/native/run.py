@@ -7,8 +7,8 @@ point again) and its detailed diff (``native.diff``: the path of each change, fi
 
 from __future__ import annotations
 
+from pulumi_mlflow_runs.core import metrics_file, run_spec
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
-from pulumi_mlflow_runs.core import run_spec
 from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
 from pulumi_mlflow_runs.core.resource_key import input_of_urn
@@ -59,7 +59,11 @@ class RunHandler:
         changed = [k for k in (*verdict.replaces, *verdict.updates) if k != "artifacts"]
         paths = detail.detailed(changed, verdict.replaces, {**old_inputs, "lifecycle_stage": None}, news)
         paths.update(files)
+        notes: tuple[str, ...] = ()
+        if "metrics_file" in verdict.replaces:
+            notes = (metrics_file.replace_reason(state.get(metrics_file.LOGGED), news.get(metrics_file.SUMMARY)),)
         return Change(
+            notes=notes,
             replaces=verdict.replaces,
             diffs=tuple(sorted({*changed, *(["artifacts"] if files else [])})),
             paths=paths,

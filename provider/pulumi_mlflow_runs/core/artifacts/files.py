@@ -125,7 +125,8 @@ class Elided:
         self.hash = hash
 
     def __repr__(self) -> str:
-        return f"Elided({self.kind})"
+        """With the hash: two of them compare (``canonical``) as the contents they stand for do."""
+        return f"Elided({self.kind}, {self.hash})"
 
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
