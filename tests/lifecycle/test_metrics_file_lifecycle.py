@@ -123,6 +123,9 @@ def test_an_append_cut_short_resumes_where_it_stopped_without_logging_a_row_twic
     logged = len(mlflow_client.get_metric_history(run_id, "loss"))
     assert logged == 10 + mf.BATCH_ROWS, "the first batch of the append reached the server"
     fault_proxy.clear()
+    # a refresh takes in what the progress tag says is logged
+    engine.refresh()
+    assert _state_entry(engine, "train")["outputs"][mf.LOGGED]["rows"] == logged
     engine.up()
     sent = [m for w in fault_proxy.requests if w.endpoint == "runs/log-batch" for m in w.body["metrics"]]
     assert [m["step"] for m in sent] == list(range(logged, 2600)), "only what is missing is sent"

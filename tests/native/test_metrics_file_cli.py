@@ -122,6 +122,8 @@ def _curve_lifecycle(
     assert sorted({m["step"] for m in writes[0].body["metrics"]}) == list(range(100, 150))
     assert len(client.get_metric_history(run_id, "loss")) == 150
     project.pulumi("preview", "--expect-no-changes")
+    project.pulumi("refresh", "--yes", "--skip-preview")
+    project.pulumi("preview", "--expect-no-changes")
 
     # a logged row rewritten: a replace, and the preview says so before anything is sent
     csv = project.folder / "metrics" / "train.csv"

@@ -133,6 +133,7 @@ def test_batches_resume_from_the_progress_tag_with_its_timestamp(tmp_path: Path)
     path = _csv(tmp_path / "t.csv", *(f"loss,{i},{i}," for i in range(5)))
     sent = list(mf.batches(path, None, 111, rows=2))
     assert [len(b.points) for b in sent] == [2, 2, 1] and all(b.stamped for b in sent)
+    assert [b.progress.open for b in sent] == [True, True, False], "open but for the append's last batch"
     assert {p["timestamp"] for b in sent for p in b.points} == {111}
     first = sent[0].progress
     assert mf.Progress.of(first.tag_value()) == first and len(first.tag_value()) <= 250
@@ -140,11 +141,12 @@ def test_batches_resume_from_the_progress_tag_with_its_timestamp(tmp_path: Path)
     start, stamp = mf.resume_point(path, None, first, now=999)
     assert (start, stamp) == (first.logged, 111)
     assert [p["step"] for b in mf.batches(path, start, stamp) for p in b.points] == [2, 3, 4]
-    # the tag an append writes before its first point, at state's position: same timestamp, same start
-    ahead = mf.Progress(first.logged, 222, ahead=True)
-    assert mf.resume_point(path, first.logged, ahead, now=999) == (first.logged, 222)
-    # a finished append's tag at state's position: a new append, a new timestamp
-    assert mf.resume_point(path, first.logged, first, now=999) == (first.logged, 999)
+    # the same where a refresh took the tag's position into state
+    assert mf.resume_point(path, first.logged, first, now=999) == (first.logged, 111)
+    # an append that ended: the next one is new, with a new timestamp, from wherever it ended
+    last = sent[-1].progress
+    assert mf.resume_point(path, first.logged, last, now=999) == (last.logged, 999)
+    assert mf.resume_point(path, last.logged, last, now=999) == (last.logged, 999)
     # the file no longer starts with what state says is logged
     _csv(tmp_path / "t.csv", "loss,9,0,")
     with pytest.raises(mf.FileProblem, match="its first 2 rows are logged, and the file no longer starts with"):

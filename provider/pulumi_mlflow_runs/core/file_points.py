@@ -65,7 +65,7 @@ def send(
         start, stamp = mf.resume_point(path, have, progress_of(run) if run is not None else None, now)
         position = start
         sent = 0
-        ahead_written = False
+        opened = False
         version_checked = False
         for batch in mf.batches(path, start, stamp):
             if not version_checked and any(f in p for p in batch.points for f in _MLFLOW3_FIELDS):
@@ -74,11 +74,11 @@ def send(
                 if too_old is not None:
                     raise too_old
                 version_checked = True
-            if batch.stamped and not ahead_written:
+            if batch.stamped and not opened:
                 # Before the first row stamped here: where this append starts, and with which timestamp.
-                at = mf.Progress(position or mf.Logged(0, 0, mf.EMPTY_SHA256), stamp, ahead=True)
+                at = mf.Progress(position or mf.Logged(0, 0, mf.EMPTY_SHA256), stamp, open=True)
                 api.set_tag(m.SetTag(run_id=run_id, key=mf.PROGRESS_TAG, value=at.tag_value()))
-                ahead_written = True
+                opened = True
             request = m.LogBatch(
                 run_id=run_id,
                 metrics=[_metric_model(p) for p in batch.points],

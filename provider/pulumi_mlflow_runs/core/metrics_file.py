@@ -384,18 +384,19 @@ def replace_reason(logged_value: Any, summary_value: Any) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """What the progress tag holds: how far the file is logged, and the timestamp its rows without one get.
+    """What the progress tag holds: how far the file is logged, the timestamp the append gives rows without one,
+    and whether that append is still ``open`` (more rows of it to come).
 
-    ``ahead`` marks the tag an append writes before its first row without a timestamp, at the position it starts
-    from: MLflow writes a log-batch's points before its tags, so without it an append cut short after its first
-    points could not know the timestamp they got."""
+    An append marks itself open before its first row without a timestamp (at the position it starts from) and
+    in every batch but its last: MLflow writes a log-batch's points before its tags, so an append cut short,
+    even right after its first points, leaves an open tag that says where to go on and with which timestamp."""
 
     logged: Logged
     stamp: int
-    ahead: bool = False
+    open: bool = False
 
     def tag_value(self) -> str:
-        extra = {"ahead": 1} if self.ahead else {}
+        extra = {"open": 1} if self.open else {}
         return json.dumps({**self.logged.as_dict(), "stamp": self.stamp, **extra}, separators=(",", ":"))
 
     @staticmethod
@@ -405,7 +406,7 @@ class Progress:
         try:
             value = json.loads(tag_value)
             logged = Logged.of(value)
-            return None if logged is None else Progress(logged, int(value["stamp"]), bool(value.get("ahead")))
+            return None if logged is None else Progress(logged, int(value["stamp"]), bool(value.get("open")))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -413,16 +414,16 @@ class Progress:
 def resume_point(path: str, logged: Logged | None, progress: Progress | None, now: int) -> tuple[Logged | None, int]:
     """Where sending starts and the timestamp for rows without one.
 
-    The progress tag's position where it is ahead of state and the file still starts with what it says (an
-    append cut short), with that append's timestamp; the same timestamp where the tag marks an append begun
-    at state's position; else state's position and ``now``. Raises ``FileProblem`` when the file no longer
-    starts with the rows state says are logged (Diff said so, unless state was behind the server)."""
+    The progress tag's position where it is not behind state and the file still starts with what it says: an
+    append that went further than state knows (a kill, a failure), or one a refresh took in. Its timestamp where
+    that append is still open; else ``now`` (a new append). Otherwise state's position and ``now``. Raises
+    ``FileProblem`` when the file no longer starts with the rows state says are logged (Diff said so, unless
+    state was behind the server)."""
     have = logged.bytes if logged is not None else 0
-    resumes = progress is not None and (
-        progress.logged.bytes > have or (progress.ahead and progress.logged.bytes == have)
-    )
-    if progress is not None and resumes and prefix_sha256(path, progress.logged.bytes) == progress.logged.sha256:
-        return progress.logged, progress.stamp
+    if progress is not None and progress.logged.bytes >= have:
+        at = progress.logged
+        if prefix_sha256(path, at.bytes) == at.sha256:
+            return at, (progress.stamp if progress.open else now)
     if logged is not None and logged.rows and prefix_sha256(path, logged.bytes) != logged.sha256:
         raise FileProblem(
             f"{path}: its first {logged.rows} rows are logged, and the file no longer starts with them; "
@@ -436,23 +437,21 @@ class Batch:
     points: list[dict[str, Any]]
     """Each with a timestamp: its own, or the append's ``stamp``."""
     progress: Progress
-    """How far the file is logged once this batch is."""
+    """How far the file is logged once this batch is (``open`` but for the append's last batch)."""
     stamped: bool
     """Whether a row of it had no timestamp (and got the append's)."""
 
 
 def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_ROWS) -> Iterator[Batch]:
     """The rows after ``start``, ``rows`` at a time, each with a timestamp (``stamp`` where the row has none),
-    with the progress each batch reaches. Read as they are sent: memory stays flat in the file's length."""
+    with the progress each batch reaches. Read as they are sent, one batch ahead (to know the last): memory
+    stays flat in the file's length."""
     reader = _Reader(path)
     skip = start.rows if start is not None else 0
     points: list[dict[str, Any]] = []
     stamped = False
-
-    def batch() -> Batch:
-        return Batch(points, Progress(Logged(reader.rows, reader.offset, reader.sha.hexdigest()), stamp), stamped)
-
     size = 0
+    ready: Batch | None = None
     for row in reader:
         if reader.rows <= skip:
             continue
@@ -463,10 +462,18 @@ def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_RO
         points.append(point)
         size += 120 + 6 * sum(len(v) for v in point.values() if type(v) is str)
         if len(points) == rows or size > BATCH_BYTES:
-            yield batch()
+            if ready is not None:
+                yield ready
+            at = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
+            ready = Batch(points, Progress(at, stamp, open=True), stamped)
             points, stamped, size = [], False, 0
     if points:
-        yield batch()
+        if ready is not None:
+            yield ready
+        at = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
+        ready = Batch(points, Progress(at, stamp, open=True), stamped)
+    if ready is not None:
+        yield Batch(ready.points, Progress(ready.progress.logged, stamp), ready.stamped)
 
 
 def logged_rows(path: str, upto: Logged | None = None) -> Iterator[dict[str, Any]]:

@@ -222,6 +222,10 @@ def refresh(
 
         fresh = _as_on_server(api, run, state, stored_inputs or state)
         unfinished = is_unfinished(run)
+    elif stored_inputs is not None and (path := file_points.declared_path(stored_inputs)) is not None:
+        # an append cut short logged rows the state does not know of: its progress tag says how many
+        held = file_points.held(run, path, fresh.get(LOGGED))
+        fresh[LOGGED] = held.as_dict() if held is not None else None
     if fresh.get("artifact_files"):
         from pulumi_mlflow_runs.core.artifacts.sync import refreshed_files
 
@@ -245,7 +249,7 @@ def refreshed_inputs(stored: Mapping[str, Any] | None, run: m.Run) -> dict[str, 
     from pulumi_mlflow_runs.core.artifacts.files import holds_elided
     from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
 
-    if stored is None or holds_elided(stored.get("artifacts")):
+    if stored is None or any(holds_elided(stored.get(key)) for key in ("artifacts", "metrics_file")):
         return None
     inputs = dict(stored)
     inputs.pop("lifecycle_stage", None)
