@@ -57,8 +57,8 @@ def send(
     logged part afterwards (``metrics_file_logged``)."""
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
-    from pulumi_mlflow_runs.core.run_apply import _needs_mlflow3, _unlogged
-    from pulumi_mlflow_runs.core.run_plan import _metric_model
+    from pulumi_mlflow_runs.core.run_apply import needs_mlflow3, unlogged
+    from pulumi_mlflow_runs.core.run_plan import metric_model
 
     have = mf.Logged.of(logged)
     try:
@@ -70,7 +70,7 @@ def send(
         for batch in mf.batches(path, start, stamp):
             if not version_checked and any(f in p for p in batch.points for f in _MLFLOW3_FIELDS):
                 field = next(f for p in batch.points for f in _MLFLOW3_FIELDS if f in p)
-                too_old = _needs_mlflow3(api, mf.PROP, f"a metric point's {field}")
+                too_old = needs_mlflow3(api, mf.PROP, f"a metric point's {field}")
                 if too_old is not None:
                     raise too_old
                 version_checked = True
@@ -81,10 +81,10 @@ def send(
                 opened = True
             request = m.LogBatch(
                 run_id=run_id,
-                metrics=[_metric_model(p) for p in batch.points],
+                metrics=[metric_model(p) for p in batch.points],
                 tags=[m.RunTag(key=mf.PROGRESS_TAG, value=batch.progress.tag_value())],
             )
-            send_exactly_once(api.transport, request, api.log_batch, lambda b: _unlogged(api, b))
+            send_exactly_once(api.transport, request, api.log_batch, lambda b: unlogged(api, b))
             position = batch.progress.logged
             sent += len(batch.points)
     except mf.FileProblem as exc:

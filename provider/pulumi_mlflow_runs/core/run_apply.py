@@ -149,7 +149,7 @@ def _mlflow3_only(w: Writes) -> tuple[str, str] | None:
     return None
 
 
-def _needs_mlflow3(api: MlflowApi, prop: str, what: str, *, endpoint_missing: bool = False) -> InputError | None:
+def needs_mlflow3(api: MlflowApi, prop: str, what: str, *, endpoint_missing: bool = False) -> InputError | None:
     """The error for ``prop`` if the server is older than MLflow 3.0 (or, when it names no version and
     lacks the endpoint, is taken to be), else None."""
     version = api.server_version()
@@ -181,7 +181,7 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
     done = [] if done is None else done
     mlflow3_only = _mlflow3_only(w)
     if mlflow3_only is not None:
-        too_old = _needs_mlflow3(api, *mlflow3_only)
+        too_old = needs_mlflow3(api, *mlflow3_only)
         if too_old is not None:
             raise too_old
     if w.restore:
@@ -205,7 +205,7 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
         try:
             send_exactly_once(api.transport, w.outputs, api.log_outputs, lambda o: _unrecorded(api, o))
         except EndpointNotFound as exc:
-            too_old = _needs_mlflow3(api, "model_outputs", "model outputs", endpoint_missing=True)
+            too_old = needs_mlflow3(api, "model_outputs", "model outputs", endpoint_missing=True)
             raise too_old or exc from exc
         done.append(f"logged {len(w.outputs.models)} model output(s)")
     if w.update:
@@ -213,14 +213,14 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
         changed = [k for k in ("run_name", "status", "end_time") if getattr(w.update, k) is not None]
         done.append("updated " + ", ".join(changed))
     for batch in w.batches:
-        send_exactly_once(api.transport, batch, api.log_batch, lambda b: _unlogged(api, b))
+        send_exactly_once(api.transport, batch, api.log_batch, lambda b: unlogged(api, b))
         done.append(
             f"logged {len(batch.params or [])} param(s), {len(batch.tags or [])} tag(s), "
             f"{len(batch.metrics or [])} metric point(s)"
         )
 
 
-def _unlogged(api: MlflowApi, batch: m.LogBatch) -> m.LogBatch | None:
+def unlogged(api: MlflowApi, batch: m.LogBatch) -> m.LogBatch | None:
     """What of ``batch`` the server does not hold yet (params and tags are safe to send again)."""
     metrics = batch.metrics or []
     if metrics:

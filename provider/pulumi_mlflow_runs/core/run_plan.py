@@ -108,7 +108,7 @@ def chunk_log_batch(
     return batches
 
 
-def _metric_model(point: Mapping[str, Any]) -> m.Metric:
+def metric_model(point: Mapping[str, Any]) -> m.Metric:
     """Points have passed ``check_inputs``: build the model without validating each field again."""
     fields = {k: v for k, v in point.items() if v is not None}
     fields["value"] = m.decode_float(fields["value"])
@@ -149,7 +149,7 @@ def plan_writes(run_id: str, old: Mapping[str, Any], new: Mapping[str, Any], now
     batch_tags = [m.RunTag(key=k, value=v) for k, v in tags.items() if len(v) <= MAX_BATCH_VALUE_CHARS]
     w.long_tags = [m.SetTag(run_id=run_id, key=k, value=v) for k, v in tags.items() if len(v) > MAX_BATCH_VALUE_CHARS]
     paired, _ = match_points(list(old.get("metrics") or []), list(new.get("metrics") or []))
-    metrics = [_metric_model(p) for p, was in zip(new.get("metrics") or [], paired, strict=True) if was is None]
+    metrics = [metric_model(p) for p, was in zip(new.get("metrics") or [], paired, strict=True) if was is None]
     w.batches = chunk_log_batch(run_id, metrics, batch_params, batch_tags)
 
     datasets = [_dataset_input(d) for d in _appended(old.get("dataset_inputs"), new.get("dataset_inputs"))]
