@@ -148,3 +148,8 @@ def test_the_stand_in_keeps_what_repeats_a_secret_secret(mlflow_env, experiment_
     assert_stored_secret()  # a refresh keeps them secret
     assert engine.up().outputs["told"] == expected  # and so does an up with nothing to change
     engine.destroy()
+
+
+def test_a_secret_metrics_file_hides_how_much_of_it_is_logged(loop) -> None:
+    hidden = _hidden(loop, {"metrics_file": pulumi.Output.secret(pulumi.FileAsset("metrics/train.csv"))})
+    assert hidden == ["run", "metrics_file_logged"]
