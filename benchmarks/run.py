@@ -2,9 +2,12 @@
 
 Starts its own MLflow servers (sqlite, loopback, work files on /dev/shm when there is one), its own
 ``python -m pulumi.dynamic`` hosts, native plugins (``pulumi-resource-mlflow-runs``, ``bench_native.py``) for
-create, preview and append, and a counting proxy; interleaves the contenders round by round
+create, preview, append and metrics-file, and a counting proxy; interleaves the contenders round by round
 (A B C A B C …) and reports medians of the per-round ratios. Prints a table with each goal and PASS/FAIL,
 and the machine it ran on. Never used by the tests: nothing here is a timed assertion.
+
+``--only metrics-file`` runs the ``metricsFile`` benchmarks alone (``bench_metrics_file.py``: create, append,
+state and preview of runs whose points are read from a CSV file, on both doors, against raw httpx).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_common as bc
+import bench_metrics_file as bmf
 import bench_native
 import httpx
 from bench_contenders import ClientSequence, HostCreate, RawSequence
@@ -42,7 +46,7 @@ from support.mlflow_server import MlflowServer
 DIFF_NONE = provider_pb2.DiffResponse.DIFF_NONE
 DIFF_SOME = provider_pb2.DiffResponse.DIFF_SOME
 DIFF_UNKNOWN = provider_pb2.DiffResponse.DIFF_UNKNOWN
-SECTIONS = ("create", "preview", "append", "cold", "scale")
+SECTIONS = ("create", "preview", "append", "cold", "scale", "metrics-file")
 
 
 @dataclass
@@ -53,6 +57,9 @@ class Settings:
     scale_runs: int
     scale_workers: int
     sections: tuple[str, ...]
+    file_points: int = 20_000
+    """The metrics-file section's run: points in its file (2 keys)."""
+    file_preview_runs: int = 100
 
 
 @dataclass
@@ -77,7 +84,7 @@ class Ctx:
     big_state: tuple[Any, Any, Any, str] | None = None
     """(checked inputs, outputs, program inputs, id) of one created 2,000-point run, for the preview."""
     native: bench_native.Natives | None = None
-    """The native plugin contender (create, preview, append); None with ``--no-native``."""
+    """The native plugin contender (create, preview, append, metrics-file); None with ``--no-native``."""
 
 
 _T0 = time.perf_counter()
@@ -575,6 +582,26 @@ def bench_scale(ctx: Ctx) -> None:
     ]
 
 
+# ---- 6. metrics file ------------------------------------------------------------------------------------------
+
+
+def bench_metrics_file(ctx: Ctx) -> None:
+    """``metricsFile`` on both doors against raw httpx: create, append, state, preview (``bench_metrics_file``)."""
+    s = ctx.settings
+    hosts = {"direct": ctx.host, "counted": ctx.counted_host, "wide": ctx.wide_host}
+    doors = {where: {bmf.HOST: bmf.Door.host(host, ctx.blob)} for where, host in hosts.items()}
+    if ctx.native is not None:  # the plugin first, as in the other sections' rows
+        plugins = {"direct": ctx.native.direct, "counted": ctx.native.counted, "wide": ctx.native.wide}
+        doors = {where: {bmf.PLUGIN: bmf.Door.plugin(plugins[where]), **d} for where, d in doors.items()}
+    setting = bmf.Setting(
+        s.rounds, s.file_points, s.file_preview_runs, ctx.workdir, ctx.server.url, ctx.proxy, ctx.wide_server.url, log
+    )
+    experiment = create_experiment(ctx.server.url, "bench-metrics-file")
+    rows, details = bmf.run_section(setting, bmf.Doors(**doors), experiment, create_experiment)
+    ctx.rows += rows
+    ctx.details["metrics-file"] = details
+
+
 # ---- driver --------------------------------------------------------------------------------------------------
 
 
@@ -586,7 +613,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
     p.add_argument("--json", type=Path, help="also write the rows, raw timings and machine here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     p.add_argument("--scale-workers", type=int, default=4, help="uvicorn workers of the scale benchmark's server")
-    p.add_argument("--no-native", action="store_true", help="leave out the native plugin (create, preview, append)")
+    p.add_argument(
+        "--no-native", action="store_true", help="leave out the native plugin (create, preview, append, metrics-file)"
+    )
     args = p.parse_args(argv)
     sections = tuple(x.strip() for x in args.only.split(",") if x.strip())
     unknown = set(sections) - set(SECTIONS)
@@ -594,7 +623,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         p.error(f"unknown sections {sorted(unknown)}")
     rounds = args.rounds or (3 if args.quick else 7)
     if args.quick:
-        settings = Settings(rounds, preview_runs=100, append_points=2_000, scale_runs=40, scale_workers=4, sections=())
+        settings = Settings(
+            rounds, preview_runs=100, append_points=2_000, scale_runs=40, scale_workers=4, sections=(),
+            file_points=2_000,
+        )  # fmt: skip
     else:
         settings = Settings(
             rounds, preview_runs=500, append_points=20_000, scale_runs=200, scale_workers=4, sections=()
@@ -637,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host, counted_host, wide_host = (bc.open_host(u) for u in (server.url, proxy.url, wide_server.url))
             natives = None
             try:
-                if not args.no_native and {"create", "preview", "append"} & set(settings.sections):
+                if not args.no_native and {"create", "preview", "append", "metrics-file"} & set(settings.sections):
                     natives = bench_native.Natives.start(server.url, proxy.url, wide_server.url)
                 ctx = Ctx(
                     settings, workdir, server, proxy, create_experiment(server.url, "bench"),
@@ -650,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "append": bench_append,
                     "cold": bench_cold,
                     "scale": bench_scale,
+                    "metrics-file": bench_metrics_file,
                 }
                 for name in SECTIONS:
                     if name in settings.sections:
