@@ -6,7 +6,6 @@ Only the counting runs go through it (it adds a hop); the timed runs talk to the
 from __future__ import annotations
 
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 
 import bench_common  # noqa: F401 - sets the environment and sys.path first
 
@@ -51,16 +50,9 @@ class Tally:
 
 
 class CountingProxy(RecordingProxy):
-    """``with CountingProxy(upstream) as proxy:`` … ``mark = proxy.mark()`` … ``proxy.tally(mark)``.
-
-    Its handler sets TCP_NODELAY on each client connection: it writes an answer's headers and its body in two
-    sends, and with Nagle's algorithm on, the body waited for the client's delayed ACK, about 40 ms per request
-    (52 ms a request through the proxy against 7 ms direct, 8 to 12 ms with it set)."""
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        handler = super()._handler_class()
-        handler.disable_nagle_algorithm = True
-        return handler
+    """``with CountingProxy(upstream) as proxy:`` … ``mark = proxy.mark()`` … ``proxy.tally(mark)``. (Its handler
+    sets TCP_NODELAY, as every proxy of the tests does: with Nagle's algorithm, each answer's body waited about
+    40 ms for the client's delayed ACK.)"""
 
     def tally(self, mark: int) -> Tally:
         return Tally(self.since(mark))
