@@ -216,3 +216,31 @@ def test_reading_and_sending_a_long_file_keeps_memory_flat(tmp_path: Path) -> No
     big_send, big_check = peaks(100_000)
     assert big_send < 2 * small_send + 200_000, (small_send, big_send)
     assert big_check < 100 * 100_000, f"{big_check} bytes to check 100,000 rows"
+
+
+def test_the_dynamic_door_hashes_an_unchanged_file_instead_of_reading_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulumi_mlflow_runs import ExperimentRunProvider
+
+    path = _csv(tmp_path / "train.csv", "loss,0.9,0,1000", "loss,0.7,1,2000")
+    news = {"experiment_id": "1", "metrics_file": pulumi.FileAsset(path)}
+    first = ExperimentRunProvider().check({}, news)
+    assert first.failures == []
+    olds = dict(first.inputs)
+
+    def no_parsing(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the file was parsed")
+
+    monkeypatch.setattr(mf, "summarize", no_parsing)
+    with open(path, "a") as f:
+        f.write("loss,0.5,2")  # a row still being written: no new complete row
+    again = ExperimentRunProvider().check(olds, news)
+    assert again.failures == [] and again.inputs[mf.SUMMARY] == {**olds[mf.SUMMARY], "waiting": True}
+    # other inline points: the file is checked against them again
+    with pytest.raises(AssertionError, match="parsed"):
+        ExperimentRunProvider().check(olds, {**news, "metrics": [{"key": "acc", "value": 1}]})
+    with open(path, "a") as f:
+        f.write(",3000\n")  # the row is complete: the file is read
+    with pytest.raises(AssertionError, match="parsed"):
+        ExperimentRunProvider().check(olds, news)

@@ -58,7 +58,6 @@ def send(
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
     from pulumi_mlflow_runs.core.run_apply import needs_mlflow3, unlogged
-    from pulumi_mlflow_runs.core.run_plan import metric_model
 
     have = mf.Logged.of(logged)
     try:
@@ -79,10 +78,14 @@ def send(
                 at = mf.Progress(position or mf.Logged(0, 0, mf.EMPTY_SHA256), stamp, open=True)
                 api.set_tag(m.SetTag(run_id=run_id, key=mf.PROGRESS_TAG, value=at.tag_value()))
                 opened = True
-            request = m.LogBatch(
-                run_id=run_id,
-                metrics=[metric_model(p) for p in batch.points],
-                tags=[m.RunTag(key=mf.PROGRESS_TAG, value=batch.progress.tag_value())],
+            # One validation of the whole batch: pydantic's core builds a thousand points several times faster
+            # than a model_construct each.
+            request = m.LogBatch.model_validate(
+                {
+                    "run_id": run_id,
+                    "metrics": batch.points,
+                    "tags": [{"key": mf.PROGRESS_TAG, "value": batch.progress.tag_value()}],
+                }
             )
             send_exactly_once(api.transport, request, api.log_batch, lambda b: unlogged(api, b))
             position = batch.progress.logged

@@ -128,16 +128,21 @@ class _Row:
 
 class _Reader:
     """The complete rows of a file in order, each a point in normal form (no timestamp where the row has none),
-    with a running sha256 of the bytes read (header included)."""
+    with a running sha256 of the bytes read (header included). With ``start``, the rows after it: the bytes
+    before it are hashed (and their lines counted) without being parsed, but for a CSV file's header."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, start: Logged | None = None) -> None:
         self.path = path
         self.format = file_format(path)
         self.sha = hashlib.sha256()
         self.offset = 0
         self.rows = 0
         self.waiting = False
+        self._start = start if start is not None and start.bytes else None
         self._header: list[str] | None = None
+        self._plain: tuple[int, int, int | None, int | None] | None = None
+        """Where ``key``, ``value``, ``step`` and ``timestamp`` are in a header of those alone: rows of such a
+        file take a fast path (``_fast``)."""
         self._key_ok: set[str] = set()
 
     def where(self, line: int, column: int | str | None = None) -> str:
@@ -154,7 +159,7 @@ class _Reader:
         except OSError as exc:
             raise FileProblem(f"{self.path} cannot be read: {exc.strerror or exc}") from None
         with f:
-            line = 0
+            line = self._skip(f) if self._start is not None else 0
             for raw in f:
                 line += 1
                 if not raw.endswith(b"\n"):
@@ -168,11 +173,63 @@ class _Reader:
                     raise FileProblem(f"{self.where(line, exc.start + 1)}: not UTF-8 text") from None
                 if not text.strip():
                     continue
-                point = self._point(line, text)
+                point = self._fast(text) if self._plain is not None else None
                 if point is None:
-                    continue  # the header
+                    point = self._point(line, text)
+                    if point is None:
+                        continue  # the header
                 self.rows += 1
                 yield _Row(line, self.offset, point)
+
+    def _skip(self, f: Any) -> int:
+        """Hash the bytes before ``start`` and count their lines, reading the header on the way; the file is then
+        at ``start``. The caller has checked that those bytes are what was logged."""
+        assert self._start is not None
+        if self.format == "csv":
+            for number, raw in enumerate(f, 1):
+                text = raw.decode("utf-8", "replace").strip()
+                if text:
+                    self._point(number, text)
+                    break
+            f.seek(0)
+        lines, left = 0, self._start.bytes
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            self.sha.update(chunk)
+            lines += chunk.count(b"\n")
+            left -= len(chunk)
+        self.offset, self.rows = self._start.bytes - left, self._start.rows
+        return lines
+
+    def _fast(self, text: str) -> dict[str, Any] | None:
+        """A row of a ``key,value,step,timestamp`` file whose fields are all fine and whose key was seen before,
+        in normal form; None sends it down the full path (``_point``), which names any problem."""
+        if '"' in text:
+            return None
+        cells = text.split(",")
+        assert self._plain is not None and self._header is not None
+        if len(cells) != len(self._header):
+            return None
+        k, v, st, ts = self._plain
+        key = cells[k]
+        if key not in self._key_ok:
+            return None
+        try:
+            value = float(cells[v])
+            step = int(cells[st]) if st is not None and cells[st] else 0
+            stamp = int(cells[ts]) if ts is not None and cells[ts] else None
+        except ValueError:
+            return None
+        if value - value != 0 or not -(2**63) <= step <= _MAX_INT64:  # NaN or infinite: the full path spells it
+            return None
+        point: dict[str, Any] = {"key": key, "value": value, "step": step}
+        if stamp is not None:
+            if not 0 <= stamp <= _MAX_INT64:
+                return None
+            point["timestamp"] = stamp
+        return point
 
     def _point(self, line: int, text: str) -> dict[str, Any] | None:
         if self.format == "jsonl":
@@ -201,6 +258,13 @@ class _Reader:
         return self._normal(line, item, columns)
 
     def _read_header(self, line: int, cells: list[str]) -> list[str]:
+        names = self._checked_header(line, cells)
+        if set(names) <= {"key", "value", "step", "timestamp"}:
+            at = {name: i for i, name in enumerate(names)}
+            self._plain = (at["key"], at["value"], at.get("step"), at.get("timestamp"))
+        return names
+
+    def _checked_header(self, line: int, cells: list[str]) -> list[str]:
         names = [c.strip() for c in cells]
         for i, name in enumerate(names):
             if name not in FIELDS:
@@ -319,6 +383,26 @@ def _first_line_of(path: str, point: Mapping[str, Any]) -> int | None:
     share a digest are no repeat: the first such row is then the row itself)."""
     wanted = [point.get(f) for f in FIELDS]
     return next((row.line for row in _Reader(path) if [row.point.get(f) for f in FIELDS] == wanted), None)
+
+
+def still_holds(old_summary: Any, path: str) -> dict[str, Any] | None:
+    """``old_summary`` where the file at ``path`` still holds exactly its complete rows (its first ``bytes`` hash
+    to its ``sha256``, and no newline follows): the dynamic door's Check, which is not handed the engine's hash,
+    then hashes the file instead of parsing it. ``waiting`` follows what is after the last newline now."""
+    summary = Summary.of(old_summary)
+    if summary is None or summary.path != path or prefix_sha256(path, summary.logged.bytes) != summary.logged.sha256:
+        return None
+    waiting = False
+    try:
+        with open(path, "rb") as f:
+            f.seek(summary.logged.bytes)
+            while chunk := f.read(1 << 16):
+                if b"\n" in chunk:
+                    return None  # a row completed since: read the file
+                waiting = waiting or bool(chunk.strip())
+    except OSError:
+        return None
+    return Summary(summary.path, summary.format, summary.logged, summary.points, waiting).as_dict()
 
 
 def same_file(old_summary: Any, path: str) -> bool:
@@ -446,21 +530,20 @@ def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_RO
     """The rows after ``start``, ``rows`` at a time, each with a timestamp (``stamp`` where the row has none),
     with the progress each batch reaches. Read as they are sent, one batch ahead (to know the last): memory
     stays flat in the file's length."""
-    reader = _Reader(path)
-    skip = start.rows if start is not None else 0
+    reader = _Reader(path, start)
     points: list[dict[str, Any]] = []
     stamped = False
     size = 0
     ready: Batch | None = None
     for row in reader:
-        if reader.rows <= skip:
-            continue
         point = row.point
         if "timestamp" not in point:
             point["timestamp"] = stamp
             stamped = True
         points.append(point)
-        size += 120 + 6 * sum(len(v) for v in point.values() if type(v) is str)
+        size += 120 + 6 * len(point["key"])
+        if len(point) > 4:  # dataset or model fields
+            size += 6 * sum(len(v) for k, v in point.items() if k != "key" and type(v) is str)
         if len(points) == rows or size > BATCH_BYTES:
             if ready is not None:
                 yield ready

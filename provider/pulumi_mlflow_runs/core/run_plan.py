@@ -238,7 +238,27 @@ def outputs_for(
         run=run_view(run, inputs),
         latest_metrics=latest_metrics(run),
     )
+    outs["run"] = _own_view(outs["run"], outs)
     return outs
+
+
+_INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "user_id", "run_name", "status")
+
+
+def _own_view(view: dict[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``run`` less what another output holds (``info.run_id`` is ``run_id``; ``run_uuid`` is ``run_id``
+    again; ``mlflow.runName`` is ``run_name``) and the provider's own bookkeeping tags (``pulumi.*``, among
+    them the metrics file's progress, which ``metrics_file_logged`` holds): the state keeps each thing once."""
+    info = {
+        k: v
+        for k, v in (view.get("info") or {}).items()
+        if k != "run_uuid" and not (k in _INFO_OUTPUTS and outputs.get(k) is not None)
+    }
+    data = dict(view.get("data") or {})
+    tags = [t for t in data.get("tags") or () if not str(t.get("key", "")).startswith(("pulumi.", "mlflow.runName"))]
+    data = {k: v for k, v in {**data, "tags": tags}.items() if v}
+    own = {"info": info, "data": data, "inputs": view.get("inputs"), "outputs": view.get("outputs")}
+    return {k: v for k, v in own.items() if v}
 
 
 def unread_state(state: Mapping[str, Any]) -> dict[str, Any]:

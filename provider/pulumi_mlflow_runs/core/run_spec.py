@@ -18,6 +18,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from pulumi_mlflow_runs.core import metrics_file
 from pulumi_mlflow_runs.core.artifacts.files import Elided, check_artifacts
+from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.definitions import (
     DATASET,
     METRIC_POINT,
@@ -431,6 +432,19 @@ def _read_metrics_file(c: _Checker, path: str, inline: Any) -> dict[str, Any] | 
         return None
 
 
+def summary_to_reuse(olds: Mapping[str, Any], news: Mapping[str, Any], *, engine_unchanged: bool) -> Any:
+    """The metrics file's summary Check gave before, where it still holds and the file need not be read: the
+    same file, unchanged (by the engine's hash where the door has it, else by its bytes), and the same inline
+    points (the file's rows are checked against them)."""
+    old = olds.get(METRICS_FILE_SUMMARY.name)
+    path = getattr(news.get("metrics_file"), "path", None)
+    if old is None or not isinstance(path, str) or canonical(olds.get("metrics")) != canonical(news.get("metrics")):
+        return None
+    if engine_unchanged:
+        return old if metrics_file.same_file(old, path) else None
+    return metrics_file.still_holds(old, path)
+
+
 def checked_points(raw: Any) -> list[dict[str, Any]] | None:
     """``metrics`` in normal form, as ``check_inputs`` gives them; None if unknown or any point breaks a rule."""
     if raw is None:
@@ -488,8 +502,8 @@ def check_inputs(
     ``outputs`` are the names of the door's outputs, which its program may send as None and are no inputs.
 
     ``read_files`` is Check's: the metrics file is read and checked row by row, and what it holds is added
-    as ``metrics_file_summary`` (``reuse_summary`` instead, where the door knows the file is unchanged); other
-    callers get the inputs Check returned, summary included, and read no file.
+    as ``metrics_file_summary`` (``reuse_summary`` instead, ``summary_to_reuse``'s); other callers get the
+    inputs Check returned, summary included, and read no file.
     """
     c = _Checker()
     out: dict[str, Any] = {}
@@ -506,8 +520,7 @@ def check_inputs(
         if key == "metrics_file":
             path = _metrics_file_path(c, value)  # kept as given: the engine hashes the asset
             if path is not None and read_files:
-                summary = reuse_summary if metrics_file.same_file(reuse_summary, path) else None
-                summary = summary or _read_metrics_file(c, path, given.get("metrics"))
+                summary = reuse_summary or _read_metrics_file(c, path, given.get("metrics"))
                 if summary is not None:
                     out[METRICS_FILE_SUMMARY.name] = summary
             continue

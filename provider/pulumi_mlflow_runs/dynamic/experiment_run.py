@@ -30,6 +30,7 @@ from pulumi_mlflow_runs.core.run_spec import (
     OUTPUT_KEYS,
     check_inputs,
     is_unknown,
+    summary_to_reuse,
 )
 from pulumi_mlflow_runs.core.state import from_state, with_columns
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, sendable, tolerate_elided_assets
@@ -106,8 +107,10 @@ class ExperimentRunProvider(BaseProvider):
     """The dynamic provider behind ``ExperimentRun``. Constructible with no arguments."""
 
     @user_facing
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        inputs, failures = check_inputs(news, STATE_OUTPUTS, read_files=True)
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        # Not handed the engine's hash: a metrics file whose bytes still hold the old summary is hashed, not parsed.
+        reuse = summary_to_reuse(olds, news, engine_unchanged=False)
+        inputs, failures = check_inputs(news, STATE_OUTPUTS, read_files=True, reuse_summary=reuse)
         if news.get("artifacts") is not None:
             remember_checked(_request_urn(), news["artifacts"])
         return dyn.CheckResult(inputs, [dyn.CheckFailure(prop, reason) for prop, reason in failures])

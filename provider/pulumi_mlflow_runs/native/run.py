@@ -39,7 +39,7 @@ class RunHandler:
         # A metrics file whose hash the engine says is unchanged is not read again: its summary stands.
         new_hash, old_hash = (getattr(x.get("metrics_file"), "engine_hash", None) for x in (news, olds))
         unchanged = new_hash is not None and new_hash == old_hash
-        reuse = olds.get(METRICS_FILE_SUMMARY.name) if unchanged else None
+        reuse = run_spec.summary_to_reuse(olds, news, engine_unchanged=unchanged) if unchanged else None
         inputs, failures = run_spec.check_inputs(news, _OUTPUT_NAMES, read_files=True, reuse_summary=reuse)
         added = {k: inputs[k] for k in run_spec.CHECKED_KEYS if k in inputs}
         return added, failures

@@ -70,12 +70,10 @@ def run_state(olds: Mapping[str, Any], old_inputs: Mapping[str, Any]) -> dict[st
 
 def plugin_state(outputs: Mapping[str, Any], declared: list[Any]) -> dict[str, Any]:
     """The core's outputs in the plugin's state form: the timestamps it gave ``declared`` (the normal-form
-    points, in the order of the outputs' logged ``metrics``) instead of every logged point again, and a ``run``
-    view that does not repeat the other outputs."""
+    points, in the order of the outputs' logged ``metrics``) instead of every logged point again."""
     out = dict(outputs)
     logged = out.pop("metrics", None)
     out["stamped_at"] = stamps_of(declared, logged) if declared and logged is not None else None
-    out["run"] = _own_view(out.get("run"), out)
     return out
 
 
@@ -84,23 +82,3 @@ def unread_form(outputs: Mapping[str, Any]) -> dict[str, Any]:
     every logged point kept, in the dynamic door's columns, which ``run_state`` reads back. It holds until
     the next update writes the plugin's form."""
     return with_columns(outputs)
-
-
-_INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "user_id", "run_name", "status")
-
-
-def _own_view(view: Any, outputs: Mapping[str, Any]) -> Any:
-    """``run`` less what another output holds (``info.run_id`` is ``runId``; ``run_uuid`` is ``run_id``
-    again; ``mlflow.runName`` is ``run_name``) and the provider's own bookkeeping tags (``pulumi.*``)."""
-    if not isinstance(view, Mapping):
-        return view
-    info = {
-        k: v
-        for k, v in (view.get("info") or {}).items()
-        if k != "run_uuid" and not (k in _INFO_OUTPUTS and outputs.get(k) is not None)
-    }
-    data = dict(view.get("data") or {})
-    tags = [t for t in data.get("tags") or () if not str(t.get("key", "")).startswith(("pulumi.", "mlflow.runName"))]
-    data = {k: v for k, v in {**data, "tags": tags}.items() if v}
-    own = {"info": info, "data": data, "inputs": view.get("inputs"), "outputs": view.get("outputs")}
-    return {k: v for k, v in own.items() if v}
