@@ -119,7 +119,7 @@ export class ExperimentRun extends pulumi.CustomResource {
      */
     declare public readonly params: pulumi.Output<{[key: string]: string} | undefined>;
     /**
-     * The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares (on the plugin, also less what the other outputs hold and the provider's own `pulumi.*` tags).
+     * The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares, what the other outputs hold and the provider's own `pulumi.*` tags.
      */
     declare public /*out*/ readonly run: pulumi.Output<any | undefined>;
     /**

@@ -227,8 +227,8 @@ RUN_OUTPUTS: tuple[Prop, ...] = (
     Prop(
         "run",
         "any",
-        "The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares (on the plugin, "
-        "also less what the other outputs hold and the provider's own `pulumi.*` tags).",
+        "The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares, what the other "
+        "outputs hold and the provider's own `pulumi.*` tags.",
     ),
     Prop("latest_metrics", "map", "Latest value per metric key.", items=Prop("value", "number", "")),
     Prop("artifact_files", "any", "Per uploaded file: `sha256`, `size`, `uri` (never the content)."),

@@ -52,7 +52,7 @@ type ExperimentRun struct {
 	ModelOutputs ModelOutputArrayOutput `pulumi:"modelOutputs"`
 	// Write-once strings: a new key is an update, a changed or removed one a replace.
 	Params pulumi.StringMapOutput `pulumi:"params"`
-	// The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares (on the plugin, also less what the other outputs hold and the provider's own `pulumi.*` tags).
+	// The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares, what the other outputs hold and the provider's own `pulumi.*` tags.
 	Run pulumi.AnyOutput `pulumi:"run"`
 	// The MLflow run id (also the resource id).
 	RunId pulumi.StringOutput `pulumi:"runId"`
@@ -327,7 +327,7 @@ func (o ExperimentRunOutput) Params() pulumi.StringMapOutput {
 	return o.ApplyT(func(v *ExperimentRun) pulumi.StringMapOutput { return v.Params }).(pulumi.StringMapOutput)
 }
 
-// The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares (on the plugin, also less what the other outputs hold and the provider's own `pulumi.*` tags).
+// The GetRun view (`info`, `data`, `inputs`, `outputs`) less what the program declares, what the other outputs hold and the provider's own `pulumi.*` tags.
 func (o ExperimentRunOutput) Run() pulumi.AnyOutput {
 	return o.ApplyT(func(v *ExperimentRun) pulumi.AnyOutput { return v.Run }).(pulumi.AnyOutput)
 }
