@@ -222,6 +222,27 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+def interleaved(
+    timed_calls: Mapping[str, Callable[[], Any]],
+    cpu_of: Mapping[str, Callable[[], float]],
+    rounds: int,
+    say: Callable[[int, Mapping[str, list[float]]], None],
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``(seconds, cpu seconds)`` per contender: each called once a round, in turn, so that the machine's noise
+    falls on all of them alike; ``say(round, seconds so far)`` after each round."""
+    for fn in timed_calls.values():
+        fn()  # warm-up: connection pools, first-use imports
+    times: dict[str, list[float]] = {name: [] for name in timed_calls}
+    cpu: dict[str, list[float]] = {name: [] for name in timed_calls}
+    for r in range(rounds):
+        for name, fn in timed_calls.items():
+            cpu0 = cpu_of[name]()
+            times[name].append(timed(fn)[0])
+            cpu[name].append(cpu_of[name]() - cpu0)
+        say(r + 1, times)
+    return times, cpu
+
+
 @dataclass
 class Row:
     benchmark: str

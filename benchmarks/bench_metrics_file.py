@@ -522,16 +522,15 @@ class Section:
             request = door.create_request(door.check(door.to_program(decl)))
             timed[name] = lambda door=door, request=request: door.call("Create", request)
             cpu_of[name] = door.cpu_seconds
-        for fn in timed.values():
-            fn()  # warm-up: connection pools, first-use imports, the plugin's once-per-experiment search
-        times: dict[str, list[float]] = {name: [] for name in timed}
-        cpu: dict[str, list[float]] = {name: [] for name in timed}
-        for r in range(s.rounds):
-            for name, fn in timed.items():
-                cpu0 = cpu_of[name]()
-                times[name].append(bc.timed(fn)[0])
-                cpu[name].append(cpu_of[name]() - cpu0)
-            s.log(f"metrics-file create round {r + 1}: " + ", ".join(f"{n} {ms(t[-1])}" for n, t in times.items()))
+        # the warm-up call also makes the plugin's once-per-experiment search
+        times, cpu = bc.interleaved(
+            timed,
+            cpu_of,
+            s.rounds,
+            lambda r, seen: s.log(
+                f"metrics-file create round {r}: " + ", ".join(f"{n} {ms(t[-1])}" for n, t in seen.items())
+            ),
+        )
         raw.close()
         minimum = minimum_create_requests(s.points)
         details["create"] = {

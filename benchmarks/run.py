@@ -165,16 +165,12 @@ def bench_create(ctx: Ctx) -> None:
         native_direct = bench_native.NativeCreate(ctx.native.direct, decl)
         timed[bench_native.NAME] = native_direct.create
         cpu_of[bench_native.NAME] = ctx.native.direct.cpu_seconds
-    for fn in timed.values():
-        fn()  # warm-up: connection pools, first-use imports
-    times: dict[str, list[float]] = {name: [] for name in timed}
-    cpu: dict[str, list[float]] = {name: [] for name in timed}
-    for r in range(s.rounds):
-        for name, fn in timed.items():
-            cpu0 = cpu_of[name]()
-            times[name].append(bc.timed(fn)[0])
-            cpu[name].append(cpu_of[name]() - cpu0)
-        log(f"create round {r + 1}: " + ", ".join(f"{n} {ms(t[-1])}" for n, t in times.items()))
+    times, cpu = bc.interleaved(
+        timed,
+        cpu_of,
+        s.rounds,
+        lambda r, seen: log(f"create round {r}: " + ", ".join(f"{n} {ms(t[-1])}" for n, t in seen.items())),
+    )
     raw.close()
     vs_raw = bc.median([a / b for a, b in zip(times["provider"], times["raw httpx"], strict=True)])
     vs_client = bc.median([a / b for a, b in zip(times["provider"], times["MlflowClient"], strict=True)])
