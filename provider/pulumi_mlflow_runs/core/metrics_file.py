@@ -79,7 +79,8 @@ class Summary:
 
     path: str
     format: str
-    logged: Logged
+    complete: Logged
+    """The complete rows (``Logged``'s form: what state would say once they are all logged)."""
     points: dict[str, int]
     waiting: bool = False
     """A last line without its newline: a row still being written, left for the next ``up``."""
@@ -88,7 +89,7 @@ class Summary:
         out: dict[str, Any] = {
             "path": self.path,
             "format": self.format,
-            **self.logged.as_dict(),
+            **self.complete.as_dict(),
             "points": dict(sorted(self.points.items())),
         }
         if self.waiting:
@@ -374,8 +375,8 @@ def summarize(path: str, inline: Sequence[Mapping[str, Any]] = ()) -> Summary:
                 "in the file, not in both"
             )
         points[row.point["key"]] = points.get(row.point["key"], 0) + 1
-    logged = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
-    return Summary(path, reader.format, logged, points, reader.waiting)
+    complete = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
+    return Summary(path, reader.format, complete, points, reader.waiting)
 
 
 def _first_line_of(path: str, point: Mapping[str, Any]) -> int | None:
@@ -390,19 +391,19 @@ def still_holds(old_summary: Any, path: str) -> dict[str, Any] | None:
     to its ``sha256``, and no newline follows): the dynamic door's Check, which is not handed the engine's hash,
     then hashes the file instead of parsing it. ``waiting`` follows what is after the last newline now."""
     summary = Summary.of(old_summary)
-    if summary is None or summary.path != path or prefix_sha256(path, summary.logged.bytes) != summary.logged.sha256:
+    if summary is None or summary.path != path or prefix_sha256(path, summary.complete.bytes) != summary.complete.sha256:
         return None
     waiting = False
     try:
         with open(path, "rb") as f:
-            f.seek(summary.logged.bytes)
+            f.seek(summary.complete.bytes)
             while chunk := f.read(1 << 16):
                 if b"\n" in chunk:
                     return None  # a row completed since: read the file
                 waiting = waiting or bool(chunk.strip())
     except OSError:
         return None
-    return Summary(summary.path, summary.format, summary.logged, summary.points, waiting).as_dict()
+    return Summary(summary.path, summary.format, summary.complete, summary.points, waiting).as_dict()
 
 
 def same_file(old_summary: Any, path: str) -> bool:
@@ -438,12 +439,12 @@ def verdict(logged_value: Any, summary_value: Any) -> Literal["update", "replace
     if summary is None:
         return "replace" if logged is not None and logged.rows else None
     if logged is None or logged.rows == 0:
-        return "update" if summary.logged.rows else None
-    if summary.logged == logged:
+        return "update" if summary.complete.rows else None
+    if summary.complete == logged:
         return None
-    if summary.logged.bytes < logged.bytes:
+    if summary.complete.bytes < logged.bytes:
         return "replace"
-    if summary.logged.bytes == logged.bytes:
+    if summary.complete.bytes == logged.bytes:
         return "replace"  # as long, another digest: a logged row changed
     found = prefix_sha256(summary.path, logged.bytes)
     if found is None:
