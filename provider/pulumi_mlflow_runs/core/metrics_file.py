@@ -391,7 +391,9 @@ def still_holds(old_summary: Any, path: str) -> dict[str, Any] | None:
     to its ``sha256``, and no newline follows): the dynamic door's Check, which is not handed the engine's hash,
     then hashes the file instead of parsing it. ``waiting`` follows what is after the last newline now."""
     summary = Summary.of(old_summary)
-    if summary is None or summary.path != path or prefix_sha256(path, summary.complete.bytes) != summary.complete.sha256:
+    if summary is None or summary.path != path:
+        return None
+    if prefix_sha256(path, summary.complete.bytes) != summary.complete.sha256:
         return None
     waiting = False
     try:
