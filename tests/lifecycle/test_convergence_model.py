@@ -82,3 +82,5 @@ def test_generated_histories_converge(
         seen = drive(machine, histories, steps)
     if stack == "stand-in":
         assert seen["up failed or killed, then a clean up"], seen
+        assert seen["up: file rows to append"] + seen["up armed: file rows to append"], seen  # an append of a file
+        assert seen["file: a run replaced for its file"], seen  # and a replace for logged rows changed

@@ -10,6 +10,11 @@ Rules, drawn at random:
 * the program: runs added and removed; tags, params, description, status and end time changed; metric
   points appended (with and without timestamps), altered or removed; artifact files added, edited or
   removed; dataset inputs added or changed; the experiment renamed;
+* the run's metrics file (``metrics_file``, CSV or JSON Lines beside the program), as a training job and its
+  user change it: declared (the first run's too), rows appended with and without timestamps (sometimes with
+  the next row begun and no newline, which a later append completes), a row altered, the file cut back to
+  before a row, the file replaced by another one (at its path when of the same format, else at another, the
+  old one gone), the input dropped;
 * a colleague, through ``MlflowClient``: a managed tag edited, a tag of their own added, a run deleted,
   restored or purged (``mlflow gc``), a run of their own in the experiment;
 * faults armed for the next ``up`` on a chosen endpoint: 429 with Retry-After, 503, 500-after, drop-before,
@@ -19,10 +24,17 @@ Rules, drawn at random:
 
 After every ``up`` that completes, ``check`` requires: the server holds exactly what the program declares
 (each point once, with its declared timestamp; params, managed tags, description, status and end time;
-dataset inputs; artifacts byte for byte); every active run of the experiment is in the state or is the
-colleague's; no run carries the ``creating:`` mark; the colleague's own tags are still there; and a preview
-shows no change. An ``up`` that fails or is killed is followed by what the user then does (the CLI's own
-advice after a kill), and the next clean ``up`` must reach the same.
+dataset inputs; artifacts byte for byte); each complete row of the metrics file is a point, once, beside the
+``metrics`` points (a row without a timestamp with one, the same for every such row of one append; a last
+line without its newline is no point yet); a run whose logged rows changed (or whose file went) was
+replaced; every active run of the experiment is in the state or is the colleague's; no run carries the
+``creating:`` mark; the colleague's own tags are still there; and a preview shows no change. An ``up`` that
+fails or is killed is followed by what the user then does (the CLI's own advice after a kill), and the next
+clean ``up`` must reach the same.
+
+The histories are derandomized, seeded by the source of the state machine's class, and drawn without
+hypothesis's constants from this repository's modules (``no_local_constants``), so that they do not depend
+on which of those modules a test process has imported, nor on the numbers in them.
 """
 
 from __future__ import annotations
@@ -32,8 +44,11 @@ import os
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from unittest import mock
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -76,6 +91,13 @@ KILLS = ("SIGKILL cli", "SIGINT cli", "SIGKILL provider", "SIGINT provider")
 VALUES = st.sampled_from([0.5, 0.25, 1.0, 2.0, 0.125, 3.5])
 FILES = ("report.md", "conf/params.yaml")
 T0 = 1_767_225_600_000
+FILE_KEYS = ("loss", "val")
+"""Keys of the metrics file's rows: ``loss`` also has ``metrics`` points, so the provider must tell them apart."""
+FILE_STEP = 1000
+"""A file's rows start at this step, each key's step one more per row: no row is a ``metrics`` point (those
+count up from 0), and a key and step name one row of the file, which ``check`` finds on the server by them."""
+FORMATS = ("csv", "jsonl")
+CSV_HEADER = "key,value,step,timestamp"
 WHICH = st.integers(0, 5)
 """Which run a rule touches: an index into the names it may touch, sorted (``_pick``). Names, not run ids,
 so that a printed history replays as it is (``test_convergence_regressions.py``)."""
@@ -84,6 +106,37 @@ so that a printed history replays as it is (``test_convergence_regressions.py``)
 def _pick(names: Any, which: int) -> str:
     ordered = sorted(names)
     return str(ordered[which % len(ordered)])
+
+
+def _row_text(row: dict[str, Any], path: str) -> str:
+    """One row of a metrics file as the training job writes it, without its newline."""
+    if path.endswith(".jsonl"):
+        return json.dumps(row)
+    return f"{row['key']},{row['value']!r},{row['step']},{row.get('timestamp', '')}"
+
+
+def metrics_file_text(declared: dict[str, Any]) -> str:
+    """A declared metrics file's content: the header (CSV), each complete row with its newline, and the part of
+    the row still being written (``partial``: the row and how many characters of it are there)."""
+    path = declared["path"]
+    lines = [] if path.endswith(".jsonl") else [CSV_HEADER]
+    lines += [_row_text(row, path) for row in declared["rows"]]
+    text = "".join(f"{line}\n" for line in lines)
+    partial = declared.get("partial")
+    if partial:
+        text += _row_text(partial["row"], path)[: partial["cut"]]
+    return text
+
+
+def _other_key(file: dict[str, Any]) -> str:
+    """The key of a metrics file's next row: the one its last complete row does not have."""
+    last = file["rows"][-1]["key"] if file["rows"] else FILE_KEYS[-1]
+    return FILE_KEYS[(FILE_KEYS.index(last) + 1) % len(FILE_KEYS)]
+
+
+def _loose(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The rows without a timestamp, by key and step."""
+    return [(r["key"], r["step"]) for r in rows if "timestamp" not in r]
 
 
 class Convergence(RuleBasedStateMachine):
@@ -112,6 +165,14 @@ class Convergence(RuleBasedStateMachine):
         self.drift = 0
         self.last_up: tuple[str, int] | None = None
         """The program and the drift count at the last ``up``: a plain ``up`` waits for a change."""
+        self.file_rows: dict[str, list[dict[str, Any]]] = {}
+        """Each run's metrics file rows logged by the last completed ``up`` (its complete rows then)."""
+        self.appends: dict[str, list[list[tuple[str, int]]]] = {}
+        """Each run's appends: the rows without a timestamp that one ``up`` logged, which share one timestamp
+        (a replace logs all the file's rows in one go)."""
+        self.must_go: dict[str, str] = {}
+        """Runs the ``up`` under way must replace (their logged rows changed, or their file went): name, old id."""
+        self.serial = 0
 
     def _run(self, which: int) -> dict[str, Any]:
         run: dict[str, Any] = self.spec["runs"][_pick(self.spec["runs"], which)]
@@ -119,9 +180,12 @@ class Convergence(RuleBasedStateMachine):
 
     # ---- the program ---------------------------------------------------------------------------------------
 
-    @initialize(name=st.sampled_from(NAMES), lr=VALUES)
-    def first_run(self, name: str, lr: float) -> None:
+    @initialize(name=st.sampled_from(NAMES), lr=VALUES, file=st.sampled_from([*FORMATS, None]), stamped=st.booleans())
+    def first_run(self, name: str, lr: float, file: str | None = None, stamped: bool = False) -> None:
+        """The first run, with a metrics file of two rows unless ``file`` is None."""
         self.spec["runs"][name] = {"params": {"lr": str(lr)}, "metrics": [{"key": "loss", "value": lr, "step": 0}]}
+        if file:
+            self._new_file(name, file, key="loss", count=2, stamped=stamped, value=lr)
         self.up()
 
     @precondition(lambda self: len(self.spec["runs"]) < len(NAMES))
@@ -159,6 +223,98 @@ class Convergence(RuleBasedStateMachine):
             del points[index]
         else:
             points[index] = {**points[index], "value": value + points[index]["value"]}
+
+    # ---- the metrics file -----------------------------------------------------------------------------------
+
+    def _with_file(self, rows: bool = False) -> list[str]:
+        """The runs that declare a metrics file (with at least one complete row)."""
+        runs = self.spec["runs"].items()
+        return [n for n, r in runs if r.get("metrics_file") and (r["metrics_file"]["rows"] or not rows)]
+
+    @staticmethod
+    def _next_row(file: dict[str, Any], key: str, stamped: bool, value: float) -> dict[str, Any]:
+        taken = [r["step"] for r in [*file["rows"], *([file["partial"]["row"]] if file.get("partial") else [])]
+                 if r["key"] == key]  # fmt: skip
+        step = max(taken, default=FILE_STEP - 1) + 1
+        row: dict[str, Any] = {"key": key, "value": value, "step": step}
+        if stamped:
+            row["timestamp"] = T0 + 1000 * step
+        return row
+
+    def _new_file(self, name: str, fmt: str, *, key: str, count: int, stamped: bool, value: float) -> None:
+        """A new file for the run, its rows' keys taking turns from ``key``: at the path of the file it replaces
+        where that is of the same format, else at a path of its own (the old file gone from the folder)."""
+        old = self.spec["runs"][name].get("metrics_file")
+        if old is not None and old["path"].endswith(f".{fmt}"):
+            path = old["path"]
+        else:
+            self.serial += 1
+            path = f"metrics/{name}-{self.serial}.{fmt}"
+        file: dict[str, Any] = {"path": path, "rows": [], "partial": None}
+        for i in range(count):
+            file["rows"].append(self._next_row(file, FILE_KEYS[(FILE_KEYS.index(key) + i) % 2], stamped, value))
+        self.spec["runs"][name]["metrics_file"] = file
+
+    @precondition(lambda self: self.spec["runs"])
+    @rule(
+        which=WHICH, fmt=st.sampled_from([*FORMATS, None]), key=st.sampled_from(FILE_KEYS), count=st.integers(0, 3),
+        stamped=st.booleans(), value=VALUES,
+    )  # fmt: skip
+    def declare_metrics_file(
+        self, which: int, fmt: str | None, key: str, count: int, stamped: bool, value: float
+    ) -> None:
+        """A metrics file declared, or replaced by another one (at its path when of the same format, else at
+        another): a replace once rows of the old one are logged; or the input dropped (``fmt`` None: a replace
+        too, the new run without the file's points)."""
+        name = _pick(self.spec["runs"], which)
+        had = "metrics_file" in self.spec["runs"][name]
+        if fmt is None:
+            self.spec["runs"][name].pop("metrics_file", None)
+            self.seen["file: input dropped" if had else "file: none to drop"] += 1
+            return
+        self._new_file(name, fmt, key=key, count=count, stamped=stamped, value=value)
+        self.seen["file: replaced by another" if had else "file: declared"] += 1
+
+    @precondition(lambda self: self._with_file())
+    @rule(
+        which=WHICH, count=st.integers(1, 2), stamped=st.booleans(), value=VALUES, written=st.integers(0, 40),
+    )  # fmt: skip
+    def append_rows(self, which: int, count: int, stamped: bool, value: float, written: int) -> None:
+        """Rows the training job appends, their keys taking turns: the row it was writing completed first, then
+        ``count`` more, and unless ``written`` is 0 one more begun, that many of its characters (less than all)
+        written and no newline: it waits for the next ``up``."""
+        file = self.spec["runs"][_pick(self._with_file(), which)]["metrics_file"]
+        if file["partial"]:
+            file["rows"].append(file["partial"]["row"])
+            file["partial"] = None
+            self.seen["file: a partial line completed"] += 1
+        for _ in range(count):
+            file["rows"].append(self._next_row(file, _other_key(file), stamped, value))
+        if count:
+            self.seen[f"file: rows appended{'' if stamped else ' without timestamps'}"] += 1
+        if written:
+            row = self._next_row(file, _other_key(file), stamped, value)
+            file["partial"] = {"row": row, "cut": 1 + written % (len(_row_text(row, file["path"])) - 1)}
+            self.seen["file: a partial line left"] += 1
+
+    @precondition(lambda self: self._with_file(rows=True))
+    @rule(which=WHICH, row=st.integers(0, 20), value=VALUES, edit=st.sampled_from(["cut back", "alter"]))
+    def edit_file_rows(self, which: int, row: int, value: float, edit: str) -> None:
+        """The file cut back to before its ``row``-th row (that row and those after it removed, and the line
+        being written with them), or that row's value altered: a replace where logged rows change or go, else
+        a smaller append."""
+        file = self.spec["runs"][_pick(self._with_file(rows=True), which)]["metrics_file"]
+        rows = file["rows"]
+        index = row % len(rows)
+        if edit == "cut back":
+            del rows[index:]
+            file["partial"] = None
+            self.seen["file: rows removed"] += 1
+        else:
+            rows[index] = {**rows[index], "value": value + rows[index]["value"]}
+            self.seen["file: a row altered"] += 1
+
+    # ---- the program, continued -----------------------------------------------------------------------------
 
     @precondition(lambda self: self.spec["runs"])
     @rule(which=WHICH, value=st.sampled_from(["a", "b", "c", None]))
@@ -322,6 +478,7 @@ class Convergence(RuleBasedStateMachine):
         """``up`` (after a refresh). With something ``armed``, a failure is followed by what the user does
         next and one clean ``up``, which must converge; without, a failure is a finding."""
         self.stack.write(self.spec)
+        self._file_expectations(armed)
         self.seen["up"] += 1
         completed = self.stack.up()
         for fault, count in self.proxy.fired_by_fault().items():
@@ -342,7 +499,43 @@ class Convergence(RuleBasedStateMachine):
         self.last_up = (spec_json(self.spec, ""), self.drift)
         self.deleted.clear()  # the up restored them
         self.purged.clear()  # and made them again
+        self._files_logged()
         self.check()
+
+    def _file_expectations(self, armed: bool) -> None:
+        """Before an ``up``: the runs it must replace, since rows of their file it logged changed or the file
+        went (whichever ``up`` completes it, the run then is another); and what it has to do, for the figures."""
+        managed = self.stack.managed()
+        for name, run in self.spec["runs"].items():
+            file = run.get("metrics_file")
+            rows, before = (file or {}).get("rows"), self.file_rows.get(name)
+            if file and file["partial"]:
+                self.seen["up: a partial line waiting"] += 1
+            if name not in managed:
+                continue
+            if before and (rows is None or rows[: len(before)] != before):
+                self.must_go[name] = managed[name]
+                self.seen["up: a run to replace for its file"] += 1
+            elif rows and len(rows) > len(before or []):
+                self.seen[f"up{' armed' if armed else ''}: file rows to append"] += 1
+
+    def _files_logged(self) -> None:
+        """After a completed ``up``: each file's complete rows are logged; those new since the last ``up`` were
+        one append (all of them, where the logged rows changed: the replacing run logs the file in one go)."""
+        for name in list(self.file_rows):
+            if "metrics_file" not in self.spec["runs"].get(name, {}):
+                del self.file_rows[name], self.appends[name]
+        for name, run in self.spec["runs"].items():
+            if "metrics_file" not in run:
+                continue
+            rows = run["metrics_file"]["rows"]
+            before = self.file_rows.get(name)
+            if before is not None and rows[: len(before)] == before:
+                groups = [*self.appends[name], _loose(rows[len(before) :])]
+            else:
+                groups = [_loose(rows)]
+            self.file_rows[name] = [dict(r) for r in rows]
+            self.appends[name] = [g for g in groups if g]
 
     def _restart_server(self) -> threading.Thread:
         """Stop the server now (the request in flight finds it gone) and start it again in the background."""
@@ -369,9 +562,14 @@ class Convergence(RuleBasedStateMachine):
         active = {
             rid for rid, r in all_runs(self.client, self.experiment_id).items() if r.info.lifecycle_stage == "active"
         }
-        assert active == set(managed.values()) | self.colleague, "a run the state does not know, or a managed run gone"
+        known = set(managed.values()) | self.colleague
+        assert active == known, ("a run the state does not know, or a managed run gone", active - known, known - active)
         for name, run_id in managed.items():
             self._check_run(name, run_id)
+        for name, old in self.must_go.items():
+            assert managed[name] != old, (name, "its logged file rows changed or its file went, yet not replaced")
+            self.seen["file: a run replaced for its file"] += 1
+        self.must_go.clear()
         shown = self.stack.changes()
         assert not shown, f"a preview right after an up shows a change:\n{shown}"
 
@@ -390,16 +588,23 @@ class Convergence(RuleBasedStateMachine):
             assert run.info.status == declared["status"], (name, run.info.status)
         if declared.get("end_time"):
             assert run.info.end_time == declared["end_time"], (name, run.info.end_time)
-        points = declared.get("metrics") or []
+        rows = (declared.get("metrics_file") or {}).get("rows") or []
+        points = [*(declared.get("metrics") or []), *rows]
+        stamped_at: dict[tuple[str, int], set[int]] = {}
         for key in {p["key"] for p in points} | set(run.data.metrics):
             history = self.client.get_metric_history(run_id, key)
             logged = sorted((m.step, m.value) for m in history)
             wanted = sorted((p["step"], p["value"]) for p in points if p["key"] == key)
-            assert logged == wanted, (name, key, "each declared point once", logged, wanted)
+            assert logged == wanted, (name, key, "each declared point and complete file row once", logged, wanted)
             stamps = {(m.step, m.timestamp) for m in history}
             for p in points:
                 if p["key"] == key and "timestamp" in p:
                     assert (p["step"], p["timestamp"]) in stamps, (name, key, p)
+            for m in history:
+                stamped_at.setdefault((key, m.step), set()).add(m.timestamp)
+        for rows_of_one_append in self.appends.get(name, []):
+            got = set().union(*(stamped_at[row] for row in rows_of_one_append))
+            assert len(got) == 1, (name, "one append's rows without a timestamp got", sorted(got), rows_of_one_append)
         used = sorted((i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs)
         wanted_inputs = sorted(
             (i["dataset"]["name"], i["dataset"]["digest"]) for i in declared.get("dataset_inputs") or []
@@ -446,6 +651,21 @@ def spec_json(spec: dict[str, Any], door: str) -> str:
     return json.dumps({**spec, "door": door}, indent=1, sort_keys=True)
 
 
+def write_metrics_files(folder: Path, spec: dict[str, Any]) -> None:
+    """The metrics files the runs declare, beside the program (``folder/metrics``), as the training job left
+    them; a file no run declares any longer is gone. One that is as it was is not written again."""
+    wanted = {f["path"]: metrics_file_text(f) for r in spec["runs"].values() if (f := r.get("metrics_file"))}
+    here = folder / "metrics"
+    for old in here.glob("*") if here.is_dir() else ():
+        if old.relative_to(folder).as_posix() not in wanted:
+            old.unlink()
+    for path, text in wanted.items():
+        target = folder / path
+        target.parent.mkdir(exist_ok=True)
+        if not target.exists() or target.read_bytes() != text.encode():
+            target.write_bytes(text.encode())
+
+
 def model_settings(histories: int, steps: int) -> settings:
     return settings(
         max_examples=histories,
@@ -457,10 +677,30 @@ def model_settings(histories: int, steps: int) -> settings:
     )
 
 
+@contextmanager
+def no_local_constants() -> Iterator[None]:
+    """Hypothesis draws only from its own randomness and constants while this lasts.
+
+    Otherwise it draws, now and then, a constant from the source of the modules of this repository imported so
+    far (hypothesis's "local constants", 6.1xx): the histories would depend on which of them a test process has
+    imported (the same model drew other histories in a process that had imported others) and could change with
+    an edit to a number in any of them."""
+    from hypothesis.internal.conjecture import providers
+    from hypothesis.internal.constants_ast import Constants
+
+    providers.CONSTANTS_CACHE.cache.clear()  # the pools a test before this one drew from
+    try:
+        with mock.patch.object(providers, "_get_local_constants", Constants):
+            yield
+    finally:
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
 def drive(machine: type[Convergence], histories: int, steps: int) -> Counter[str]:
     """Run the histories and return what they did, after checking that they did something."""
     machine.seen = Counter()
-    run_state_machine_as_test(machine, settings=model_settings(histories, steps))
+    with no_local_constants():
+        run_state_machine_as_test(machine, settings=model_settings(histories, steps))
     seen = machine.seen
     print(f"\nmodel {machine.__name__}: {histories} histories of up to {steps} steps: {dict(sorted(seen.items()))}")
     assert seen["up"] >= histories and sum(n for k, n in seen.items() if k.startswith("fired: ")), seen

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from .convergence import spec_json
+from .convergence import spec_json, write_metrics_files
 from .engine import Engine, EngineError
 from .host import HostError
 from .project import PACKAGE_VENV, ProjectFolder, project_folder
@@ -83,6 +83,7 @@ class EngineStack:
 
     def write(self, spec: dict[str, Any]) -> None:
         (self.folder / "model.json").write_text(spec_json(spec, "dynamic"))
+        write_metrics_files(self.folder, spec)
 
     def up(self) -> bool:
         try:
@@ -160,6 +161,7 @@ class CliStack:
 
     def write(self, spec: dict[str, Any]) -> None:
         (self.project.folder / "model.json").write_text(spec_json(spec, self.door))
+        write_metrics_files(self.project.folder, spec)
 
     def _run(self, *args: str, reads_only: bool = False) -> bool:
         """``pulumi ARGS --non-interactive`` in the folder, killable while it runs; True when it exited 0.

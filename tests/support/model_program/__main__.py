@@ -2,7 +2,10 @@
 
 ``door`` picks the resources: ``dynamic`` (``pulumi_mlflow_runs``) or ``native`` (``pulumi_mlflow_runs.native``,
 the plugin); both take the same keyword arguments, so one model drives both. Artifact files are declared
-as ``StringAsset``\\ s from their text.
+as ``StringAsset``\\ s from their text. A metrics file is a ``FileAsset`` of the file the model wrote beside this
+program (``metrics/...``): by the relative path a user writes, where the program runs in its folder (the CLI,
+whose engine and provider resolve it there too), else by its absolute path (the stand-in engine runs the
+program in the test's process).
 """
 
 import json
@@ -11,7 +14,8 @@ from typing import Any
 
 import pulumi
 
-spec = json.loads(Path(__file__).with_name("model.json").read_text())
+HERE = Path(__file__).resolve().parent
+spec = json.loads((HERE / "model.json").read_text())
 if spec["door"] == "native":
     from pulumi_mlflow_runs.native import Experiment, ExperimentRun
 else:
@@ -24,6 +28,10 @@ for name, declared in sorted(spec["runs"].items()):
     files = args.pop("artifacts", None)
     if files:
         args["artifacts"] = {path: pulumi.StringAsset(text) for path, text in files.items()}
+    metrics_file = args.pop("metrics_file", None)
+    if metrics_file:
+        path = metrics_file["path"]
+        args["metrics_file"] = pulumi.FileAsset(path if Path.cwd().resolve() == HERE else str(HERE / path))
     run_ids[name] = ExperimentRun(name, experiment_id=experiment.experiment_id, run_name=name, **args).run_id
 
 pulumi.export("experimentId", experiment.experiment_id)
