@@ -63,7 +63,6 @@ def _writes(proxy: RecordingProxy, mark: int) -> list[tuple[str, str | None]]:
     return [(w.endpoint, w.run_id) for w in proxy.writes_since(mark)]
 
 
-
 def _tags(client: MlflowClient, run_id: str) -> dict[str, str]:
     return dict(client.get_run(run_id).data.tags)
 
@@ -276,6 +275,12 @@ def test_replace_on_changes_replaces_the_run_when_a_listed_input_changes(
         assert new != old and mlflow_client.get_run(old).info.lifecycle_stage == "deleted"
         run = mlflow_client.get_run(new)
         assert (run.info.run_name, run.data.tags["team"]) == ("second", "nlp")
+        stack.preview(expect_no_changes=True)
+
+        # `up --replace` of the unchanged run: Create, asked as for a new resource, takes the run back (it is
+        # what the program declares), and the delete of the replaced resource keeps it: still one run.
+        stack.up(replace=[state_resources(stack)[RUN]["urn"]])
+        assert state_resources(stack)[RUN]["id"] == new and mlflow_client.get_run(new).info.lifecycle_stage == "active"
         stack.preview(expect_no_changes=True)
 
         mlflow_client.set_tag(new, "team", "edited")  # drift of a listed input, once refreshed, is a change too

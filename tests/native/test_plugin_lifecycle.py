@@ -111,6 +111,14 @@ def test_yaml_program_lifecycle(
     assert new_id != run_id and mlflow_client.get_run(run_id).info.lifecycle_stage == "deleted"
     assert mlflow_client.get_run(new_id).data.params["batch_size"] == "64"
 
+    # `up --replace` of an unchanged run: Create is asked as for a new resource and takes the run back (it is
+    # what the program declares); the engine's delete of the replaced resource keeps it, and says so.
+    urn = next(r["urn"] for r in project.exported()["deployment"]["resources"] if r["urn"].endswith("::bertSst2"))
+    forced = project.pulumi("up", "--yes", "--skip-preview", "--replace", urn)
+    assert project.outputs()["runId"] == new_id and mlflow_client.get_run(new_id).info.lifecycle_stage == "active"
+    assert f"run {new_id} is kept: the replace took it back" in forced.stdout + forced.stderr, forced.stdout
+    project.pulumi("preview", "--diff", "--expect-no-changes")
+
     project.pulumi("destroy", "--yes")
     assert mlflow_client.get_run(new_id).info.lifecycle_stage == "deleted"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
@@ -128,6 +128,18 @@ def find_unfinished(api: MlflowApi, experiment_id: str, keys: Sequence[str]) -> 
             _UNFINISHED_BY_EXPERIMENT[where] = found
         found = _UNFINISHED_BY_EXPERIMENT[where]
         return [run for key in dict.fromkeys(keys) for run in found.pop(key, [])]
+
+
+def find_complete(api: MlflowApi, experiment_id: str, key: str, state_runs: Collection[str]) -> list[m.Run]:
+    """Active runs marked complete with ``key`` that the stack's state does not hold (``state_runs``): made
+    whole by a create whose ``up`` died before the engine recorded it. One search per create: nothing tells
+    such a run from a recorded one but the state, so no search per experiment can pick them out."""
+    search = m.SearchRuns(
+        experiment_ids=[experiment_id],
+        filter=f"tags.\"{RESOURCE_KEY_TAG}\" = '{key}'",
+        run_view_type="ACTIVE_ONLY",
+    )
+    return [run for run in api.search_runs(search) if run.info.run_id not in state_runs]
 
 
 def _mlflow3_only(w: Writes) -> tuple[str, str] | None:

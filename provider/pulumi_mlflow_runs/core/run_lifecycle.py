@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pulumi_mlflow_runs.core import file_points
+from pulumi_mlflow_runs.core import file_points, state_seen
 from pulumi_mlflow_runs.core.change_rules import match_points
 from pulumi_mlflow_runs.core.errors import InputError, MlflowRunsError, NotFound
 from pulumi_mlflow_runs.core.metrics_file import LOGGED
@@ -47,18 +47,25 @@ def now_ms() -> int:
 # ---- create -------------------------------------------------------------------------------------------------
 
 
-def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[str, Any]]:
-    """``(run id, outputs)`` of a new run made to match ``inputs``, or of the run it takes over."""
+def create(
+    api: MlflowApi, inputs: dict[str, Any], now: int, *, state_runs: Collection[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``(run id, outputs)`` of a new run made to match ``inputs``, or of the run it takes over.
+
+    ``state_runs``: the runs the engine's state holds for this resource (``core.state_seen``), None where the
+    front door cannot tell; only when it can is a complete run of this resource that no state holds taken back.
+    """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
     from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
     from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes, unread_state
 
-    taken = _take_over(api, inputs, now)
+    taken = _take_over(api, inputs, now, state_runs)
     if taken is not None:
         return taken["run_id"], taken
     inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
     run = _create_run(api, inputs, now)
     run_id = run.info.run_id
+    complete = False
     try:
         writes = plan_writes(run_id, {}, inputs, now)
         completion_tag(writes, inputs.get("resource_key"))
@@ -67,10 +74,11 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
         path = file_points.declared_path(inputs)
         inputs[LOGGED] = file_points.send(api, run_id, path, None, now=now, run=None, done=[]) if path else None
         apply_writes(api, writes)
+        complete = True
         run = api.get_run(run_id)
         _raise_if_not_stored(inputs, run)
     except BaseException as exc:
-        if not _rollback(api, run_id, exc) and isinstance(exc, MlflowRunsError):
+        if not _rollback(api, run_id, exc, complete=complete) and isinstance(exc, MlflowRunsError):
             # What of the points reached the server is not known: none is recorded as logged.
             made = {**inputs, "metrics": None, LOGGED: None, "run_id": run_id, "artifact_uri": run.info.artifact_uri}
             exc.left_behind = unread_state(made)
@@ -78,50 +86,67 @@ def create(api: MlflowApi, inputs: dict[str, Any], now: int) -> tuple[str, dict[
     return run_id, outputs_for(inputs, run, files)
 
 
-def _take_over(api: MlflowApi, inputs: dict[str, Any], now: int) -> dict[str, Any] | None:
+def _take_over(
+    api: MlflowApi, inputs: dict[str, Any], now: int, state_runs: Collection[str] | None
+) -> dict[str, Any] | None:
     """Outputs of an existing run made to match the program, or None to create a new one.
 
     ``adopt_run_id`` names a run the program takes over. Otherwise a run this resource began to
     create in an ``up`` that was killed (still marked ``creating:<key>``, with its key or one an earlier
     version gave it: ``core.resource_key``) is finished instead of left behind; one that no longer fits the
-    program is deleted, as a failed create would have been.
+    program is deleted, as a failed create would have been. Then a run this resource made whole in an ``up``
+    that died before the engine recorded it (marked ``<key>``, held by no state: ``state_runs``) is taken
+    back if it is exactly what the program declares; another one is left alone (a run ``retainOnDelete``
+    kept, say, is the user's).
     """
-    from pulumi_mlflow_runs.core.resource_key import keys_of
-    from pulumi_mlflow_runs.core.run_apply import find_unfinished
+    from pulumi_mlflow_runs.core.resource_key import key_of, keys_of
+    from pulumi_mlflow_runs.core.run_apply import find_complete, find_unfinished
 
     wanted = inputs.get("adopt_run_id")
     if wanted is not None:
-        try:
-            run = api.get_run(wanted)
-        except NotFound:
-            raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
-        if run.info.experiment_id != inputs["experiment_id"]:
-            raise InputError(
-                "adopt_run_id",
-                f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id "
-                f"{inputs['experiment_id']}",
-            )
-        outputs, replaces = _converge(api, run, inputs, now)
-        if outputs is None:
-            raise InputError(
-                "adopt_run_id",
-                f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
-                "in place; declare what the run has (params and logged points are write-once), or drop "
-                "adopt_run_id to create a new run",
-            )
-        return outputs
+        return _adopt(api, wanted, inputs, now)
     for run in find_unfinished(api, inputs["experiment_id"], keys_of(inputs.get("resource_key"))):
         outputs, _ = _converge(api, run, inputs, now)
         if outputs is not None:
             return outputs
         api.delete_run(run.info.run_id)
+    key = key_of(inputs.get("resource_key"))
+    if state_runs is None or key is None:
+        return None
+    for run in find_complete(api, inputs["experiment_id"], key, state_runs):
+        outputs, _ = _converge(api, run, inputs, now, exactly=True)
+        if outputs is not None:
+            state_seen.taken_back(run.info.run_id)
+            return outputs
     return None
 
 
+def _adopt(api: MlflowApi, wanted: str, inputs: dict[str, Any], now: int) -> dict[str, Any]:
+    try:
+        run = api.get_run(wanted)
+    except NotFound:
+        raise InputError("adopt_run_id", f"no run {wanted} on {api.transport.connection.base_url}") from None
+    if run.info.experiment_id != inputs["experiment_id"]:
+        raise InputError(
+            "adopt_run_id",
+            f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id {inputs['experiment_id']}",
+        )
+    outputs, replaces = _converge(api, run, inputs, now)
+    if outputs is None:
+        raise InputError(
+            "adopt_run_id",
+            f"run {wanted} differs from the program in {', '.join(replaces)}, which MLflow cannot change "
+            "in place; declare what the run has (params and logged points are write-once), or drop "
+            "adopt_run_id to create a new run",
+        )
+    return outputs
+
+
 def _converge(
-    api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int
+    api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int, *, exactly: bool = False
 ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
-    """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, replacing keys)`` if it cannot."""
+    """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, changing keys)`` if it cannot
+    (a replace), or, ``exactly``, if it would need any change but to its files (which are synced)."""
     from pulumi_mlflow_runs.core.run_plan import adopted_state
 
     run_id = run.info.run_id
@@ -130,6 +155,8 @@ def _converge(
     d = diff_run(olds, inputs)
     if d.replaces:
         return None, d.replaces
+    if exactly and (changing := tuple(k for k in d.updates if k != "artifacts")):
+        return None, changing
     return update(api, run_id, olds, inputs, now, taken=run), ()
 
 
@@ -164,15 +191,18 @@ def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
         raise InputError(*mismatches[0])
 
 
-def _rollback(api: MlflowApi, run_id: str, exc: BaseException) -> bool:
-    """Delete the half-made run so a failed create leaves nothing behind; False if it is still there."""
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException, *, complete: bool) -> bool:
+    """Delete the half-made run so a failed create leaves nothing behind; False if it is still there.
+    ``complete``: the run was marked complete (the create's writes all went out)."""
     try:
         api.delete_run(run_id)
     except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
-        exc.add_note(
-            f"the half-created run {run_id} could not be deleted ({cleanup}); it is marked unfinished, and "
-            "the next `pulumi up` finishes it"
+        then = (
+            "it is marked complete, and the next `pulumi up` takes it back if it holds what the program declares"
+            if complete
+            else "it is marked unfinished, and the next `pulumi up` finishes it"
         )
+        exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); {then}")
         return False
     exc.add_note(f"the half-created run {run_id} was deleted")
     return True
@@ -405,6 +435,14 @@ def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: M
     return file_points.on_server(state, run, inputs)
 
 
-def delete(api: MlflowApi, run_id: str) -> None:
+def delete(api: MlflowApi, run_id: str) -> str | None:
+    """Delete the run; or keep it, and say why, when a create of this ``up`` took it back: the engine now
+    holds it as the resource that replaces itself (``core.state_seen``)."""
+    if state_seen.was_taken_back(run_id):
+        return (
+            f"run {run_id} is kept: the replace took it back, since it is exactly what the program declares "
+            "(change the program, or delete the run, to make a new one)"
+        )
     with contextlib.suppress(NotFound):  # already gone is success
         api.delete_run(run_id)
+    return None

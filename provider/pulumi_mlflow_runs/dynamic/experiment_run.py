@@ -18,6 +18,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
+from pulumi_mlflow_runs.core import state_seen
 from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.definitions import LOGGED_POINTS
 from pulumi_mlflow_runs.core.errors import InputError
@@ -56,6 +57,12 @@ def _resolved(props: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- what the SDK's provider host does not pass on (see `diff` and `read`) -------------------------------
+
+
+def _known_key(props: Mapping[str, Any]) -> str | None:
+    """The ``resource_key`` input, unless a preview does not know it yet."""
+    key = props.get("resource_key")
+    return key if isinstance(key, str) and not is_unknown(key) else None
 
 
 def _request_props(field: str) -> dict[str, Any] | None:
@@ -110,6 +117,7 @@ class ExperimentRunProvider(BaseProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         # Not handed the engine's hash: a metrics file whose bytes still hold the old summary is hashed, not parsed.
         reuse = summary_to_reuse(olds, news, engine_unchanged=False)
+        state_seen.checked(_known_key(news), in_state=bool(olds))
         inputs, failures = check_inputs(news, STATE_OUTPUTS, read_files=True, reuse_summary=reuse)
         if news.get("artifacts") is not None:
             remember_checked(_request_urn(), news["artifacts"])
@@ -117,6 +125,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        state_seen.holds(_known_key(news) or _known_key(olds), _id)
         state = from_state(olds)
         news, known = _with_artifacts(news)
         marked = False
@@ -139,7 +148,8 @@ class ExperimentRunProvider(BaseProvider):
     @user_facing
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         inputs = checked_inputs(_resolved(props), STATE_OUTPUTS)
-        run_id, outputs = lifecycle.create(self.api_for(inputs), inputs, now_ms())
+        held = state_seen.state_runs(inputs.get("resource_key"))
+        run_id, outputs = lifecycle.create(self.api_for(inputs), inputs, now_ms(), state_runs=held)
         return dyn.CreateResult(run_id, with_columns(outputs))
 
     @user_facing

@@ -15,14 +15,14 @@ class ExperimentHandler:
     props = (*d.EXPERIMENT_INPUTS, *d.EXPERIMENT_OUTPUTS)
     computed = d.EXPERIMENT_OUTPUTS
 
-    def check(self, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
         inputs, failures = exp.check_experiment(news)
         if not failures:  # as the dynamic door: the normalized inputs against the old inputs
             relocation = exp.relocation_failure(olds, inputs)
             failures += [relocation] if relocation else []
         return {}, failures
 
-    def diff(self, olds: Props, old_inputs: Props, news: Props) -> Change:
+    def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change:
         replaces, updates = exp.diff_experiment(olds, news)
         changed = [*replaces, *updates]
         if not changed:

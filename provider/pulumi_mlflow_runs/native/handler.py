@@ -53,12 +53,12 @@ class Handler(Protocol):
     computed: tuple[Prop, ...]
     """The outputs only the server knows: unknown in a preview."""
 
-    def check(self, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
         """``(inputs to add, failures)``: the engine keeps the inputs as sent (assets whole, secrets marked), with
         what Check adds (a metrics file's summary); the core normalizes them again where it reads them."""
         ...
 
-    def diff(self, olds: Props, old_inputs: Props, news: Props) -> Change: ...
+    def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change: ...
 
     def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]: ...
 
@@ -66,7 +66,9 @@ class Handler(Protocol):
 
     def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props: ...
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> None: ...
+    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
+        """Delete the resource; or keep it, and say why (a warning the engine shows)."""
+        ...
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:
         """The outputs to mark secret, given which inputs were."""

@@ -225,7 +225,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         handler = _handler(request, context)
         news, secret = _snake(request.news, handler.props)
         olds, _ = _snake(request.olds, handler.props)
-        added, failures = handler.check(news, olds)
+        added, failures = handler.check(request.urn, news, olds)
         # The inputs as sent: the engine keeps them (assets whole, secrets marked); the core normalizes again.
         inputs = struct_pb2.Struct()
         inputs.CopyFrom(request.news)
@@ -240,7 +240,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         olds, _ = _snake(request.olds, handler.props)
         news, _ = _snake(request.news, handler.props)
         old_inputs, _ = _snake(request.old_inputs, handler.props)
-        change = handler.diff(olds, old_inputs, news)
+        change = handler.diff(request.urn, request.id, olds, old_inputs, news)
         for note in change.notes:
             self.log.warn(request.urn, note)
         if not change.paths:
@@ -299,7 +299,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     def Delete(self, request: Any, context: grpc.ServicerContext) -> empty_pb2.Empty:
         handler = _handler(request, context)
         props, _ = _snake(request.properties, handler.props)
-        handler.delete(self.api, request.id, props)
+        kept = handler.delete(self.api, request.id, props)
+        if kept is not None:
+            self.log.warn(request.urn, kept)
         return empty_pb2.Empty()
 
     # ---- functions ------------------------------------------------------------------------------------------

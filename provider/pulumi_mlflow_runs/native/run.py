@@ -7,7 +7,7 @@ point again) and its detailed diff (``native.diff``: the path of each change, fi
 
 from __future__ import annotations
 
-from pulumi_mlflow_runs.core import metrics_file, run_spec
+from pulumi_mlflow_runs.core import metrics_file, run_spec, state_seen
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
@@ -35,7 +35,8 @@ class RunHandler:
     props = RUN_PROPS
     computed = STATE_OUTPUTS
 
-    def check(self, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+        state_seen.checked(input_of_urn(urn), in_state=bool(olds))
         # A metrics file whose hash the engine says is unchanged is not read again: its summary stands.
         new_hash, old_hash = (getattr(x.get("metrics_file"), "engine_hash", None) for x in (news, olds))
         unchanged = new_hash is not None and new_hash == old_hash
@@ -44,7 +45,8 @@ class RunHandler:
         added = {k: inputs[k] for k in run_spec.CHECKED_KEYS if k in inputs}
         return added, failures
 
-    def diff(self, olds: Props, old_inputs: Props, news: Props) -> Change:
+    def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change:
+        state_seen.holds(input_of_urn(urn), id_)
         state = run_state(olds, old_inputs)
         # Files are compared by the engine's hash of each asset, old inputs against new (no contents here);
         # a file refresh found gone or changed is sent again.
@@ -75,7 +77,8 @@ class RunHandler:
         inputs = lifecycle.checked_inputs(props, _OUTPUT_NAMES)
         inputs["resource_key"] = input_of_urn(urn)
         declared = list(inputs.get("metrics") or [])
-        run_id, outputs = lifecycle.create(api_for(inputs), inputs, lifecycle.now_ms())
+        held = state_seen.state_runs(inputs["resource_key"])
+        run_id, outputs = lifecycle.create(api_for(inputs), inputs, lifecycle.now_ms(), state_runs=held)
         return run_id, plugin_state(outputs, declared)
 
     def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None:
@@ -104,8 +107,8 @@ class RunHandler:
         outputs = lifecycle.update(api_for(inputs), id_, state, inputs, lifecycle.now_ms())
         return plugin_state(outputs, declared)
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> None:
-        lifecycle.delete(api_for(state), id_)
+    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
+        return lifecycle.delete(api_for(state), id_)
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:
         """Each secret input itself, and every output that repeats one (``run``, ``latest_metrics``, ...)."""
