@@ -160,6 +160,14 @@ def _converge(
     return update(api, run_id, olds, inputs, now, taken=run), ()
 
 
+def converge(
+    api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int, *, exactly: bool = False
+) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """``_converge`` for a caller that found the run itself: a table's one search finds the runs a failed or
+    killed ``up`` of it made (``core.run_table``), which are finished or taken back as a create here does."""
+    return _converge(api, run, inputs, now, exactly=exactly)
+
+
 def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int) -> m.Run:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.run_apply import create_run, unfinished_tag
@@ -239,12 +247,17 @@ def refresh(
     ``state`` is the old outputs (``outputs_for``'s form); ``stored_inputs`` the inputs the state records,
     where the front door has them.
     """
-    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
-
     try:
         run = api.get_run(run_id)
     except NotFound:
         return None
+    return refreshed(api, run, state, stored_inputs)
+
+
+def refreshed(api: MlflowApi, run: m.Run, state: Mapping[str, Any], stored_inputs: Mapping[str, Any] | None) -> ReadRun:
+    """``refresh`` of a run already read (a table reads its runs with one search per hundred)."""
+    from pulumi_mlflow_runs.core.run_plan import refreshed_outputs
+
     fresh = dict(state)
     unfinished = False
     if fresh.get("run") is None:  # left by a failed step: what it logged is on the server, not in the state
