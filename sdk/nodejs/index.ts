@@ -25,6 +25,11 @@ export type Provider = import("./provider").Provider;
 export const Provider: typeof import("./provider").Provider = null as any;
 utilities.lazyLoad(exports, ["Provider"], () => require("./provider"));
 
+export { RunTableArgs } from "./runTable";
+export type RunTable = import("./runTable").RunTable;
+export const RunTable: typeof import("./runTable").RunTable = null as any;
+utilities.lazyLoad(exports, ["RunTable"], () => require("./runTable"));
+
 export { SearchRunsArgs, SearchRunsResult, SearchRunsOutputArgs } from "./searchRuns";
 export const searchRuns: typeof import("./searchRuns").searchRuns = null as any;
 export const searchRunsOutput: typeof import("./searchRuns").searchRunsOutput = null as any;
@@ -48,6 +53,8 @@ const _module = {
                 return new Experiment(name, <any>undefined, { urn })
             case "mlflow-runs:index:ExperimentRun":
                 return new ExperimentRun(name, <any>undefined, { urn })
+            case "mlflow-runs:index:RunTable":
+                return new RunTable(name, <any>undefined, { urn })
             default:
                 throw new Error(`unknown resource type ${type}`);
         }

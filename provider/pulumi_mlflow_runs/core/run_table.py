@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core import state_seen
 from pulumi_mlflow_runs.core.errors import MlflowRunsError
-from pulumi_mlflow_runs.core.run_diff import diff_run
-from pulumi_mlflow_runs.core.table_diff import EntryChange, EntryDiff, TableDiff, diff_table
+from pulumi_mlflow_runs.core.table_diff import EntryChange, EntryDiff, TableDiff, by_run_rules, diff_table
 from pulumi_mlflow_runs.core.table_keys import Found, find_runs, run_key
 from pulumi_mlflow_runs.core.table_spec import TABLE_RUN_KEYS, entry_path, max_parallel, run_inputs
 
@@ -70,7 +69,8 @@ class _Outcome:
 
 def _reason(exc: BaseException) -> str:
     notes = getattr(exc, "__notes__", None) or []
-    return " ".join([str(exc) or type(exc).__name__, *notes])
+    text = str(exc) or type(exc).__name__
+    return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def state_of(table: Mapping[str, Any], runs: Mapping[str, Any], retired: Collection[str] = ()) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def apply_table(
     now: int,
     *,
     held: Collection[str] | None = None,
-    rule: EntryDiff = diff_run,
+    rule: EntryDiff = by_run_rules,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> Applied:
@@ -272,6 +272,33 @@ def _keeper(work: _Apply, key: str, change: EntryChange, out: _Outcome) -> Calla
     return keep
 
 
+def delete_table(api: MlflowApi, state: Mapping[str, Any], parallel: int) -> list[str]:
+    """Delete every run the table holds (its entries' and the retired ones), ``parallel`` at a time; what is
+    kept and why (``run_lifecycle.delete``). A run already gone is success; any other failure is raised after
+    every run was tried, and the next ``destroy`` tries again."""
+    ids = sorted(held_runs(state))
+    notes: list[str] = []
+    failures: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def delete(run_id: str) -> None:
+        try:
+            note = lifecycle.delete(api, run_id)
+        except Exception as exc:  # noqa: BLE001 - one run's failure stops no other; each is reported
+            with lock:
+                failures[f"run {run_id}"] = _reason(exc)
+            return
+        if note is not None:
+            with lock:
+                notes.append(note)
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="run-table") as pool:
+        list(pool.map(delete, ids))
+    if failures:
+        raise TableFailed(failures, dict(state), len(ids))
+    return notes
+
+
 # ---- refresh ----------------------------------------------------------------------------------------------
 
 
@@ -316,8 +343,11 @@ def refresh_table(api: MlflowApi, state: Mapping[str, Any], stored: Mapping[str,
         given = run_inputs(stored or state, key, entry) if entry is not None else None
         found = lifecycle.refreshed(api, run, old, given)
         runs[key] = found.outputs
-        if entries is not None and entry is not None and found.inputs is not None:
-            entries[key] = _entry_of(found.inputs, entry)
+        if entries is not None and entry is not None:
+            if found.inputs is None:  # inputs holding assets without their contents cannot be handed back
+                entries = None
+            else:
+                entries[key] = _entry_of(found.inputs, entry)
     inputs = {**stored, "runs": entries} if stored is not None and entries is not None else None
     return Refreshed(state_of(state, runs, state.get("retired") or ()), inputs)
 

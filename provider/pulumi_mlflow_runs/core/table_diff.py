@@ -20,10 +20,15 @@ from pulumi_mlflow_runs.core.run_spec import is_unknown
 from pulumi_mlflow_runs.core.table_spec import TABLE_RUN_KEYS, run_inputs
 
 Action = Literal["create", "update", "replace", "delete"]
-EntryDiff = Callable[[Mapping[str, Any], dict[str, Any]], RunDiff]
-"""The rule for one entry: old run outputs against its new inputs (``diff_run``; a door may compare files
-its own way)."""
+EntryDiff = Callable[[str, Mapping[str, Any], dict[str, Any]], RunDiff]
+"""The rule for entry ``key``: its old run outputs against its new run inputs (``by_run_rules``; the plugin
+compares files by the engine's hash, as for an ``ExperimentRun``)."""
 _TABLE_PROPS = tuple(p for p in RUN_INPUTS if p.name in TABLE_RUN_KEYS)
+
+
+def by_run_rules(key: str, olds: Mapping[str, Any], news: dict[str, Any]) -> RunDiff:
+    """``ExperimentRun``'s rules (``run_diff.diff_run``), the same for every entry."""
+    return diff_run(olds, news)
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,12 @@ class TableDiff:
 
 
 def entry_change(
-    olds: Mapping[str, Any] | None, news: dict[str, Any], rule: EntryDiff = diff_run
+    key: str, olds: Mapping[str, Any] | None, news: dict[str, Any], rule: EntryDiff = by_run_rules
 ) -> EntryChange | None:
-    """What entry's run does: ``olds`` its outputs in the state (None: none yet), ``news`` its run inputs."""
+    """What entry ``key``'s run does: ``olds`` its outputs in the state (None: none yet), ``news`` its run inputs."""
     if olds is None:
         return EntryChange("create")
-    verdict = rule(olds, news)
+    verdict = rule(key, olds, news)
     unread = olds.get("run") is None
     if verdict.replaces:
         return EntryChange("replace", verdict, unread)
@@ -64,7 +69,7 @@ def entry_change(
     return None
 
 
-def diff_table(state: Mapping[str, Any], news: Mapping[str, Any], rule: EntryDiff = diff_run) -> TableDiff:
+def diff_table(state: Mapping[str, Any], news: Mapping[str, Any], rule: EntryDiff = by_run_rules) -> TableDiff:
     """``state``: the table's state (core form); ``news``: its checked inputs (``table_spec.check_table``)."""
     replaces, _ = diff_props(_TABLE_PROPS, state, news) if state else ([], [])  # ``{}``: a create
     retired = tuple(state.get("retired") or ())
@@ -80,7 +85,7 @@ def diff_table(state: Mapping[str, Any], news: Mapping[str, Any], rule: EntryDif
         if is_unknown(runs[key]):
             entries[key] = EntryChange("update" if key in olds else "create")
             continue
-        change = entry_change(olds.get(key), run_inputs(news, key), rule)
+        change = entry_change(key, olds.get(key), run_inputs(news, key), rule)
         if change is not None:
             entries[key] = change
     entries.update({key: EntryChange("delete") for key in olds if key not in runs})

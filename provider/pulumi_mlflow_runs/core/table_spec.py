@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
@@ -60,7 +60,7 @@ def _whole_number(value: Any) -> int | None:
 
 def _check_entry(
     table: Mapping[str, Any], key: Any, entry: Any, failures: list[tuple[str, str]], *, read_files: bool,
-    reuse: Mapping[str, Any],
+    reuse: Mapping[str, Any], name: Callable[[str], str],
 ) -> dict[str, Any] | None:  # fmt: skip
     if not isinstance(key, str) or not key:
         failures.append(("runs", f"an entry's key must be a non-empty string, got {key!r}"))
@@ -71,20 +71,23 @@ def _check_entry(
         failures.append((entry_path(key), "must be an object of ExperimentRun inputs"))
         return None
     before = len(failures)
-    for name in sorted(set(entry) - {*ENTRY_KEYS, METRICS_FILE_SUMMARY.name}):
-        if name in TABLE_RUN_KEYS:
-            failures.append((entry_path(key, name), "is the table's: set it on the RunTable, once for every run"))
+    for field in sorted(set(entry) - {*ENTRY_KEYS, METRICS_FILE_SUMMARY.name}):
+        if field in TABLE_RUN_KEYS:
+            failures.append(
+                (entry_path(key, name(field)), "is the table's: set it on the RunTable, once for every run")
+            )
         else:
-            failures.append((entry_path(key, name), f"is not an input of a run (inputs: {', '.join(ENTRY_KEYS)})"))
+            known = ", ".join(map(name, ENTRY_KEYS))
+            failures.append((entry_path(key, name(field)), f"is not an input of a run (inputs: {known})"))
     given = {k: v for k, v in entry.items() if k in (*ENTRY_KEYS, METRICS_FILE_SUMMARY.name)}
     inputs, found = check_inputs(
         run_inputs(table, key, given), OUTPUT_KEYS, read_files=read_files, reuse_summary=reuse.get(key)
     )
-    failures += [(entry_path(key, prop), reason) for prop, reason in found if prop not in TABLE_RUN_KEYS]
+    failures += [(entry_path(key, name(prop)), reason) for prop, reason in found if prop not in TABLE_RUN_KEYS]
     if len(failures) > before:
         return None
-    for name in TABLE_RUN_KEYS:
-        inputs.pop(name, None)
+    for table_key in TABLE_RUN_KEYS:
+        inputs.pop(table_key, None)
     if entry.get("run_name") is None:
         inputs.pop("run_name", None)  # the key stands for it (``run_inputs``); the state keeps it once
     return inputs
@@ -96,15 +99,17 @@ def check_table(
     *,
     read_files: bool = False,
     reuse_summaries: Mapping[str, Any] | None = None,
+    name: Callable[[str], str] = str,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate and normalize a table's inputs: ``(inputs, failures)``, as ``run_spec.check_inputs`` for a run.
 
     ``outputs``: the door's output names (a program may send them as None). ``read_files`` and
-    ``reuse_summaries`` (a metrics file's summary per entry key) are Check's, as for a run.
+    ``reuse_summaries`` (a metrics file's summary per entry key) are Check's, as for a run. ``name``: an
+    entry's property path as the door names it (the plugin's camelCase).
     """
     failures: list[tuple[str, str]] = []
-    for name in sorted(set(news) - set(TABLE_KEYS) - set(outputs) - {"__provider"}):
-        failures.append((name, f"is not an input of RunTable (inputs: {', '.join(TABLE_KEYS)})"))
+    for unknown in sorted(set(news) - set(TABLE_KEYS) - set(outputs) - {"__provider"}):
+        failures.append((unknown, f"is not an input of RunTable (inputs: {', '.join(TABLE_KEYS)})"))
     given = {k: v for k, v in news.items() if k in TABLE_KEYS and v is not None}
     out: dict[str, Any] = dict(given)
     # The experiment and the connection by a run's own rules, failures under the table's names.
@@ -129,7 +134,9 @@ def check_table(
         else:
             entries: dict[str, Any] = {}
             for key, entry in runs.items():
-                checked = _check_entry(out, key, entry, failures, read_files=read_files, reuse=reuse_summaries or {})
+                checked = _check_entry(
+                    out, key, entry, failures, read_files=read_files, reuse=reuse_summaries or {}, name=name
+                )
                 entries[key] = checked if checked is not None else entry
             out["runs"] = entries
     return out, failures

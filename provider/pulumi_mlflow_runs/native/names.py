@@ -63,7 +63,8 @@ def camel_path(path: str, definitions: Sequence[Prop]) -> str:
     pos = 0
     while pos < len(path):
         if current is not None and current.type == "map":
-            out.append("." + path[pos:].lstrip("."))  # the rest is the user's key
+            rest = path[pos:].lstrip(".")
+            out.append(rest if rest.startswith("[") else "." + rest)  # the user's key: `tags.x`, `runs["a b"]`
             break
         match = _SEGMENT.match(path, pos + (1 if path[pos] == "." else 0))
         if match is None:

@@ -43,11 +43,12 @@ from pulumi_mlflow_runs.native.names import camel_path, convert
 from pulumi_mlflow_runs.native.run import RunHandler
 from pulumi_mlflow_runs.native.state import MOVED_FROM_DYNAMIC
 from pulumi_mlflow_runs.native.status import partial_failure
+from pulumi_mlflow_runs.native.table import TableHandler
 from pulumi_mlflow_runs.version import VERSION
 
 R = TypeVar("R")
 
-HANDLERS: dict[str, Handler] = {h.token: h for h in (RunHandler(), ExperimentHandler())}
+HANDLERS: dict[str, Handler] = {h.token: h for h in (RunHandler(), ExperimentHandler(), TableHandler())}
 """One handler per resource type (``native.handler``); the protocol below picks one per request."""
 _SOME, _NONE = provider_pb2.DiffResponse.DIFF_SOME, provider_pb2.DiffResponse.DIFF_NONE
 

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from pulumi_mlflow_runs.core import definitions as d
+from pulumi_mlflow_runs.core.table_definitions import TABLE_INPUTS, TABLE_OUTPUTS
 from pulumi_mlflow_runs.native.config import CONFIG
 from pulumi_mlflow_runs.native.state import STATE_OUTPUTS
 from pulumi_mlflow_runs.version import VERSION
@@ -20,6 +21,7 @@ from pulumi_mlflow_runs.version import VERSION
 PACKAGE = "mlflow-runs"
 RUN_TOKEN = f"{PACKAGE}:index:ExperimentRun"
 EXPERIMENT_TOKEN = f"{PACKAGE}:index:Experiment"
+TABLE_TOKEN = f"{PACKAGE}:index:RunTable"
 GET_RUN_TOKEN = f"{PACKAGE}:index:getRun"
 SEARCH_RUNS_TOKEN = f"{PACKAGE}:index:searchRuns"
 REPOSITORY = "https://github.com/pulumi-mlflow-runs/pulumi-mlflow-runs"
@@ -32,6 +34,12 @@ RUN_DESCRIPTION = (
     "tracking server. Appending metric points, inputs or outputs, adding params and changing tags, status, "
     "times or files are in-place updates; what MLflow cannot change (a written param, a logged point, the "
     "experiment, the start time) replaces the run."
+)
+TABLE_DESCRIPTION = (
+    "A table of MLflow runs as one resource: `runs` maps a key you choose to what an `ExperimentRun` takes, in one "
+    "experiment on one server. The runs are written in parallel (`maxParallel` requests in flight), each exactly "
+    "once; an added, removed or changed entry creates, deletes, updates or replaces that run alone, and only a "
+    "change of the experiment or the connection replaces the table."
 )
 EXPERIMENT_DESCRIPTION = (
     "An MLflow experiment, so that a program declaring runs is self-contained. Renaming and tags are "
@@ -155,6 +163,7 @@ def schema() -> dict[str, Any]:
         "resources": {
             RUN_TOKEN: _resource(RUN_DESCRIPTION, (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY), STATE_OUTPUTS, types),
             EXPERIMENT_TOKEN: _resource(EXPERIMENT_DESCRIPTION, d.EXPERIMENT_INPUTS, d.EXPERIMENT_OUTPUTS, types),
+            TABLE_TOKEN: _resource(TABLE_DESCRIPTION, TABLE_INPUTS, TABLE_OUTPUTS, types),
         },
         "functions": {
             GET_RUN_TOKEN: _function("One run by id (deleted runs too).", GET_RUN_INPUTS, _RUN_RESULT.fields, types),

@@ -25,6 +25,8 @@ func (m *module) Construct(ctx *pulumi.Context, name, typ, urn string) (r pulumi
 		r = &Experiment{}
 	case "mlflow-runs:index:ExperimentRun":
 		r = &ExperimentRun{}
+	case "mlflow-runs:index:RunTable":
+		r = &RunTable{}
 	default:
 		return nil, fmt.Errorf("unknown resource type: %s", typ)
 	}

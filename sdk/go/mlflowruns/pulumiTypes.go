@@ -666,6 +666,214 @@ func (o RunResultArrayOutput) Index(i pulumi.IntInput) RunResultOutput {
 	}).(RunResultOutput)
 }
 
+// One run of the table: what an `ExperimentRun` takes besides the experiment and the connection, which the table gives once. `runName` defaults to the entry's key.
+type RunTableEntry struct {
+	// An existing run (in `experimentId`) that the create takes over instead of making a new one; read only when the resource is created.
+	AdoptRunId *string `pulumi:"adoptRunId"`
+	// Files for the run's artifact root, by path: assets, or archives that land under their key as a folder. A changed file is uploaded again, a removed one deleted.
+	Artifacts map[string]pulumi.AssetOrArchive `pulumi:"artifacts"`
+	// Datasets the run used; appending is an update.
+	DatasetInputs []DatasetInputType `pulumi:"datasetInputs"`
+	// The run's description (the `mlflow.note.content` tag the MLflow UI shows).
+	Description *string `pulumi:"description"`
+	// Milliseconds since the epoch; 'now' when the run ends without one.
+	EndTime *int `pulumi:"endTime"`
+	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+	Metrics []MetricPoint `pulumi:"metrics"`
+	// Logged models the run used (MLflow 3); appending is an update.
+	ModelInputs []ModelInput `pulumi:"modelInputs"`
+	// Logged models the run produced (MLflow 3); appending is an update.
+	ModelOutputs []ModelOutput `pulumi:"modelOutputs"`
+	// Write-once strings: a new key is an update, a changed or removed one a replace.
+	Params map[string]string `pulumi:"params"`
+	// The run's name, shown in the MLflow UI.
+	RunName *string `pulumi:"runName"`
+	// Milliseconds since the epoch; the provider's clock at create when absent.
+	StartTime *int `pulumi:"startTime"`
+	// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+	Status *string `pulumi:"status"`
+	// The tags this program manages; tags set by others are left alone.
+	Tags map[string]string `pulumi:"tags"`
+}
+
+// RunTableEntryInput is an input type that accepts RunTableEntryArgs and RunTableEntryOutput values.
+// You can construct a concrete instance of `RunTableEntryInput` via:
+//
+//	RunTableEntryArgs{...}
+type RunTableEntryInput interface {
+	pulumi.Input
+
+	ToRunTableEntryOutput() RunTableEntryOutput
+	ToRunTableEntryOutputWithContext(context.Context) RunTableEntryOutput
+}
+
+// One run of the table: what an `ExperimentRun` takes besides the experiment and the connection, which the table gives once. `runName` defaults to the entry's key.
+type RunTableEntryArgs struct {
+	// An existing run (in `experimentId`) that the create takes over instead of making a new one; read only when the resource is created.
+	AdoptRunId pulumi.StringPtrInput `pulumi:"adoptRunId"`
+	// Files for the run's artifact root, by path: assets, or archives that land under their key as a folder. A changed file is uploaded again, a removed one deleted.
+	Artifacts pulumi.AssetOrArchiveMapInput `pulumi:"artifacts"`
+	// Datasets the run used; appending is an update.
+	DatasetInputs DatasetInputTypeArrayInput `pulumi:"datasetInputs"`
+	// The run's description (the `mlflow.note.content` tag the MLflow UI shows).
+	Description pulumi.StringPtrInput `pulumi:"description"`
+	// Milliseconds since the epoch; 'now' when the run ends without one.
+	EndTime pulumi.IntPtrInput `pulumi:"endTime"`
+	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+	Metrics MetricPointArrayInput `pulumi:"metrics"`
+	// Logged models the run used (MLflow 3); appending is an update.
+	ModelInputs ModelInputArrayInput `pulumi:"modelInputs"`
+	// Logged models the run produced (MLflow 3); appending is an update.
+	ModelOutputs ModelOutputArrayInput `pulumi:"modelOutputs"`
+	// Write-once strings: a new key is an update, a changed or removed one a replace.
+	Params pulumi.StringMapInput `pulumi:"params"`
+	// The run's name, shown in the MLflow UI.
+	RunName pulumi.StringPtrInput `pulumi:"runName"`
+	// Milliseconds since the epoch; the provider's clock at create when absent.
+	StartTime pulumi.IntPtrInput `pulumi:"startTime"`
+	// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+	Status pulumi.StringPtrInput `pulumi:"status"`
+	// The tags this program manages; tags set by others are left alone.
+	Tags pulumi.StringMapInput `pulumi:"tags"`
+}
+
+func (RunTableEntryArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*RunTableEntry)(nil)).Elem()
+}
+
+func (i RunTableEntryArgs) ToRunTableEntryOutput() RunTableEntryOutput {
+	return i.ToRunTableEntryOutputWithContext(context.Background())
+}
+
+func (i RunTableEntryArgs) ToRunTableEntryOutputWithContext(ctx context.Context) RunTableEntryOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(RunTableEntryOutput)
+}
+
+// RunTableEntryMapInput is an input type that accepts RunTableEntryMap and RunTableEntryMapOutput values.
+// You can construct a concrete instance of `RunTableEntryMapInput` via:
+//
+//	RunTableEntryMap{ "key": RunTableEntryArgs{...} }
+type RunTableEntryMapInput interface {
+	pulumi.Input
+
+	ToRunTableEntryMapOutput() RunTableEntryMapOutput
+	ToRunTableEntryMapOutputWithContext(context.Context) RunTableEntryMapOutput
+}
+
+type RunTableEntryMap map[string]RunTableEntryInput
+
+func (RunTableEntryMap) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]RunTableEntry)(nil)).Elem()
+}
+
+func (i RunTableEntryMap) ToRunTableEntryMapOutput() RunTableEntryMapOutput {
+	return i.ToRunTableEntryMapOutputWithContext(context.Background())
+}
+
+func (i RunTableEntryMap) ToRunTableEntryMapOutputWithContext(ctx context.Context) RunTableEntryMapOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(RunTableEntryMapOutput)
+}
+
+// One run of the table: what an `ExperimentRun` takes besides the experiment and the connection, which the table gives once. `runName` defaults to the entry's key.
+type RunTableEntryOutput struct{ *pulumi.OutputState }
+
+func (RunTableEntryOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*RunTableEntry)(nil)).Elem()
+}
+
+func (o RunTableEntryOutput) ToRunTableEntryOutput() RunTableEntryOutput {
+	return o
+}
+
+func (o RunTableEntryOutput) ToRunTableEntryOutputWithContext(ctx context.Context) RunTableEntryOutput {
+	return o
+}
+
+// An existing run (in `experimentId`) that the create takes over instead of making a new one; read only when the resource is created.
+func (o RunTableEntryOutput) AdoptRunId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *string { return v.AdoptRunId }).(pulumi.StringPtrOutput)
+}
+
+// Files for the run's artifact root, by path: assets, or archives that land under their key as a folder. A changed file is uploaded again, a removed one deleted.
+func (o RunTableEntryOutput) Artifacts() pulumi.AssetOrArchiveMapOutput {
+	return o.ApplyT(func(v RunTableEntry) map[string]pulumi.AssetOrArchive { return v.Artifacts }).(pulumi.AssetOrArchiveMapOutput)
+}
+
+// Datasets the run used; appending is an update.
+func (o RunTableEntryOutput) DatasetInputs() DatasetInputTypeArrayOutput {
+	return o.ApplyT(func(v RunTableEntry) []DatasetInputType { return v.DatasetInputs }).(DatasetInputTypeArrayOutput)
+}
+
+// The run's description (the `mlflow.note.content` tag the MLflow UI shows).
+func (o RunTableEntryOutput) Description() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *string { return v.Description }).(pulumi.StringPtrOutput)
+}
+
+// Milliseconds since the epoch; 'now' when the run ends without one.
+func (o RunTableEntryOutput) EndTime() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *int { return v.EndTime }).(pulumi.IntPtrOutput)
+}
+
+// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+func (o RunTableEntryOutput) Metrics() MetricPointArrayOutput {
+	return o.ApplyT(func(v RunTableEntry) []MetricPoint { return v.Metrics }).(MetricPointArrayOutput)
+}
+
+// Logged models the run used (MLflow 3); appending is an update.
+func (o RunTableEntryOutput) ModelInputs() ModelInputArrayOutput {
+	return o.ApplyT(func(v RunTableEntry) []ModelInput { return v.ModelInputs }).(ModelInputArrayOutput)
+}
+
+// Logged models the run produced (MLflow 3); appending is an update.
+func (o RunTableEntryOutput) ModelOutputs() ModelOutputArrayOutput {
+	return o.ApplyT(func(v RunTableEntry) []ModelOutput { return v.ModelOutputs }).(ModelOutputArrayOutput)
+}
+
+// Write-once strings: a new key is an update, a changed or removed one a replace.
+func (o RunTableEntryOutput) Params() pulumi.StringMapOutput {
+	return o.ApplyT(func(v RunTableEntry) map[string]string { return v.Params }).(pulumi.StringMapOutput)
+}
+
+// The run's name, shown in the MLflow UI.
+func (o RunTableEntryOutput) RunName() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *string { return v.RunName }).(pulumi.StringPtrOutput)
+}
+
+// Milliseconds since the epoch; the provider's clock at create when absent.
+func (o RunTableEntryOutput) StartTime() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *int { return v.StartTime }).(pulumi.IntPtrOutput)
+}
+
+// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+func (o RunTableEntryOutput) Status() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v RunTableEntry) *string { return v.Status }).(pulumi.StringPtrOutput)
+}
+
+// The tags this program manages; tags set by others are left alone.
+func (o RunTableEntryOutput) Tags() pulumi.StringMapOutput {
+	return o.ApplyT(func(v RunTableEntry) map[string]string { return v.Tags }).(pulumi.StringMapOutput)
+}
+
+type RunTableEntryMapOutput struct{ *pulumi.OutputState }
+
+func (RunTableEntryMapOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]RunTableEntry)(nil)).Elem()
+}
+
+func (o RunTableEntryMapOutput) ToRunTableEntryMapOutput() RunTableEntryMapOutput {
+	return o
+}
+
+func (o RunTableEntryMapOutput) ToRunTableEntryMapOutputWithContext(ctx context.Context) RunTableEntryMapOutput {
+	return o
+}
+
+func (o RunTableEntryMapOutput) MapIndex(k pulumi.StringInput) RunTableEntryOutput {
+	return pulumi.All(o, k).ApplyT(func(vs []interface{}) RunTableEntry {
+		return vs[0].(map[string]RunTableEntry)[vs[1].(string)]
+	}).(RunTableEntryOutput)
+}
+
 func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*DatasetInput)(nil)).Elem(), DatasetArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*DatasetInputTypeInput)(nil)).Elem(), DatasetInputTypeArgs{})
@@ -676,6 +884,8 @@ func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*ModelInputArrayInput)(nil)).Elem(), ModelInputArray{})
 	pulumi.RegisterInputType(reflect.TypeOf((*ModelOutputInput)(nil)).Elem(), ModelOutputArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*ModelOutputArrayInput)(nil)).Elem(), ModelOutputArray{})
+	pulumi.RegisterInputType(reflect.TypeOf((*RunTableEntryInput)(nil)).Elem(), RunTableEntryArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*RunTableEntryMapInput)(nil)).Elem(), RunTableEntryMap{})
 	pulumi.RegisterOutputType(DatasetOutput{})
 	pulumi.RegisterOutputType(DatasetInputTypeOutput{})
 	pulumi.RegisterOutputType(DatasetInputTypeArrayOutput{})
@@ -687,4 +897,6 @@ func init() {
 	pulumi.RegisterOutputType(ModelOutputArrayOutput{})
 	pulumi.RegisterOutputType(RunResultOutput{})
 	pulumi.RegisterOutputType(RunResultArrayOutput{})
+	pulumi.RegisterOutputType(RunTableEntryOutput{})
+	pulumi.RegisterOutputType(RunTableEntryMapOutput{})
 }

@@ -107,3 +107,60 @@ export interface ModelOutputArgs {
     step: pulumi.Input<number>;
 }
 
+/**
+ * One run of the table: what an `ExperimentRun` takes besides the experiment and the connection, which the table gives once. `runName` defaults to the entry's key.
+ */
+export interface RunTableEntryArgs {
+    /**
+     * An existing run (in `experimentId`) that the create takes over instead of making a new one; read only when the resource is created.
+     */
+    adoptRunId?: pulumi.Input<string | undefined>;
+    /**
+     * Files for the run's artifact root, by path: assets, or archives that land under their key as a folder. A changed file is uploaded again, a removed one deleted.
+     */
+    artifacts?: pulumi.Input<{[key: string]: pulumi.Input<pulumi.asset.Asset | pulumi.asset.Archive>} | undefined>;
+    /**
+     * Datasets the run used; appending is an update.
+     */
+    datasetInputs?: pulumi.Input<pulumi.Input<inputs.DatasetInputArgs>[] | undefined>;
+    /**
+     * The run's description (the `mlflow.note.content` tag the MLflow UI shows).
+     */
+    description?: pulumi.Input<string | undefined>;
+    /**
+     * Milliseconds since the epoch; 'now' when the run ends without one.
+     */
+    endTime?: pulumi.Input<number | undefined>;
+    /**
+     * Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+     */
+    metrics?: pulumi.Input<pulumi.Input<inputs.MetricPointArgs>[] | undefined>;
+    /**
+     * Logged models the run used (MLflow 3); appending is an update.
+     */
+    modelInputs?: pulumi.Input<pulumi.Input<inputs.ModelInputArgs>[] | undefined>;
+    /**
+     * Logged models the run produced (MLflow 3); appending is an update.
+     */
+    modelOutputs?: pulumi.Input<pulumi.Input<inputs.ModelOutputArgs>[] | undefined>;
+    /**
+     * Write-once strings: a new key is an update, a changed or removed one a replace.
+     */
+    params?: pulumi.Input<{[key: string]: pulumi.Input<string>} | undefined>;
+    /**
+     * The run's name, shown in the MLflow UI.
+     */
+    runName?: pulumi.Input<string | undefined>;
+    /**
+     * Milliseconds since the epoch; the provider's clock at create when absent.
+     */
+    startTime?: pulumi.Input<number | undefined>;
+    /**
+     * RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+     */
+    status?: pulumi.Input<string | undefined>;
+    /**
+     * The tags this program manages; tags set by others are left alone.
+     */
+    tags?: pulumi.Input<{[key: string]: pulumi.Input<string>} | undefined>;
+}

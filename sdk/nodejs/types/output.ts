@@ -137,3 +137,61 @@ export interface RunResult {
     tags: {[key: string]: string};
 }
 
+/**
+ * One run of the table: what an `ExperimentRun` takes besides the experiment and the connection, which the table gives once. `runName` defaults to the entry's key.
+ */
+export interface RunTableEntry {
+    /**
+     * An existing run (in `experimentId`) that the create takes over instead of making a new one; read only when the resource is created.
+     */
+    adoptRunId?: string;
+    /**
+     * Files for the run's artifact root, by path: assets, or archives that land under their key as a folder. A changed file is uploaded again, a removed one deleted.
+     */
+    artifacts?: {[key: string]: pulumi.asset.Asset | pulumi.asset.Archive};
+    /**
+     * Datasets the run used; appending is an update.
+     */
+    datasetInputs?: outputs.DatasetInput[];
+    /**
+     * The run's description (the `mlflow.note.content` tag the MLflow UI shows).
+     */
+    description?: string;
+    /**
+     * Milliseconds since the epoch; 'now' when the run ends without one.
+     */
+    endTime?: number;
+    /**
+     * Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+     */
+    metrics?: outputs.MetricPoint[];
+    /**
+     * Logged models the run used (MLflow 3); appending is an update.
+     */
+    modelInputs?: outputs.ModelInput[];
+    /**
+     * Logged models the run produced (MLflow 3); appending is an update.
+     */
+    modelOutputs?: outputs.ModelOutput[];
+    /**
+     * Write-once strings: a new key is an update, a changed or removed one a replace.
+     */
+    params?: {[key: string]: string};
+    /**
+     * The run's name, shown in the MLflow UI.
+     */
+    runName?: string;
+    /**
+     * Milliseconds since the epoch; the provider's clock at create when absent.
+     */
+    startTime?: number;
+    /**
+     * RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+     */
+    status?: string;
+    /**
+     * The tags this program manages; tags set by others are left alone.
+     */
+    tags?: {[key: string]: string};
+}
+

@@ -1,0 +1,192 @@
+"""``mlflow-runs:index:RunTable`` on the plugin: one engine resource for a table of runs, each step the core's
+(``core.table_spec``, ``core.table_diff``, ``core.run_table``).
+
+What is the plugin's own: the state form (``native.table_state``), the detailed diff (each entry's paths as an
+``ExperimentRun``'s, under ``runs["<key>"]``, files by the engine's hash), and a partial failure reported as a
+partial state, so the next ``up`` finishes only the runs that failed. A replace of one run is an update of the
+table: its paths are shown as updates (a replace kind would make the engine replace the whole table), and a
+line in the engine's log says which run is replaced and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_mlflow_runs.core import state_seen
+from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.definitions import camel
+from pulumi_mlflow_runs.core.errors import InputError
+from pulumi_mlflow_runs.core.resource_key import of_urn
+from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
+from pulumi_mlflow_runs.core.run_lifecycle import now_ms
+from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
+from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
+from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_spec import MAX_PARALLEL_DEFAULT, check_table, entry_path
+from pulumi_mlflow_runs.native import diff as detail
+from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props
+from pulumi_mlflow_runs.native.names import camel_path
+from pulumi_mlflow_runs.native.schema import TABLE_TOKEN
+from pulumi_mlflow_runs.native.state import as_uploaded
+from pulumi_mlflow_runs.native.table_state import core_table_state, plugin_table_state
+
+_OUTPUT_NAMES = tuple(p.name for p in TABLE_OUTPUTS)
+_ECHOING = {"run_states", "latest_metrics"}
+"""Outputs that hold values of the entries (the server's view of each run, its metrics): secret with ``runs``."""
+
+
+def _entry_name(prop: str) -> str:
+    return camel_path(prop, WIRE_ENTRY.fields)
+
+
+def _without_files(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The table with no entry's ``artifacts``: Diff is handed assets without contents, compared by hash apart."""
+    runs = table.get("runs")
+    if not isinstance(runs, Mapping):
+        return dict(table)
+    return {**table, "runs": {k: {**e, "artifacts": None} if isinstance(e, Mapping) else e for k, e in runs.items()}}
+
+
+def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as the engine hands them to create/update, in normal form; the first failure raised."""
+    inputs, failures = check_table(props, _OUTPUT_NAMES, name=_entry_name)
+    if failures:
+        raise InputError(*failures[0])
+    return inputs
+
+
+def _normal(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Old inputs in normal form, whatever Check would say of them now."""
+    return check_table(props, _OUTPUT_NAMES)[0]
+
+
+def _entry(table: Mapping[str, Any], key: str) -> dict[str, Any]:
+    entry = (table.get("runs") or {}).get(key)
+    return dict(entry) if isinstance(entry, Mapping) else {}
+
+
+class TableHandler:
+    token = TABLE_TOKEN
+    props = (*TABLE_WIRE_INPUTS, *TABLE_OUTPUTS)
+    computed = TABLE_OUTPUTS
+
+    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+        state_seen.checked(of_urn(urn), in_state=bool(olds))
+        _, failures = check_table(news, _OUTPUT_NAMES, name=_entry_name)
+        runs = news.get("runs")
+        for key, entry in sorted(runs.items()) if isinstance(runs, Mapping) else ():
+            for name in NOT_IN_TABLES if isinstance(entry, Mapping) else ():
+                if entry.get(name) is not None:
+                    reason = "is not taken by a RunTable in this version; declare this run as an ExperimentRun"
+                    failures.append((entry_path(str(key), camel(name)), reason))
+        return {}, failures
+
+    def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change:
+        table_key = str(olds.get("table_key") or of_urn(urn))
+        old_in = _normal(_without_files(old_inputs))
+        state = core_table_state(olds, old_in)
+        for run_id in held_runs(state):
+            state_seen.holds(table_key, run_id)
+        checked, failures = check_table(_without_files(news), _OUTPUT_NAMES)
+        use = _without_files(news) if failures else checked
+
+        def files(key: str, run_olds: Mapping[str, Any]) -> dict[str, detail.Kind]:
+            old_files = as_uploaded(_entry(old_inputs, key).get("artifacts"), run_olds.get("artifact_files"))
+            found = detail.artifact_diff(old_files, _entry(news, key).get("artifacts"))
+            if not found and drifted(run_olds.get("artifact_files")):
+                found = {"artifacts": detail.UPDATE}
+            return found
+
+        def rule(key: str, run_olds: Mapping[str, Any], run_news: dict[str, Any]) -> RunDiff:
+            verdict = diff_run({**run_olds, "artifact_files": None}, {**run_news, "artifacts": None})
+            extra = ("artifacts",) if files(key, run_olds) and "artifacts" not in verdict.updates else ()
+            return RunDiff(verdict.replaces, (*verdict.updates, *extra))
+
+        plan = diff_table(state, use, rule)
+        if plan.replaces:
+            replacing = detail.detailed(plan.replaces, plan.replaces, old_inputs, news)
+            return Change(replaces=plan.replaces, diffs=plan.replaces, paths=replacing, old_inputs=old_inputs)
+        paths: dict[str, detail.Kind] = {}
+        notes: list[str] = []
+        for key, change in sorted(plan.entries.items()):
+            paths.update(self._entry_paths(key, change, old_inputs, news, state))
+            if change.action == "replace":
+                why = ", ".join(camel(k) for k in change.verdict.replaces)
+                notes.append(
+                    f"{entry_path(key)} is replaced: a new run, and its old run {state['runs'][key]['run_id']} is "
+                    f"deleted ({why} changed, which MLflow cannot change in place)"
+                )
+        unread = any(change.unread for change in plan.entries.values())
+        return Change(
+            diffs=("runs",) if paths else (),
+            paths=paths,
+            old_inputs=old_inputs,
+            rewrite=bool(plan.retired) or unread,
+            notes=tuple(notes),
+        )
+
+    def _entry_paths(
+        self, key: str, change: EntryChange, old_inputs: Props, news: Props, state: Mapping[str, Any]
+    ) -> dict[str, detail.Kind]:
+        """The entry's paths under ``runs["<key>"]``, as an ``ExperimentRun``'s detailed diff names them."""
+        head = entry_path(key)
+        if change.action in ("create", "delete"):
+            return {head: detail.ADD if change.action == "create" else detail.DELETE}
+        old, new = _entry(old_inputs, key), _entry(news, key)
+        changed = [k for k in (*change.verdict.replaces, *change.verdict.updates) if k != "artifacts"]
+        found = detail.detailed(changed, (), {**old, "lifecycle_stage": None}, new)
+        if "artifacts" in change.verdict.updates:
+            old_files = as_uploaded(old.get("artifacts"), state["runs"][key].get("artifact_files"))
+            found.update(detail.artifact_diff(old_files, new.get("artifacts")) or {"artifacts": detail.UPDATE})
+        if not found:
+            return {head: detail.UPDATE} if not change.unread else {}
+        return {f"{head}.{path}": kind for path, kind in found.items()}
+
+    def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]:
+        inputs = _checked(props)
+        table_key = of_urn(urn)
+        table_id = uuid.uuid4().hex
+        held = state_seen.state_runs(table_key)
+        try:
+            applied = apply_table(api_for(inputs), inputs, {}, table_key, now_ms(), held=held)
+        except TableFailed as exc:
+            exc.left_behind = {"run_id": table_id, "state": plugin_table_state(exc.state, inputs, table_key)}
+            raise
+        return table_id, plugin_table_state(applied.state, inputs, table_key)
+
+    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None:
+        if not state:
+            raise InputError("runs", "`pulumi import` of a RunTable is not supported in this version")
+        old_in = _normal(stored) if stored else {}
+        core = core_table_state(state, old_in)
+        fresh = refresh_table(api_for(core), core, old_in if stored else None)
+        recorded = fresh.inputs if fresh.inputs is not None else old_in
+        outputs = plugin_table_state(fresh.state, recorded, str(state.get("table_key")))
+        return Found(outputs, fresh.inputs)
+
+    def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props:
+        inputs = _checked(news)
+        table_key = str(olds["table_key"])
+        state = core_table_state(olds, _normal(old_inputs))
+        try:
+            applied = apply_table(api_for(inputs), inputs, state, table_key, now_ms())
+        except TableFailed as exc:
+            exc.left_behind = {"run_id": id_, "state": plugin_table_state(exc.state, inputs, table_key)}
+            raise
+        return plugin_table_state(applied.state, inputs, table_key)
+
+    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
+        core = core_table_state(state, {})
+        notes = delete_table(api_for(core), core, MAX_PARALLEL_DEFAULT)
+        return "; ".join(notes) or None
+
+    def secret_outputs(self, secret_inputs: set[str]) -> set[str]:
+        """Each secret input itself, and the outputs that hold the entries' values when ``runs`` is secret."""
+        return secret_inputs | (_ECHOING if "runs" in secret_inputs else set())
+
+    def partial_state(self, left: Props) -> Props:
+        """The table as a failed step left it: ``left`` holds its id (``run_id``, the name the protocol reads)
+        and the plugin's state, made where the inputs were at hand."""
+        return dict(left["state"])
