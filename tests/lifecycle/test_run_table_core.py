@@ -265,6 +265,14 @@ def test_runs_a_killed_apply_made_are_taken_back_or_finished(
     assert sorted(_active(mlflow_client, experiment_id)) == sorted(ids.values())
     assert mlflow_client.get_run(stray).info.lifecycle_stage == "deleted"
 
+    # A replace of "x" killed mid-create, the entry since changed back: its new run, unfinished, goes at the next
+    # apply that searches (one that creates a run), and "x" keeps its run.
+    again = mlflow_client.create_run(experiment_id, tags={TAG: "creating:" + run_key(key, "x")}).info.run_id
+    runs["v"] = _entry(8)
+    later = _up(api, _table(experiment_id, runs), done.state, key)
+    assert run_ids(later.state)["x"] == ids["x"] and mlflow_client.get_run(again).info.lifecycle_stage == "deleted"
+    assert sorted(_active(mlflow_client, experiment_id)) == sorted(run_ids(later.state).values())
+
 
 def test_refresh_reads_the_runs_in_searches_of_a_hundred(
     pool: TransportPool, proxy: RecordingProxy, mlflow_client: MlflowClient, experiment_id: str

@@ -158,9 +158,12 @@ def apply_table(
     take_back = bool(state) or held is not None
     work = _Apply(api, news, state, table_key, now=now, take_back=take_back)
     out = _Outcome(runs=dict(work.olds), retired=list(plan.retired))
-    if any(c.action in ("create", "replace") for c in plan.entries.values()):
+    creating = {key for key, c in plan.entries.items() if c.action in ("create", "replace")}
+    if creating:
         held_ids = held_runs(state) | set(held or ())
         work.found = find_runs(api, news["experiment_id"], table_key, news.get("runs") or {}, held_ids)
+        for key in set(work.found.unfinished) - creating:  # a create of it was killed, and its run is held now
+            work.found.stray += work.found.unfinished.pop(key)
     steps = list(_steps(work, plan, out))
     total = len(steps)
 

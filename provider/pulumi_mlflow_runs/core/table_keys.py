@@ -38,8 +38,8 @@ class Found:
     unfinished: dict[str, list[m.Run]] = field(default_factory=dict)
     complete: dict[str, list[m.Run]] = field(default_factory=dict)
     stray: list[m.Run] = field(default_factory=list)
-    """Unfinished runs of no entry of the program (its entry removed since): a failed create would have
-    deleted them."""
+    """Unfinished runs of no entry of the program (its entry removed since), or of one that creates no run now
+    (a replace killed mid-create, its entry since changed back): a failed create would have deleted them."""
 
 
 def find_runs(
