@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from pulumi_mlflow_runs.dynamic.experiment import Experiment, ExperimentProvider
     from pulumi_mlflow_runs.dynamic.experiment_run import ExperimentRun, ExperimentRunProvider
     from pulumi_mlflow_runs.dynamic.functions import RunResult, get_run, get_run_output, search_runs, search_runs_output
+    from pulumi_mlflow_runs.dynamic.run_table import RunTable
+    from pulumi_mlflow_runs.dynamic.table_provider import RunTableProvider
 
 _WHERE = {
     "ApiError": ".core.errors",
@@ -81,6 +83,8 @@ _WHERE = {
     "ResourceDoesNotExist": ".core.errors",
     "RetryPolicy": ".core.retries",
     "RunResult": ".dynamic.functions",
+    "RunTable": ".dynamic.run_table",
+    "RunTableProvider": ".dynamic.table_provider",
     "ServiceUnavailable": ".core.errors",
     "StackConfig": ".core.auth",
     "SystemClock": ".core.retries",
@@ -141,6 +145,8 @@ __all__ = [
     "ResourceDoesNotExist",
     "RetryPolicy",
     "RunResult",
+    "RunTable",
+    "RunTableProvider",
     "ServiceUnavailable",
     "StackConfig",
     "SystemClock",

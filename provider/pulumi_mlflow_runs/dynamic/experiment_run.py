@@ -10,7 +10,7 @@ methods that talk to a server.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -365,13 +365,18 @@ def _resource_key(name: str, opts: pulumi.ResourceOptions | None) -> pulumi.Inpu
         key = resource_key.of_parts(stack, project, resource_key.parent_types(parent_urn), name)
         return resource_key.as_input(key, [resource_key.legacy_dynamic_key(project, stack, parent_urn, name)])
 
+    return of_parent_urn(opts, keys)
+
+
+def of_parent_urn(opts: pulumi.ResourceOptions | None, make: Callable[[str], str]) -> pulumi.Input[str]:
+    """``make`` of the parent's URN ("" without a parent), once that URN is known."""
     parent = opts.parent if opts is not None else None
     if parent is None:
-        return keys("")
+        return make("")
     urn = parent.urn
 
     async def from_parent() -> str:
-        return keys(await urn.future() or "")
+        return make(await urn.future() or "")
 
     # The parent's URN without a dependency on the parent: an input that depends on a component parent
     # depends on its children, this run among them, and the SDK fails the program on that cycle.
