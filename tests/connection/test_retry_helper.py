@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 
-from pulumi_mlflow_runs import RetryPolicy, ServiceUnavailable, TooManyRequests, retry_call
+from pulumi_mlflow_runs import RetryPolicy, ServiceUnavailable, SystemClock, TooManyRequests, retry_call
+from pulumi_mlflow_runs.core.retries import STOPPED_NOTE
 
 from support.fake_clock import FakeClock
 
@@ -96,6 +98,55 @@ def test_not_retryable_raises_at_once() -> None:
         retry_call(fn, should_retry=lambda e: (False, None), policy=RetryPolicy(), clock=clock)
     assert calls["n"] == 1
     assert clock.sleeps == []
+
+
+def test_a_stop_sends_a_failed_request_no_more() -> None:
+    """The provider asked to stop (the engine's Cancel, the plugin's SIGINT): the attempt in flight is the last."""
+    clock = FakeClock()
+    stop = threading.Event()
+    fn, calls = _flaky([_busy(), _busy()])
+    policy = RetryPolicy(deadline=100, stop=stop)
+    assert retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock) == "ok"  # not stopped: retried
+    fn, calls = _flaky([_busy(), _busy()])
+    stop.set()
+    with pytest.raises(TooManyRequests) as info:
+        retry_call(fn, should_retry=_always(_busy()), policy=policy, clock=clock)
+    assert calls["n"] == 1
+    assert any(note.startswith(STOPPED_NOTE) for note in info.value.__notes__)
+
+
+def test_a_stop_during_the_wait_starts_no_attempt_after_it() -> None:
+    stop = threading.Event()
+
+    class StoppedWhileAsleep(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            stop.set()
+
+    clock = StoppedWhileAsleep()
+    fn, calls = _flaky([_busy(), _busy()])
+    with pytest.raises(TooManyRequests) as info:
+        retry_call(fn, should_retry=_always(_busy()), policy=RetryPolicy(deadline=100, stop=stop), clock=clock)
+    assert calls["n"] == 1 and len(clock.sleeps) == 1
+    assert any(note.startswith(STOPPED_NOTE) for note in info.value.__notes__)
+
+
+def test_on_the_real_clock_the_wait_is_the_stops() -> None:
+    """A call held by a long Retry-After ends when the stop comes, not after the wait."""
+
+    class ComesDuringTheWait(threading.Event):
+        waited: float | None = None
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waited = timeout
+            self.set()
+            return super().wait(timeout)
+
+    stop = ComesDuringTheWait()
+    fn, calls = _flaky([_busy(retry_after=3600.0)])
+    with pytest.raises(TooManyRequests):
+        retry_call(fn, should_retry=_always(_busy()), policy=RetryPolicy(deadline=7200, stop=stop), clock=SystemClock())
+    assert calls["n"] == 1 and stop.waited is not None and stop.waited >= 3600
 
 
 @pytest.mark.parametrize(

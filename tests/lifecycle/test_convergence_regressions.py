@@ -334,13 +334,6 @@ class _SlowGone(BaseHTTPRequestHandler):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="provider bug: the plugin interrupted (SIGINT) while serving a call never exits once another call "
-    "arrives (the engine's calls have no deadline): its interpreter's shutdown refuses the new call and then "
-    "waits for it in the gRPC server's teardown, so the CLI waits for the plugin forever",
-)
 def test_the_plugin_interrupted_during_a_call_exits() -> None:
     """Found by the model through the CLI on the native plugin (a larger budget than CI's): an ``up`` whose
     provider got SIGINT at a request hung until the model's 600 s timeout, the plugin stuck in its

@@ -1,4 +1,5 @@
-"""The one retry helper: exponential backoff with jitter, Retry-After honoured, bounded by a deadline.
+"""The one retry helper: exponential backoff with jitter, Retry-After honoured, bounded by a deadline, and
+cut short once the provider is asked to stop (``RetryPolicy.stop``).
 
 The clock is injected so tests can run a whole retry schedule without sleeping.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pulumi_mlflow_runs.core.errors import ConfigurationError
@@ -45,6 +47,13 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: float = 0.5
     """Fraction of each backoff that is randomised, so that parallel workers do not retry in step."""
+    stop: threading.Event | None = field(default=None, compare=False)
+    """Set when the provider is asked to stop (the engine's ``Cancel`` after a Ctrl-C, the plugin's SIGINT or
+    SIGTERM): from then on a failed request is not sent again, so a call in flight ends after the requests it
+    still has to send, each sent once, instead of riding out an outage until the deadline."""
+
+
+STOPPED_NOTE = "not retried: the provider was asked to stop (Ctrl-C, or a signal to the plugin)"
 
 
 RETRY_DEADLINE_CONFIG = STACK_KEYS.retry_deadline
@@ -78,7 +87,8 @@ def retry_call(
     clock: Clock,
     rng: random.Random | None = None,
 ) -> T:
-    """Call ``fn`` until it succeeds, ``should_retry`` says stop, or the deadline would be passed.
+    """Call ``fn`` until it succeeds, ``should_retry`` says stop, the deadline would be passed, or the provider
+    was asked to stop (``policy.stop``; checked before each new attempt, the wait before it included).
 
     ``should_retry`` returns ``(retry?, retry_after_seconds_or_None)``. The last error is re-raised
     unchanged (so callers keep catching by type) with a note that says how many attempts were made.
@@ -94,6 +104,8 @@ def retry_call(
             retry, retry_after = should_retry(exc)
             if not retry:
                 raise
+            if _stopped(policy, exc, attempt):
+                raise
             if retry_after is not None:
                 # The server said when: wait that long (a little more, so parallel workers spread out),
                 # not the backoff of a server that said nothing, which grows past it after a few tries.
@@ -108,4 +120,17 @@ def retry_call(
                     f"retry deadline ({policy.deadline:.0f}s)"
                 )
                 raise
-            clock.sleep(wait)
+            if policy.stop is not None and isinstance(clock, SystemClock):
+                policy.stop.wait(wait)  # the real clock's sleep, ended early by a stop
+            else:
+                clock.sleep(wait)
+            if _stopped(policy, exc, attempt):
+                raise
+
+
+def _stopped(policy: RetryPolicy, exc: Exception, attempt: int) -> bool:
+    """Whether the provider was asked to stop; if so, ``exc`` says why it was not sent again."""
+    if policy.stop is None or not policy.stop.is_set():
+        return False
+    exc.add_note(f"{STOPPED_NOTE} (after {attempt} attempt(s))")
+    return True

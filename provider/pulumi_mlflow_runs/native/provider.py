@@ -17,6 +17,7 @@ keys), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
+from pulumi_mlflow_runs.core.retries import RetryPolicy
 from pulumi_mlflow_runs.core.run_spec import CHECKED_KEYS, NOT_ECHOED_KEYS
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
@@ -163,7 +165,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     """``mlflow-runs``: ``ExperimentRun`` and ``Experiment``, the ``getRun`` / ``searchRuns`` invokes."""
 
     def __init__(self) -> None:
-        self._runtime = Runtime(StackConfig(keys=PLUGIN_KEYS))
+        self._cancelled = threading.Event()
+        """The stop of this engine session's retries (``RetryPolicy.stop``): set by ``Cancel`` and ``stop``."""
+        self._stopping = False
+        self._runtime = Runtime(StackConfig(keys=PLUGIN_KEYS), RetryPolicy(stop=self._cancelled))
         self._lock = threading.Lock()
         self.log = EngineLog()
 
@@ -205,7 +210,12 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             args = {key.rsplit(":", 1)[-1]: value for key, value in request.variables.items()}
         stack, policy = read_config(args)
         with self._lock:
-            self._runtime = Runtime(stack, policy)
+            # A new session (an attached plugin serves one command after another) retries again, unless the
+            # plugin itself is stopping.
+            self._cancelled = threading.Event()
+            if self._stopping:
+                self._cancelled.set()
+            self._runtime = Runtime(stack, dataclasses.replace(policy, stop=self._cancelled))
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
 
     def api(self, props: Mapping[str, Any]) -> Any:
@@ -324,5 +334,24 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         getattr(response, "return").CopyFrom(wire.encode(result))  # a keyword Python cannot spell
         return response
 
+    # ---- stopping -------------------------------------------------------------------------------------------
+
     def Cancel(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
-        return empty_pb2.Empty()  # calls under way finish or fail within the retry deadline
+        """The engine's ``Cancel``: sent after a Ctrl-C of the CLI (which then waits, without a bound, for the
+        calls in flight to end) and before it closes the plugin at the end of every command.
+
+        The calls in flight go on, but a request of theirs that fails is not sent again: each ends after its
+        remaining requests, each sent once. A create on a working server completes; one held by a failing
+        server fails now (rolled back, or left for the next ``up`` to finish or take back) instead of riding out the
+        retry deadline while the user waits. The plugin keeps serving: attached with
+        ``PULUMI_DEBUG_PROVIDERS`` it serves the next command, whose ``Configure`` retries again. Answering
+        tells the engine that the plugin's exit is expected from now on."""
+        with self._lock:
+            self._cancelled.set()
+        return empty_pb2.Empty()
+
+    def stop(self) -> None:
+        """The plugin is stopping (``native.plugin``: SIGINT or SIGTERM): as ``Cancel``, for good."""
+        with self._lock:
+            self._stopping = True
+            self._cancelled.set()
