@@ -314,7 +314,7 @@ def test_a_complete_run_that_differs_from_the_program_is_left_alone(
     assert mlflow_client.get_run(kept).info.lifecycle_stage == "active"
 
 
-# ---- found by the model, not fixed yet: xfail (strict) until the provider is ----------------------------------
+# ---- the plugin interrupted during a call exits (finding 7) ---------------------------------------------------
 
 
 class _SlowGone(BaseHTTPRequestHandler):
