@@ -119,3 +119,35 @@ def test_a_failed_update_is_finished_from_the_old_state(
     assert mlflow_client.get_run(before["k3"]).info.lifecycle_stage == "deleted"
     assert mlflow_client.get_run(before["k2"]).info.lifecycle_stage == "deleted" and ids["k2"] != before["k2"]
     _check_once(mlflow_client, done, key, experiment_id)
+
+
+@pytest.mark.slow
+def test_runs_of_a_failed_create_are_taken_back_after_their_entries_changed(
+    api: MlflowApi, fault_proxy: FaultProxy, mlflow_client: MlflowClient, experiment_id: str
+) -> None:
+    """The program was edited between the failed ``up`` and the next: a run the failed one finished is taken back
+    and updated to its entry where no replace is needed, not left behind beside a new one."""
+    key = uuid.uuid4().hex
+    runs = {f"k{i}": _entry(i) for i in range(6)}
+    fault_proxy.fail("runs/log-batch", "503", nth=3, times=1_000)
+    with pytest.raises(TableFailed):
+        _up(api, experiment_id, runs, {}, key)
+    by_mark = {run_key(key, entry): entry for entry in runs}
+    left = {
+        run_id: by_mark[mlflow_client.get_run(run_id).data.tags[TAG]]
+        for run_id in _active(mlflow_client, experiment_id)
+    }
+    assert left, "the runs done stay on the server"
+    for entry in left.values():
+        runs[entry]["tags"] = {"reviewed_by": "alice"}
+        runs[entry]["metrics"].append({"key": "acc", "value": 0.99, "step": 5})
+    fault_proxy.clear()
+
+    done = _up(api, experiment_id, runs, {}, key)
+
+    ids = run_ids(done.state)
+    assert {ids[entry] for entry in left.values()} == set(left), "taken back, not made again"
+    assert sum(r.endpoint == "runs/create" for r in fault_proxy.requests) == len(runs) - len(left)
+    for run_id in left:
+        assert mlflow_client.get_run(run_id).data.tags["reviewed_by"] == "alice"
+    _check_once(mlflow_client, done, key, experiment_id)

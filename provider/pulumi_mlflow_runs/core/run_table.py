@@ -4,7 +4,7 @@ once, and refreshed with one search per hundred runs.
 Each run goes through ``run_lifecycle`` as an ``ExperimentRun`` would (its create, update and delete, with their
 guarantees); what is the table's own is the plan (``table_diff``), the bound on requests in flight
 (``max_parallel`` threads: the core is synchronous), one search for the runs a failed or killed ``up`` made
-(``table_keys``: finished, or taken back where exactly what the entry declares), and a partial failure: every
+(``table_keys``: finished, or taken back where no replace is needed), and a partial failure: every
 run done is recorded, each failed one as its step left it, and the error names each failed entry.
 """
 
@@ -109,7 +109,13 @@ class _Apply:
 
     def create(self, key: str) -> dict[str, Any]:
         """A new run for entry ``key``, or the one a failed or killed ``up`` made for it (finished, or taken back
-        where exactly what the entry declares), as ``run_lifecycle.create`` does for one run."""
+        and updated to the entry), as ``run_lifecycle.create`` does for one run.
+
+        Unlike a lone run's create, a complete run is taken back when it needs an update, not only when it is
+        exactly what the entry declares: the entry may have been edited since the failed ``up`` (whose runs the
+        dynamic door's engine never recorded), and a replaced entry's old run, the one a lone run's create cannot
+        tell from its own, is held by the table's state and never found here. One that needs a replace is left
+        alone (a run ``retainOnDelete`` kept, say, is the user's)."""
         inputs = self.inputs(key)
         if inputs.get("adopt_run_id") is None:
             for run in self.found.unfinished.pop(key, []):
@@ -118,7 +124,7 @@ class _Apply:
                     return outputs
                 self.api.delete_run(run.info.run_id)  # no longer fits the entry: as a failed create would
             for run in self.found.complete.pop(key, []) if self.take_back else []:
-                outputs, _ = lifecycle.converge(self.api, run, self.inputs(key), self.now, exactly=True)
+                outputs, _ = lifecycle.converge(self.api, run, self.inputs(key), self.now)
                 if outputs is not None:
                     state_seen.taken_back(run.info.run_id)
                     return outputs
