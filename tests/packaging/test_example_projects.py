@@ -45,20 +45,33 @@ def test_the_repository_has_the_projects_it_documents() -> None:
     """A walk that found nothing would make the lifecycle test below pass vacuously."""
     found = {str(p.relative_to(ROOT)) for p in project_folders()}
     documented = {".", "examples/evaluation-as-data", "examples/yaml-native", "examples/python-native"}
+    documented |= {"examples/training-curve", "examples/eval-table"}
     assert documented | {"examples/typescript-native"} <= found, found
 
 
 def _runs_in_state(exported: dict[str, Any]) -> dict[str, str]:
-    """Resource name -> run id of every run in the exported state (either front door's resources)."""
+    """Resource name (``table/key`` for a table's entry) -> run id of every run in the exported state (either
+    front door's ``ExperimentRun`` and ``RunTable`` resources)."""
     out = {}
     for res in exported["deployment"].get("resources") or []:
-        if not str(res.get("type", "")).endswith(":ExperimentRun"):
-            continue
-        outputs = res.get("outputs") or {}
-        run_id = outputs.get("run_id", outputs.get("runId"))
-        if isinstance(run_id, str):
-            out[res["urn"].rsplit("::", 1)[-1]] = run_id
+        kind, name, outputs = str(res.get("type", "")), res["urn"].rsplit("::", 1)[-1], res.get("outputs") or {}
+        if kind.endswith(":RunTable"):
+            ids = outputs.get("run_ids", outputs.get("runIds")) or {}
+            out.update({f"{name}/{key}": run_id for key, run_id in ids.items()})
+        elif kind.endswith(":ExperimentRun"):
+            run_id = outputs.get("run_id", outputs.get("runId"))
+            if isinstance(run_id, str):
+                out[name] = run_id
     return out
+
+
+def _resources(exported: dict[str, Any]) -> int:
+    """The stack's resources but the default providers (which a preview does not count as creates)."""
+    return sum(
+        1
+        for r in exported["deployment"].get("resources") or []
+        if not str(r.get("type", "")).startswith("pulumi:providers:")
+    )
 
 
 def _runtime(folder: Path) -> str:
@@ -104,8 +117,8 @@ def test_project_folder_lifecycle(
             rid for rid, r in all_runs(mlflow_client, experiment_id).items() if r.info.lifecycle_stage == "active"
         }
         assert set(in_state.values()) == active
-        # Every resource the preview announced was created: the stack, the experiment and each run.
-        assert _created(preview) == len(in_state) + 2, preview
+        # Every resource the preview announced was created: the stack, the experiment, each run or table.
+        assert _created(preview) == _resources(project.exported()), preview
 
         # No change from the same folder: the program, the provider and the state agree.
         project.pulumi("preview", "--diff", "--expect-no-changes")
