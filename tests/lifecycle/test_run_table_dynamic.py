@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pulumi
 import pytest
 
 from pulumi_mlflow_runs import RunTableProvider
@@ -245,3 +246,52 @@ def test_a_failed_update_is_finished_by_the_next_up_from_the_old_state(
         if entry != "k1":
             assert _steps(mlflow_client, run_id) == [0, 1], entry
     assert third.diff(table_id, outs, news, old_inputs=news).changes == "none"
+
+
+def test_an_entry_s_files(host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str) -> None:
+    """Files of one entry land in that run's artifact root; a changed file is an update of that run alone."""
+    key = uuid.uuid4().hex
+    runs: dict[str, Any] = {"a": _entry(1), "b": {**_entry(2), "artifacts": {"notes.md": pulumi.StringAsset("# b\n")}}}
+    inputs = _checked(host, _table(experiment_id, runs, key))
+    table_id, outs = host.create(inputs)
+    files = outs["run_states"]["b"]["artifact_files"]
+    assert set(files) == {"notes.md"} and not outs["run_states"]["a"].get("artifact_files")
+    listed = [f.path for f in mlflow_client.list_artifacts(outs["run_ids"]["b"])]
+    assert listed == ["notes.md"]
+    assert host.diff(table_id, outs, inputs, old_inputs=inputs).changes == "none"
+
+    runs["b"]["artifacts"] = {"notes.md": pulumi.StringAsset("# b, edited\n")}
+    news = _checked(host, _table(experiment_id, runs, key), inputs)
+    assert host.diff(table_id, outs, news, old_inputs=inputs).changes == "some"
+    after = host.update(table_id, outs, news, old_inputs=inputs)
+    assert after["run_ids"] == outs["run_ids"]
+    assert after["run_states"]["b"]["artifact_files"]["notes.md"]["sha256"] != files["notes.md"]["sha256"]
+    host.delete(table_id, after)
+
+
+@pytest.mark.slow
+def test_a_killed_create_is_finished_by_the_next_up_each_run_once(
+    faulty_host: tuple[FaultProxy, Any], mlflow_client: MlflowClient, experiment_id: str
+) -> None:
+    """The host dies in the middle of a table's create (a killed ``up``): the engine records nothing, and the runs
+    it began or finished are finished or taken back by the next ``up``; none is made twice."""
+    proxy, new_host = faulty_host
+    key = uuid.uuid4().hex
+    runs = {f"k{i}": _entry(i) for i in range(8)}
+    first = new_host()
+    inputs = _checked(first, _table(experiment_id, runs, key, max_parallel=3))
+    proxy.when("runs/log-batch", first.process.kill, nth=3)  # not a create: one landing late would count
+    with pytest.raises(HostError):
+        first.create(inputs)
+    assert len(proxy.reached_server("runs/create")) < len(runs)
+
+    second = new_host()
+    _, outs = second.create(_checked(second, _table(experiment_id, runs, key, max_parallel=3)))
+
+    ids = outs["run_ids"]
+    assert len(proxy.reached_server("runs/create")) == len(runs), "over both ups, each run made once"
+    active = _active(mlflow_client, experiment_id)
+    assert sorted(ids) == sorted(runs) and sorted(ids.values()) == sorted(active), "nothing orphaned"
+    for entry, run_id in ids.items():
+        assert _steps(mlflow_client, run_id) == [0, 1], entry
+        assert active[run_id].data.tags[TAG] == run_key(key, entry)
