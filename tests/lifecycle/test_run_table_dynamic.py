@@ -295,3 +295,13 @@ def test_a_killed_create_is_finished_by_the_next_up_each_run_once(
     for entry, run_id in ids.items():
         assert _steps(mlflow_client, run_id) == [0, 1], entry
         assert active[run_id].data.tags[TAG] == run_key(key, entry)
+
+
+def test_a_long_apply_reports_its_progress(host: DynamicHost, mlflow_client: MlflowClient, experiment_id: str) -> None:
+    """The host's stderr (which the engine shows) gets a line per tenth of the runs written, the last one too."""
+    runs = {f"r{i:02d}": {"params": {"i": str(i)}} for i in range(50)}
+    inputs = _checked(host, _table(experiment_id, runs, uuid.uuid4().hex, max_parallel=4))
+    table_id, outs = host.create(inputs)
+    lines = [line for line in host.stderr_text().splitlines() if line.startswith("RunTable: ") and "of 50 " in line]
+    assert len(lines) == 10 and lines[-1] == "RunTable: 50 of 50 runs written", lines
+    host.delete(table_id, outs)

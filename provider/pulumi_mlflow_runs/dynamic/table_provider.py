@@ -13,6 +13,7 @@ fits). The error names each failed entry.
 from __future__ import annotations
 
 import sys
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -148,7 +149,8 @@ class RunTableProvider(BaseProvider):
         inputs = _checked(props)
         table_key = str(props["table_key"])
         held = state_seen.state_runs(table_key)
-        applied = apply_table(self.api_for(inputs), inputs, {}, table_key, now_ms(), held=held)
+        api = self.api_for(inputs)
+        applied = apply_table(api, inputs, {}, table_key, now_ms(), held=held, progress=ProgressLines())
         return dyn.CreateResult(uuid.uuid4().hex, dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
@@ -172,13 +174,35 @@ class RunTableProvider(BaseProvider):
         inputs = _checked(news)
         table_key = _known(olds.get("table_key")) or str(news["table_key"])
         state = core_state(olds)
-        applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms())
+        applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms(), progress=ProgressLines())
         return dyn.UpdateResult(dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         core = core_state(props)
         delete_table(self.api_for(core), core, max_parallel(props))
+
+
+PROGRESS_FROM = 50
+"""Runs to write from which a table's apply reports its progress, a line per tenth of them."""
+
+
+class ProgressLines:
+    """A table apply's ``progress``: ``(done, total)`` as a line on this host's stderr at each tenth, which the
+    engine shows during a long ``up`` (this host has no other way to the engine's log); nothing for a table
+    of fewer than ``PROGRESS_FROM`` runs to write. Called from the apply's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tenth = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // total
+        with self._lock:
+            if total < PROGRESS_FROM or tenth <= self._tenth:
+                return
+            self._tenth = tenth
+        print(f"RunTable: {done} of {total} runs written", file=sys.stderr, flush=True)
 
 
 def _say_replaced(entries: Mapping[str, EntryChange], state: Mapping[str, Any]) -> None:
