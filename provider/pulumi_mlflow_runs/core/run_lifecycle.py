@@ -106,7 +106,7 @@ def _take_over(
     if wanted is not None:
         return _adopt(api, wanted, inputs, now)
     for run in find_unfinished(api, inputs["experiment_id"], keys_of(inputs.get("resource_key"))):
-        outputs, _ = _converge(api, run, inputs, now)
+        outputs, _ = converge(api, run, inputs, now)
         if outputs is not None:
             return outputs
         api.delete_run(run.info.run_id)
@@ -114,7 +114,7 @@ def _take_over(
     if state_runs is None or key is None:
         return None
     for run in find_complete(api, inputs["experiment_id"], key, state_runs):
-        outputs, _ = _converge(api, run, inputs, now, exactly=True)
+        outputs, _ = converge(api, run, inputs, now, exactly=True)
         if outputs is not None:
             state_seen.taken_back(run.info.run_id)
             return outputs
@@ -131,7 +131,7 @@ def _adopt(api: MlflowApi, wanted: str, inputs: dict[str, Any], now: int) -> dic
             "adopt_run_id",
             f"run {wanted} is in experiment {run.info.experiment_id}, not in experiment_id {inputs['experiment_id']}",
         )
-    outputs, replaces = _converge(api, run, inputs, now)
+    outputs, replaces = converge(api, run, inputs, now)
     if outputs is None:
         raise InputError(
             "adopt_run_id",
@@ -142,11 +142,12 @@ def _adopt(api: MlflowApi, wanted: str, inputs: dict[str, Any], now: int) -> dic
     return outputs
 
 
-def _converge(
+def converge(
     api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int, *, exactly: bool = False
 ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
     """Bring an existing run to the inputs: ``(outputs, ())``, or ``(None, changing keys)`` if it cannot
-    (a replace), or, ``exactly``, if it would need any change but to its files (which are synced)."""
+    (a replace), or, ``exactly``, if it would need any change but to its files (which are synced). Also for a
+    table, whose one search finds the runs a failed or killed ``up`` of it made (``core.run_table``)."""
     from pulumi_mlflow_runs.core.run_plan import adopted_state
 
     run_id = run.info.run_id
@@ -158,14 +159,6 @@ def _converge(
     if exactly and (changing := tuple(k for k in d.updates if k != "artifacts")):
         return None, changing
     return update(api, run_id, olds, inputs, now, taken=run), ()
-
-
-def converge(
-    api: MlflowApi, run: m.Run, inputs: dict[str, Any], now: int, *, exactly: bool = False
-) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
-    """``_converge`` for a caller that found the run itself: a table's one search finds the runs a failed or
-    killed ``up`` of it made (``core.run_table``), which are finished or taken back as a create here does."""
-    return _converge(api, run, inputs, now, exactly=exactly)
 
 
 def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int) -> m.Run:
