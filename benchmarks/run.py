@@ -6,6 +6,9 @@ create, preview, append and metrics-file, and a counting proxy; interleaves the 
 (A B C A B C …) and reports medians of the per-round ratios. Prints a table with each goal and PASS/FAIL,
 and the machine it ran on. Never used by the tests: nothing here is a timed assertion.
 
+``--only run-table`` runs ``bench_run_table.py`` (a RunTable of 1,000 runs and 1,000 ExperimentRuns through the
+CLI against a serial MlflowClient script; ``--quick``, ``--runs``, ``--rounds``, ``--workers``, ``--profile``).
+
 ``--only metrics-file`` runs the ``metricsFile`` benchmarks alone (``bench_metrics_file.py``: create, append,
 state and preview of runs whose points are read from a CSV file, on both doors, against raw httpx).
 """
@@ -649,6 +652,11 @@ def render(rows: Sequence[bc.Row], machine: Mapping[str, str], command: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "run-table" in given:  # --only run-table: the table through the CLI, its own options (bench_run_table.py)
+        import bench_run_table
+
+        return bench_run_table.main(given)
     settings, args = parse_args(argv)
     shm = Path("/dev/shm")  # noqa: S108 - tmpfs keeps disk noise out of the server's sqlite writes
     workdir = Path(tempfile.mkdtemp(prefix="mlflow-runs-bench-", dir=shm if shm.is_dir() else None))

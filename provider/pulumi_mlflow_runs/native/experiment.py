@@ -51,7 +51,7 @@ class ExperimentHandler:
         inputs = exp.checked_experiment(news)
         return exp.update_experiment(api_for(inputs), id_, olds, inputs)
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> None:
+    def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> None:
         exp.delete_experiment(api_for(state), id_)
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:

@@ -66,8 +66,9 @@ class Handler(Protocol):
 
     def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props: ...
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
-        """Delete the resource; or keep it, and say why (a warning the engine shows)."""
+    def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> str | None:
+        """Delete the resource; or keep it, and say why (a warning the engine shows). ``old_inputs``: the inputs
+        the state was made from, as the engine recorded them (empty from an engine that sends none)."""
         ...
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:

@@ -115,11 +115,13 @@ def _detailed(
     new input; one the program did not change (drift that a refresh found, a run deleted outside Pulumi) is
     shown against the state, which is where the difference is."""
     names = {p.camel: p.name for p in props}
+    edited: dict[str, bool] = {}  # per property, not per path: a table's thousand paths share ``runs``
     out = {}
     for path, kind in paths.items():
         top = names.get(path.split(".", 1)[0].split("[", 1)[0], "")
-        edited = top in news and canonical(old_inputs.get(top)) != canonical(news.get(top))
-        out[path] = provider_pb2.PropertyDiff(kind=kind, inputDiff=edited)
+        if top not in edited:
+            edited[top] = top in news and canonical(old_inputs.get(top)) != canonical(news.get(top))
+        out[path] = provider_pb2.PropertyDiff(kind=kind, inputDiff=edited[top])
     return out
 
 
@@ -310,7 +312,8 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     def Delete(self, request: Any, context: grpc.ServicerContext) -> empty_pb2.Empty:
         handler = _handler(request, context)
         props, _ = _snake(request.properties, handler.props)
-        kept = handler.delete(self.api, request.id, props)
+        old_inputs, _ = _snake(request.old_inputs, handler.props)
+        kept = handler.delete(self.api, request.id, props, old_inputs)
         if kept is not None:
             self.log.warn(request.urn, kept)
         return empty_pb2.Empty()

@@ -107,7 +107,7 @@ class RunHandler:
         outputs = lifecycle.update(api_for(inputs), id_, state, inputs, lifecycle.now_ms())
         return plugin_state(outputs, declared)
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
+    def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> str | None:
         return lifecycle.delete(api_for(state), id_)
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:

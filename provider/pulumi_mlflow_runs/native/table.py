@@ -24,7 +24,7 @@ from pulumi_mlflow_runs.core.run_lifecycle import now_ms
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
-from pulumi_mlflow_runs.core.table_spec import MAX_PARALLEL_DEFAULT, check_table, entry_path
+from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props
 from pulumi_mlflow_runs.native.names import camel_path
@@ -177,9 +177,10 @@ class TableHandler:
             raise
         return plugin_table_state(applied.state, inputs, table_key)
 
-    def delete(self, api_for: ApiFor, id_: str, state: Props) -> str | None:
+    def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> str | None:
+        """Every run, at most the table's ``maxParallel`` at a time (what the server was sized for), as writes."""
         core = core_table_state(state, {})
-        notes = delete_table(api_for(core), core, MAX_PARALLEL_DEFAULT)
+        notes = delete_table(api_for(core), core, max_parallel(old_inputs))
         return "; ".join(notes) or None
 
     def secret_outputs(self, secret_inputs: set[str]) -> set[str]:
