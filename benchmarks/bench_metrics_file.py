@@ -10,6 +10,8 @@ host, each sent what the engine sends it:
   file), Diff gets every asset without its path (``elided``), Update its old outputs and old inputs so too.
   Check gets the old inputs as stored, the asset with the hash of the file when it was last checked.
 - The stored inputs are what Check returned, the stored outputs what Create or Update returned.
+- Every run is a resource of its own (``Door.resource``: its own URN), as a program's resources are; each timed
+  create makes a new one.
 
 Four measures, each in interleaved rounds:
 
@@ -38,7 +40,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,12 @@ class Door:
             to_program,
         )
 
+    def resource(self, name: str) -> Door:
+        """This door as the engine addresses a resource ``name`` of the program: its own URN. The plugin keys a
+        run by its resource's URN, and a create takes back a complete run of its key that the state does not
+        hold: resources sharing one URN would take each other's runs instead of making their own."""
+        return replace(self, urn=f"{self.urn.rsplit('::', 1)[0]}::{name}", name=name)
+
     def call(self, method: str, request: Any) -> Any:
         return self.stub_call(method, request)
 
@@ -219,6 +227,8 @@ class Door:
 class Made:
     """A run a door made, and its state entry as the engine keeps it."""
 
+    name: str
+    """Its resource's name (``Door.resource``): every later call about it is addressed to its URN."""
     id: str
     program: struct_pb2.Struct
     """What the program sends (Check's news)."""
@@ -230,11 +240,19 @@ class Made:
     path: Path | None = None
 
 
-def make(door: Door, decl: Mapping[str, Any], path: Path | None = None) -> Made:
+def make(door: Door, name: str, decl: Mapping[str, Any], path: Path | None = None) -> Made:
+    """Resource ``name``'s run: Check, then Create."""
+    door = door.resource(name)
     program = door.to_program(decl)
     inputs = door.check(program)
     resp = door.call("Create", door.create_request(inputs))
-    return Made(str(resp.id), program, inputs, resp.properties, dict(decl), path)
+    return Made(name, str(resp.id), program, inputs, resp.properties, dict(decl), path)
+
+
+def create_request(door: Door, name: str, decl: Mapping[str, Any]) -> Any:
+    """The Create of resource ``name``, Checked first (Check is not what the create measures)."""
+    door = door.resource(name)
+    return door.create_request(door.check(door.to_program(decl)))
 
 
 # ---- state bytes ----------------------------------------------------------------------------------------------
@@ -304,20 +322,18 @@ class Counted:
 
 
 def counted_create(door: Door, decl: Mapping[str, Any], proxy: CountingProxy, verify: Callable[[str], None]) -> Counted:
-    """Two creates through ``proxy``: the plugin's first in an experiment also searches it once (for a create
-    an interrupted ``up`` left unfinished); the second is the per-create count."""
-    program = door.to_program(decl)
-    inputs = door.check(program)
-    request = door.create_request(inputs)
-    tallies, resp = [], None
-    for _ in range(2):
+    """Creates of two resources through ``proxy``: the plugin's first in an experiment also searches it once (for
+    a create an interrupted ``up`` left unfinished); the second is the per-create count."""
+    tallies, made = [], None
+    for i in range(2):
+        name = f"{decl['run_name']}-counted-{i}"
         mark = proxy.mark()
-        resp = door.call("Create", request)
+        made = make(door, name, decl)
         tallies.append(proxy.tally(mark))
         assert not tallies[-1].failed, f"{door.label}: failed requests {tallies[-1].failed}"
-        verify(str(resp.id))
-    assert resp is not None
-    return Counted(tallies[0], tallies[1], Made(str(resp.id), program, inputs, resp.properties, dict(decl)))
+        verify(made.id)
+    assert made is not None
+    return Counted(tallies[0], tallies[1], made)
 
 
 def minimum_create_requests(points: int) -> int:
@@ -349,12 +365,17 @@ class FileAppend:
         self.timed, self.counted = timed, counted
         self.path = path
         self.decl = decl
-        self.runs = {"timed": make(timed, decl, path), "counted": make(counted, decl, path)}
+        slug = str(decl["run_name"]).replace(" ", "-")
+        self.runs = {
+            "timed": make(timed, f"{slug}-timed", decl, path),
+            "counted": make(counted, f"{slug}-counted", decl, path),
+        }
         self.created = EntrySize.of(self.runs["timed"].inputs, self.runs["timed"].outputs)
         self.rounds: list[AppendRound] = []
 
     def _prepared(self, door: Door, run: Made) -> tuple[Any, struct_pb2.Struct, struct_pb2.Struct]:
         """(the UpdateRequest, the program's inputs, the checked inputs): Check and Diff done."""
+        door = door.resource(run.name)
         program = door.to_program(self.decl)
         news = door.check(program, run.inputs)
         diff = door.diff(run.id, run.outputs, news, run.inputs)
@@ -410,20 +431,21 @@ def raw_design_append(raw: RawSequence, run_id: str, points: Sequence[Mapping[st
 
 def make_many(door: Door, decls: Sequence[tuple[Mapping[str, Any], Path | None]]) -> list[Made]:
     with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda dp: make(door, dp[0], dp[1]), decls))
+        return list(pool.map(lambda dp: make(door, str(dp[0]["run_name"]), dp[0], dp[1]), decls))
 
 
 def preview_pass(door: Door, runs: Sequence[Made]) -> None:
     """What ``pulumi preview`` sends for an unchanged resource: Check(old inputs, program inputs), then
-    Diff(old outputs, checked inputs, old inputs), assets elided."""
+    Diff(old outputs, checked inputs, old inputs), assets elided; each addressed to its resource."""
     for run in runs:
-        resp = door.call(
+        it = door.resource(run.name)
+        resp = it.call(
             "Check",
-            provider_pb2.CheckRequest(urn=door.urn, type=door.type_, name=door.name, olds=run.inputs, news=run.program),
+            provider_pb2.CheckRequest(urn=it.urn, type=it.type_, name=it.name, olds=run.inputs, news=run.program),
         )
         assert not resp.failures, [(f.property, f.reason) for f in resp.failures]
-        diff = door.diff(run.id, run.outputs, as_stored(resp.inputs, run.program), run.inputs)
-        assert diff.changes == DIFF_NONE, (door.label, diff.changes, list(diff.replaces), list(diff.diffs))
+        diff = it.diff(run.id, run.outputs, as_stored(resp.inputs, run.program), run.inputs)
+        assert diff.changes == DIFF_NONE, (it.label, diff.changes, list(diff.replaces), list(diff.diffs))
 
 
 def timed_preview(door: Door, runs: Sequence[Made]) -> tuple[float, float]:
@@ -519,8 +541,9 @@ class Section:
         timed: dict[str, Callable[[], Any]] = {"raw httpx": lambda: raw.create(raw_decl)}
         cpu_of: dict[str, Callable[[], float]] = {"raw httpx": time.process_time}
         for name, door in doors.direct.items():  # Check before the clock: the timed call is the Create
-            request = door.create_request(door.check(door.to_program(decl)))
-            timed[name] = lambda door=door, request=request: door.call("Create", request)
+            # of a resource of its own each time (the warm-up, then each round), as a program's resources are
+            requests = iter([create_request(door, f"file-create-{i}", decl) for i in range(s.rounds + 1)])
+            timed[name] = lambda door=door, requests=requests: door.call("Create", next(requests))
             cpu_of[name] = door.cpu_seconds
         # the warm-up call also makes the plugin's once-per-experiment search
         times, cpu = bc.interleaved(

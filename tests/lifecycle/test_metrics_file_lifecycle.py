@@ -15,7 +15,7 @@ from pulumi_mlflow_runs import Experiment, ExperimentRun
 from pulumi_mlflow_runs.core import metrics_file as mf
 
 from support.engine import Engine, EngineError
-from support.fault_proxy import FaultProxy
+from support.fault_proxy import Fault, FaultProxy
 from support.mlflow_proxy import RecordingProxy
 from support.runs import all_runs, unique
 
@@ -133,6 +133,31 @@ def test_an_append_cut_short_resumes_where_it_stopped_without_logging_a_row_twic
     assert sorted(p.step for p in history) == list(range(2600)), "every row once"
     assert len({p.timestamp for p in history if p.step >= 10}) == 1, "the append kept its timestamp"
     assert set(all_runs(mlflow_client, mlflow_client.get_run(run_id).info.experiment_id)) == {run_id}
+    engine.destroy()
+
+
+@pytest.mark.parametrize("fault", ["drop-after", "500-after"])
+def test_a_file_batch_whose_answer_is_lost_is_logged_once(
+    tmp_path: Path, mlflow_env: str, fault_proxy: FaultProxy, mlflow_client: MlflowClient, fault: Fault
+) -> None:
+    """The server logged the create's second batch of file rows, and its answer was lost: the provider asks the
+    server what it holds and sends only the rest (the progress tag), so each row is on the run once."""
+    env = {"MLFLOW_TRACKING_URI": fault_proxy.url}
+    path = tmp_path / "train.csv"
+    rows = [("loss", i / 7, i, 1_000 + i) for i in range(2_500)]  # three batches
+    _write(path, rows)
+    engine = Engine(_program(unique("file"), path), tmp_path / "state.json", env)
+    fault_proxy.fail("runs/log-batch", fault, nth=2)
+    outputs = engine.up().outputs
+    assert fault_proxy.fired() == 1
+    assert _history(mlflow_client, outputs["run_id"], "loss") == [(s, v, t) for _, v, s, t in rows], "each row once"
+    assert outputs["logged"]["rows"] == 2_500
+    batches = [w.body for w in fault_proxy.requests if w.endpoint == "runs/log-batch"]
+    again = batches[2]  # the second batch's retry
+    assert "metrics" not in again and [t["key"] for t in again["tags"]] == [mf.PROGRESS_TAG], again
+    assert set(all_runs(mlflow_client, mlflow_client.get_run(outputs["run_id"]).info.experiment_id)) == {
+        outputs["run_id"]
+    }
     engine.destroy()
 
 

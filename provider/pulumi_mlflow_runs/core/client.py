@@ -66,7 +66,8 @@ _VERSIONS_LOCK = threading.Lock()
 _VERSION = re.compile(r"\d+\.\d+[0-9A-Za-z.+-]*")
 
 
-def _body(req: BaseModel) -> dict[str, Any]:
+def wire_body(req: BaseModel) -> dict[str, Any]:
+    """A request model as it goes on the wire (JSON types, no null fields, MLflow's names)."""
     return req.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
@@ -81,7 +82,7 @@ class MlflowApi:
         if ep.method == "GET":
             return self.transport.call("GET", ep.path, params=query, idempotent=True)
         return self.transport.call(
-            ep.method, ep.path, body=_body(req) if req is not None else {}, idempotent=ep.idempotent
+            ep.method, ep.path, body=wire_body(req) if req is not None else {}, idempotent=ep.idempotent
         )
 
     def server_version(self) -> str | None:
@@ -117,6 +118,13 @@ class MlflowApi:
 
     def log_batch(self, req: m.LogBatch) -> None:
         self._call("runs.log_batch", req)
+
+    def log_batch_body(self, body: dict[str, Any]) -> None:
+        """``runs/log-batch`` of a body already in wire form (``wire_body``'s): a metrics file's rows are read in
+        that form, and validating and dumping a model per batch of a thousand points took about 40% of the CPU
+        of a create of 20,000 rows."""
+        ep = ENDPOINTS["runs.log_batch"]
+        self.transport.call(ep.method, ep.path, body=body, idempotent=ep.idempotent)
 
     def log_metric(self, req: m.LogMetric) -> None:
         self._call("runs.log_metric", req)

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
 
-_MLFLOW3_FIELDS = ("model_id", "dataset_name", "dataset_digest")
-
 
 def declared_path(inputs: Mapping[str, Any]) -> str | None:
     """The file ``metrics_file`` names: from Check's summary (the engine may hand the asset without its path),
@@ -57,7 +55,7 @@ def send(
     logged part afterwards (``metrics_file_logged``)."""
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
-    from pulumi_mlflow_runs.core.run_apply import needs_mlflow3, unlogged
+    from pulumi_mlflow_runs.core.run_apply import needs_mlflow3
 
     have = mf.Logged.of(logged)
     try:
@@ -67,9 +65,8 @@ def send(
         opened = False
         version_checked = False
         for batch in mf.batches(path, start, stamp):
-            if not version_checked and any(f in p for p in batch.points for f in _MLFLOW3_FIELDS):
-                field = next(f for p in batch.points for f in _MLFLOW3_FIELDS if f in p)
-                too_old = needs_mlflow3(api, mf.PROP, f"a metric point's {field}")
+            if not version_checked and batch.mlflow3_field is not None:
+                too_old = needs_mlflow3(api, mf.PROP, f"a metric point's {batch.mlflow3_field}")
                 if too_old is not None:
                     raise too_old
                 version_checked = True
@@ -78,16 +75,8 @@ def send(
                 at = mf.Progress(position or mf.Logged(0, 0, mf.EMPTY_SHA256), stamp, open=True)
                 api.set_tag(m.SetTag(run_id=run_id, key=mf.PROGRESS_TAG, value=at.tag_value()))
                 opened = True
-            # One validation of the whole batch: pydantic's core builds a thousand points several times faster
-            # than a model_construct each.
-            request = m.LogBatch.model_validate(
-                {
-                    "run_id": run_id,
-                    "metrics": batch.points,
-                    "tags": [{"key": mf.PROGRESS_TAG, "value": batch.progress.tag_value()}],
-                }
-            )
-            send_exactly_once(api.transport, request, api.log_batch, lambda b: unlogged(api, b))
+            body = batch_body(run_id, batch)
+            send_exactly_once(api.transport, body, api.log_batch_body, lambda b: unlogged_body(api, b))
             position = batch.progress.logged
             sent += len(batch.points)
     except mf.FileProblem as exc:
@@ -95,6 +84,27 @@ def send(
     if sent:
         done.append(f"logged {sent} point(s) of {path}")
     return position.as_dict() if position is not None else None
+
+
+def batch_body(run_id: str, batch: mf.Batch) -> dict[str, Any]:
+    """The log-batch of ``batch`` in wire form: the reader's points are already what MLflow takes (a finite
+    float or MLflow's non-finite string as value, whole step and timestamp), so no model is built for them."""
+    return {
+        "run_id": run_id,
+        "metrics": batch.points,
+        "tags": [{"key": mf.PROGRESS_TAG, "value": batch.progress.tag_value()}],
+    }
+
+
+def unlogged_body(api: MlflowApi, body: dict[str, Any]) -> dict[str, Any] | None:
+    """After an uncertain outcome, what of the log-batch ``body`` the server lacks (``run_apply.unlogged``), in
+    wire form; None if it holds all of it. The fault path alone validates the points into models."""
+    from pulumi_mlflow_runs.core import models as m
+    from pulumi_mlflow_runs.core.client import wire_body
+    from pulumi_mlflow_runs.core.run_apply import unlogged as unlogged_batch
+
+    rest = unlogged_batch(api, m.LogBatch.model_validate(body))
+    return wire_body(rest) if rest is not None else None
 
 
 def held(run: m.Run, path: str | None, logged: Any) -> mf.Logged | None:

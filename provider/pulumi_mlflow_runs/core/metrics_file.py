@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pulumi_mlflow_runs.core.limits import key_problem, normalize_metric_value
@@ -119,18 +119,11 @@ def file_format(path: str) -> str:
 # ---- reading rows ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Row:
-    line: int
-    end: int
-    """The byte offset just past this row's newline."""
-    point: dict[str, Any]
-
-
 class _Reader:
-    """The complete rows of a file in order, each a point in normal form (no timestamp where the row has none),
-    with a running sha256 of the bytes read (header included). With ``start``, the rows after it: the bytes
-    before it are hashed (and their lines counted) without being parsed, but for a CSV file's header."""
+    """The complete rows of a file in order, each ``(line, point)`` with the point in normal form (no timestamp
+    where the row has none), with a running sha256 of the bytes read (header included). With ``start``, the rows
+    after it: the bytes before it are hashed (and their lines counted) without being parsed, but for a CSV file's
+    header."""
 
     def __init__(self, path: str, start: Logged | None = None) -> None:
         self.path = path
@@ -141,10 +134,14 @@ class _Reader:
         self.waiting = False
         self._start = start if start is not None and start.bytes else None
         self._header: list[str] | None = None
-        self._plain: tuple[int, int, int | None, int | None] | None = None
-        """Where ``key``, ``value``, ``step`` and ``timestamp`` are in a header of those alone: rows of such a
-        file take a fast path (``_fast``)."""
+        self._plain: tuple[int, int, int, int | None, int | None] | None = None
+        """The number of columns and where ``key``, ``value``, ``step`` and ``timestamp`` are, in a header of
+        those alone: rows of such a file take a fast path (``_fast``)."""
         self._key_ok: set[str] = set()
+
+    def logged(self) -> Logged:
+        """The rows read so far, as ``Logged``: what the file's log holds once they are sent."""
+        return Logged(self.rows, self.offset, self.sha.hexdigest())
 
     def where(self, line: int, column: int | str | None = None) -> str:
         at = f"{self.path}, line {line}"
@@ -152,7 +149,7 @@ class _Reader:
             return at
         return f"{at}, column {column}"
 
-    def __iter__(self) -> Iterator[_Row]:
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
         except FileNotFoundError:
@@ -161,26 +158,27 @@ class _Reader:
             raise FileProblem(f"{self.path} cannot be read: {exc.strerror or exc}") from None
         with f:
             line = self._skip(f) if self._start is not None else 0
+            hash_line, fast = self.sha.update, self._fast  # once, not per row: a send reads every row
             for raw in f:
                 line += 1
                 if not raw.endswith(b"\n"):
                     self.waiting = bool(raw.strip())
                     return
-                self.sha.update(raw)
+                hash_line(raw)
                 self.offset += len(raw)
                 try:
                     text = raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as exc:
                     raise FileProblem(f"{self.where(line, exc.start + 1)}: not UTF-8 text") from None
-                if not text.strip():
-                    continue
-                point = self._fast(text) if self._plain is not None else None
+                point = fast(text) if self._plain is not None else None
                 if point is None:
+                    if not text.strip():
+                        continue
                     point = self._point(line, text)
                     if point is None:
                         continue  # the header
                 self.rows += 1
-                yield _Row(line, self.offset, point)
+                yield line, point
 
     def _skip(self, f: Any) -> int:
         """Hash the bytes before ``start`` and count their lines, reading the header on the way; the file is then
@@ -210,10 +208,10 @@ class _Reader:
         if '"' in text:
             return None
         cells = text.split(",")
-        assert self._plain is not None and self._header is not None
-        if len(cells) != len(self._header):
+        assert self._plain is not None  # called once the header made it
+        width, k, v, st, ts = self._plain
+        if len(cells) != width:
             return None
-        k, v, st, ts = self._plain
         key = cells[k]
         if key not in self._key_ok:
             return None
@@ -262,7 +260,7 @@ class _Reader:
         names = self._checked_header(line, cells)
         if set(names) <= {"key", "value", "step", "timestamp"}:
             at = {name: i for i, name in enumerate(names)}
-            self._plain = (at["key"], at["value"], at.get("step"), at.get("timestamp"))
+            self._plain = (len(names), at["key"], at["value"], at.get("step"), at.get("timestamp"))
         return names
 
     def _checked_header(self, line: int, cells: list[str]) -> list[str]:
@@ -359,31 +357,30 @@ def summarize(path: str, inline: Sequence[Mapping[str, Any]] = ()) -> Summary:
     seen: set[int] = set()
     inline_at = {point_ident(p): i for i, p in enumerate(inline)}
     points: dict[str, int] = {}
-    for row in reader:
-        ident = point_ident(row.point)
+    for line, point in reader:
+        ident = point_ident(point)
         if ident in seen:
-            first = _first_line_of(path, row.point)
-            if first is not None and first != row.line:
+            first = _first_line_of(path, point)
+            if first is not None and first != line:
                 raise FileProblem(
-                    f"{reader.where(row.line)}: repeats line {first} (same key, value, step and timestamp); "
+                    f"{reader.where(line)}: repeats line {first} (same key, value, step and timestamp); "
                     "MLflow keeps such a point once: give it another step or timestamp"
                 )
         seen.add(ident)
         if ident in inline_at:
             raise FileProblem(
-                f"{reader.where(row.line)}: is also metrics[{inline_at[ident]}]; declare a point in metrics or "
+                f"{reader.where(line)}: is also metrics[{inline_at[ident]}]; declare a point in metrics or "
                 "in the file, not in both"
             )
-        points[row.point["key"]] = points.get(row.point["key"], 0) + 1
-    complete = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
-    return Summary(path, reader.format, complete, points, reader.waiting)
+        points[point["key"]] = points.get(point["key"], 0) + 1
+    return Summary(path, reader.format, reader.logged(), points, reader.waiting)
 
 
 def _first_line_of(path: str, point: Mapping[str, Any]) -> int | None:
     """The line of the first row that is ``point``: read again only to name a repeat (two rows that merely
     share a digest are no repeat: the first such row is then the row itself)."""
     wanted = [point.get(f) for f in FIELDS]
-    return next((row.line for row in _Reader(path) if [row.point.get(f) for f in FIELDS] == wanted), None)
+    return next((line for line, row in _Reader(path) if [row.get(f) for f in FIELDS] == wanted), None)
 
 
 def still_holds(old_summary: Any, path: str) -> dict[str, Any] | None:
@@ -519,14 +516,21 @@ def resume_point(path: str, logged: Logged | None, progress: Progress | None, no
     return logged, now
 
 
+MLFLOW3_FIELDS = ("model_id", "dataset_name", "dataset_digest")
+"""A point's fields that only MLflow 3 servers keep (a 2.x server drops them without a word)."""
+
+
 @dataclass(frozen=True)
 class Batch:
     points: list[dict[str, Any]]
-    """Each with a timestamp: its own, or the append's ``stamp``."""
+    """Each with a timestamp: its own, or the append's ``stamp``; in wire form (the log-batch's ``metrics``)."""
     progress: Progress
     """How far the file is logged once this batch is (``open`` but for the append's last batch)."""
     stamped: bool
     """Whether a row of it had no timestamp (and got the append's)."""
+    mlflow3_field: str | None = None
+    """The first of ``MLFLOW3_FIELDS`` in the first point that has one: noted while reading, so the sender
+    asks the server's version only then, without looking through every point again."""
 
 
 def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_ROWS) -> Iterator[Batch]:
@@ -536,10 +540,10 @@ def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_RO
     reader = _Reader(path, start)
     points: list[dict[str, Any]] = []
     stamped = False
+    field: str | None = None
     size = 0
     ready: Batch | None = None
-    for row in reader:
-        point = row.point
+    for _, point in reader:
         if "timestamp" not in point:
             point["timestamp"] = stamp
             stamped = True
@@ -547,26 +551,25 @@ def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_RO
         size += 120 + 6 * len(point["key"])
         if len(point) > 4:  # dataset or model fields
             size += 6 * sum(len(v) for k, v in point.items() if k != "key" and type(v) is str)
+            field = field or next(f for f in MLFLOW3_FIELDS if f in point)
         if len(points) == rows or size > BATCH_BYTES:
             if ready is not None:
                 yield ready
-            at = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
-            ready = Batch(points, Progress(at, stamp, open=True), stamped)
-            points, stamped, size = [], False, 0
+            ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field)
+            points, stamped, field, size = [], False, None, 0
     if points:
         if ready is not None:
             yield ready
-        at = Logged(reader.rows, reader.offset, reader.sha.hexdigest())
-        ready = Batch(points, Progress(at, stamp, open=True), stamped)
+        ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field)
     if ready is not None:
-        yield Batch(ready.points, Progress(ready.progress.logged, stamp), ready.stamped)
+        yield replace(ready, progress=Progress(ready.progress.logged, stamp))
 
 
 def logged_rows(path: str, upto: Logged | None = None) -> Iterator[dict[str, Any]]:
     """The points of the file's first ``upto.rows`` rows (every complete row without ``upto``), without a
     timestamp where the row has none: to tell a file's points from the other points a run holds."""
     reader = _Reader(path)
-    for row in reader:
+    for _, point in reader:
         if upto is not None and reader.rows > upto.rows:
             return
-        yield row.point
+        yield point
