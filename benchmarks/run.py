@@ -165,7 +165,7 @@ def bench_create(ctx: Ctx) -> None:
     cpu_of: dict[str, Callable[[], float]] = {name: time.process_time for name in timed}
     cpu_of["provider"] = cpu_of["host floor"] = lambda: bc.process_cpu_seconds(host_pid)
     if ctx.native is not None:  # the plugin process for the plugin
-        native_direct = bench_native.NativeCreate(ctx.native.direct, decl)
+        native_direct = bench_native.NativeCreate(ctx.native.direct, decl, creates=s.rounds + 1)
         timed[bench_native.NAME] = native_direct.create
         cpu_of[bench_native.NAME] = ctx.native.direct.cpu_seconds
     times, cpu = bc.interleaved(
