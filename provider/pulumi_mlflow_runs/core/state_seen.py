@@ -4,11 +4,18 @@ A create marks its run complete in its last write. If the provider dies after th
 after it and cannot delete the run), the engine records nothing, and the next ``up`` creates the resource again:
 that create must take the complete run back instead of making a second one. It cannot tell that run from the
 one a replace replaces (complete too, with the same key), and the engine does not name that one in Create. The
-engine names it elsewhere, to the same host (one host serves a whole ``up``, on both doors): Check gets the
-resource's old inputs exactly when the state holds it, and Diff, Read, Update and Delete get the id of the run it
-holds. For a resource, Check comes first, then Diff, then Create; only a forced replace (``--replace``,
-``replaceWith``, ``deletedWith``, a changed provider) skips Diff, and then this host cannot tell which run the
-state holds, so the create takes no complete run (``state_runs`` is None).
+engine tells the same host elsewhere (one host serves a whole ``up``, on both doors), as its step generator
+does it (v3.274.1, proven through the CLI):
+
+- Check gets the resource's old inputs when the state holds it (and again none, after Diff decided a
+  replace: ``in_state`` stays once seen); Diff then names the run it holds. A replace calls Check, Diff,
+  Create, so its create knows which run not to take.
+- ``replaceWith``, ``deletedWith`` and a changed provider force a replace without Diff: Check had old inputs,
+  so the host knows the state holds a run but not which, and the create takes no complete run
+  (``state_runs`` is None).
+- ``pulumi up --replace`` sends Check no old inputs and skips Diff, as for a new resource: the create takes
+  back the complete run the state holds if it is exactly what the program declares, and the engine, replacing
+  that run with itself, then asks to delete it: ``was_taken_back`` says to keep it (``run_lifecycle.delete``).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ _LOCK = threading.Lock()
 
 def checked(resource_key: str | None, *, in_state: bool) -> None:
     """Check of the resource of ``resource_key`` (the input, ``core.resource_key.as_input``): ``in_state``
-    when the engine sent old inputs, which it does exactly when its state holds the resource."""
+    when the engine sent old inputs, which it does only when its state holds the resource."""
     key = key_of(resource_key)
     if key is None:
         return
@@ -42,8 +49,8 @@ def checked(resource_key: str | None, *, in_state: bool) -> None:
 
 
 def holds(resource_key: str | None, run_id: str | None) -> None:
-    """The engine's state holds run ``run_id`` for the resource of ``resource_key`` (Diff, Read, Update,
-    Delete name it)."""
+    """The engine's state holds run ``run_id`` for the resource of ``resource_key`` (Diff names it; the
+    doors call this from Diff, which a replace that Diff decides always comes through)."""
     key = key_of(resource_key)
     if key is None or not run_id:
         return
