@@ -193,6 +193,11 @@ class _Checker:
         return ok
 
 
+def known_text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string a preview knows (a resource key, a table key), else None."""
+    return value if isinstance(value, str) and value and not is_unknown(value) else None
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"

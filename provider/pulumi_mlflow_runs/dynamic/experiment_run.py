@@ -31,6 +31,7 @@ from pulumi_mlflow_runs.core.run_spec import (
     OUTPUT_KEYS,
     check_inputs,
     is_unknown,
+    known_text,
     summary_to_reuse,
 )
 from pulumi_mlflow_runs.core.state import from_state, with_columns
@@ -57,12 +58,6 @@ def _resolved(props: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- what the SDK's provider host does not pass on (see `diff` and `read`) -------------------------------
-
-
-def _known_key(props: Mapping[str, Any]) -> str | None:
-    """The ``resource_key`` input, unless a preview does not know it yet."""
-    key = props.get("resource_key")
-    return key if isinstance(key, str) and not is_unknown(key) else None
 
 
 def _request_props(field: str) -> dict[str, Any] | None:
@@ -117,7 +112,7 @@ class ExperimentRunProvider(BaseProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         # Not handed the engine's hash: a metrics file whose bytes still hold the old summary is hashed, not parsed.
         reuse = summary_to_reuse(olds, news, engine_unchanged=False)
-        state_seen.checked(_known_key(news), in_state=bool(olds))
+        state_seen.checked(known_text(news.get("resource_key")), in_state=bool(olds))
         inputs, failures = check_inputs(news, STATE_OUTPUTS, read_files=True, reuse_summary=reuse)
         if news.get("artifacts") is not None:
             remember_checked(_request_urn(), news["artifacts"])
@@ -125,7 +120,7 @@ class ExperimentRunProvider(BaseProvider):
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        state_seen.holds(_known_key(news) or _known_key(olds), _id)
+        state_seen.holds(known_text(news.get("resource_key")) or known_text(olds.get("resource_key")), _id)
         state = from_state(olds)
         news, known = _with_artifacts(news)
         marked = False

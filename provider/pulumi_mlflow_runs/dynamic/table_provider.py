@@ -25,7 +25,7 @@ from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import now_ms
-from pulumi_mlflow_runs.core.run_spec import is_unknown
+from pulumi_mlflow_runs.core.run_spec import is_unknown, known_text
 from pulumi_mlflow_runs.core.run_table import apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
@@ -40,10 +40,6 @@ tolerate_elided_assets()
 STATE_OUTPUTS = ("max_parallel", *TABLE_OUTPUTS)
 """Names the program sends as None (its output properties), and ``table_key``, which is an input too."""
 _NOT_REFUSED = (*STATE_OUTPUTS, "table_key")
-
-
-def _known(value: Any) -> str | None:
-    return value if isinstance(value, str) and value and not is_unknown(value) else None
 
 
 def _files_key(urn: str | None, key: str) -> str | None:
@@ -101,7 +97,7 @@ class RunTableProvider(BaseProvider):
 
     @user_facing
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        table_key = _known(news.get("table_key"))
+        table_key = known_text(news.get("table_key"))
         state_seen.checked(table_key, in_state=bool(olds))
         inputs, failures = check_table(news, _NOT_REFUSED)
         failures += _not_in_tables(news)
@@ -115,7 +111,7 @@ class RunTableProvider(BaseProvider):
 
     @user_facing
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        table_key = _known(olds.get("table_key")) or _known(news.get("table_key"))
+        table_key = known_text(olds.get("table_key")) or known_text(news.get("table_key"))
         state = core_state(olds)
         for run_id in held_runs(state):
             state_seen.holds(table_key, run_id)
@@ -172,7 +168,7 @@ class RunTableProvider(BaseProvider):
     @user_facing
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         inputs = _checked(news)
-        table_key = _known(olds.get("table_key")) or str(news["table_key"])
+        table_key = known_text(olds.get("table_key")) or str(news["table_key"])
         state = core_state(olds)
         applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms(), progress=ProgressLines())
         return dyn.UpdateResult(dynamic_state(applied.state, inputs, table_key))
