@@ -21,6 +21,7 @@ from support.fault_proxy import FaultProxy  # noqa: E402
 from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_proxy import RecordingProxy  # noqa: E402
 from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+from support.object_stores import S3Server, start_s3  # noqa: E402
 from support.once import built_once, locked, shared_root  # noqa: E402
 from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
@@ -98,6 +99,13 @@ def _serving(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Ml
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """The session's server: this venv's MLflow, or the one beside ``MLFLOW_SERVER_PYTHON``."""
     yield from _serving(tmp_path_factory, "mlflow-server")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server (tests/support/object_stores.py); each test creates the buckets it uses."""
+    with start_s3(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,15 +41,7 @@ class MlflowServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            _signal_group(self.process, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=_STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process, signal.SIGKILL)
-                self.process.wait()
-        # Stragglers (if any) share the group even after the leader has exited.
-        _signal_group(self.process, signal.SIGKILL)
+        stop_group(self.process)
 
     def start_again(self, timeout: float = _STARTUP_TIMEOUT) -> None:
         """After ``stop()``: start it on the same port, store and artifact root, as an operator restarts it.
@@ -72,6 +64,19 @@ class MlflowServer:
         self.stop()
 
 
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's group, SIGKILL after a grace; then to stragglers left in the group."""
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+    # Stragglers (if any) share the group even after the leader has exited.
+    _signal_group(process, signal.SIGKILL)
+
+
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)  # pgid == pid thanks to start_new_session=True
@@ -91,16 +96,19 @@ def _launch(
     app_name: str | None = None,
     extra_env: Mapping[str, str] | None = None,
     python: str | None = None,
+    artifact_root: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> MlflowServer:
     log_path = workdir / f"mlflow-server-{attempt}.log"
     cmd = [
         python or sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--default-artifact-root", str(workdir / "artifacts"),
+        "--default-artifact-root", artifact_root or str(workdir / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     if app_name:
         cmd += ["--app-name", app_name]
+    cmd += extra_args
     return MlflowServer(port=port, log_path=log_path, process=_spawn(cmd, log_path, extra_env), extra_env=extra_env)
 
 
@@ -142,6 +150,8 @@ def start_mlflow_server(
     app_name: str | None = None,
     extra_env: Mapping[str, str] | None = None,
     python: str | None = None,
+    artifact_root: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> MlflowServer:
     """Start the server and block until healthy; retries on a lost free-port race.
 
@@ -149,11 +159,15 @@ def start_mlflow_server(
     ``--app-name`` (``basic-auth`` for MLflow's auth app) and ``extra_env`` is added to the server's env
     (the auth app's ``MLFLOW_FLASK_SERVER_SECRET_KEY`` and ``MLFLOW_AUTH_ADMIN_PASSWORD``).
     ``python`` runs ``-m mlflow server`` instead of this interpreter: another venv's MLflow (2.x, say).
+    ``artifact_root`` replaces the default root (``s3://bucket/prefix``, say) and ``extra_args`` go last
+    (``--no-serve-artifacts``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "artifacts").mkdir(exist_ok=True)
     for attempt in range(1, attempts + 1):
-        server = _launch(workdir, _free_port(), attempt, workers, app_name, extra_env, python)
+        server = _launch(
+            workdir, _free_port(), attempt, workers, app_name, extra_env, python, artifact_root, extra_args
+        )
         if _wait_healthy(server, timeout):
             return server
         server.stop()

@@ -1,0 +1,142 @@
+"""Object-store emulators on free loopback ports, started and stopped by the tests: real servers of each
+cloud's API, never Python mocks.
+
+- S3: moto's standalone server (``moto_server``, from the ``moto[server]`` test extra). It checks no
+  signature, so any key pair works; ``S3Server.env`` is what MLflow's client and the provider read
+  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``MLFLOW_S3_ENDPOINT_URL``).
+
+Use ``start_s3(workdir)`` as a context manager, then ``server.create_bucket(name)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from support.mlflow_server import _free_port, stop_group
+
+_STARTUP_TIMEOUT = 60.0
+S3_REGION = "us-east-1"
+S3_KEY_ID = "testing-key-id"
+S3_SECRET = "testing-secret-key"  # moto takes any: tests look for this text where no secret may be
+
+
+@dataclass
+class Emulator:
+    """A running emulator process in a group of its own, logging to ``log_path``."""
+
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+    """What a client of this emulator sets: credentials, region, endpoint."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def stop(self) -> None:
+        stop_group(self.process)
+
+
+def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, cwd=log_path.parent, start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_until_up(emulator: Emulator, probe: str, timeout: float = _STARTUP_TIMEOUT) -> None:
+    """Poll ``probe`` (a path on the emulator) until any HTTP answer; raise with the log if it dies or
+    does not answer in time."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if emulator.process.poll() is not None:
+                raise RuntimeError(f"{emulator.process.args!r} exited; log tail:\n{emulator.log_tail()}")
+            try:
+                client.get(f"{emulator.url}{probe}")
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    emulator.stop()
+    raise RuntimeError(f"{emulator.process.args!r} did not answer in {timeout:.0f}s; log tail:\n{emulator.log_tail()}")
+
+
+@dataclass
+class S3Server(Emulator):
+    def create_bucket(self, name: str) -> str:
+        """Create ``name`` (an unsigned ``PUT /<bucket>``: moto checks no signature); return it."""
+        resp = httpx.put(f"{self.url}/{name}", timeout=30.0)
+        if resp.status_code not in (200, 409):
+            raise RuntimeError(f"cannot create bucket {name}: {resp.status_code} {resp.text[:300]}")
+        return name
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        """Every object under ``prefix`` in ``bucket``, read back through the S3 API (boto3, as moto ships it)."""
+        client = self.boto3_client()
+        found: dict[str, bytes] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        return found
+
+    def boto3_client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.url, region_name=S3_REGION,
+            aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET,
+        )  # fmt: skip
+
+
+def _moto_server() -> list[str]:
+    found = shutil.which("moto_server", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    if found is None:
+        raise RuntimeError("moto_server is not installed: pip install -e '.[test]' (moto[server] is a test extra)")
+    return [found]
+
+
+@contextlib.contextmanager
+def start_s3(workdir: Path) -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port; stopped on exit. Retries a lost free-port race."""
+    for attempt in range(1, 4):
+        port = _free_port()
+        log = workdir / f"moto-{attempt}.log"
+        cmd = [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)]
+        server = S3Server(port=port, log_path=log, process=spawn(cmd, log))
+        try:
+            wait_until_up(server, "/moto-api/")
+        except RuntimeError:
+            server.stop()
+            if "address already in use" in server.log_tail().lower() and attempt < 3:
+                continue
+            raise
+        server.env = {
+            "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_DEFAULT_REGION": S3_REGION,
+            "MLFLOW_S3_ENDPOINT_URL": server.url,
+        }
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
