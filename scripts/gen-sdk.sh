@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The SDKs of the plugin's schema: sdk/schema.json, sdk/nodejs and sdk/go/mlflowruns, written by the CLI's
+# The SDKs of the plugin's schema: sdk/schema.json, sdk/nodejs, sdk/go/mlflowruns and sdk/python, written by the CLI's
 # own code generators at the CLI's version (tools/sdk-gen says why not through `pulumi package gen-sdk`).
 #
 #   bash scripts/gen-sdk.sh           write them (after a change to the schema: core/definitions.py, native/schema.py)
 #   bash scripts/gen-sdk.sh --check   fail, listing the files, when the committed ones differ from what the
 #                                     schema gives (CI runs this)
 #
-# Hand-written and kept: sdk/go.mod and sdk/go.sum (the Go module), sdk/nodejs's build output and node_modules.
-# Python programs use the package's own classes (`pulumi_mlflow_runs.native`), not a generated SDK: README.
+# Hand-written and kept: sdk/go.mod and sdk/go.sum (the Go module), sdk/nodejs's build output and node_modules,
+# sdk/python's build output. sdk/python is the `pulumi_mlflow_runs_native` package that the schema's
+# language.python names, which the code `pulumi import` prints for a Python program imports: README.
 # The generator is built once into .pulumi-local/sdk-gen (ignored by git); Go's build cache makes later builds
 # quick. Progress goes to stderr.
 set -euo pipefail
@@ -29,13 +30,15 @@ trap 'rm -rf "$out"' EXIT
 "$python" -m pulumi_mlflow_runs.native.schema >"$out/schema.json"
 "$bin/sdk-gen" "$out/schema.json" nodejs "$out/nodejs"
 "$bin/sdk-gen" "$out/schema.json" go "$out/go"
+"$bin/sdk-gen" "$out/schema.json" python "$out/python"
 
 sdk="$root/sdk"
 if [ "$check" = 1 ]; then
   differs=0
   diff -q "$out/schema.json" "$sdk/schema.json" >&2 || differs=1
-  for lang in nodejs go; do
-    diff -rq -x node_modules -x bin -x package-lock.json "$out/$lang" "$sdk/$lang" >&2 || differs=1
+  for lang in nodejs go python; do
+    diff -rq -x node_modules -x bin -x package-lock.json -x build -x '*.egg-info' -x __pycache__ \
+      "$out/$lang" "$sdk/$lang" >&2 || differs=1
   done
   if [ "$differs" = 1 ]; then
     say "the committed SDKs are not what the schema gives: run 'bash scripts/gen-sdk.sh' and commit sdk/"
@@ -46,11 +49,12 @@ if [ "$check" = 1 ]; then
 fi
 mkdir -p "$sdk"
 cp "$out/schema.json" "$sdk/schema.json"
-for lang in nodejs go; do
-  # Generated files only: what a user or a build put there (node_modules, bin) stays.
+for lang in nodejs go python; do
+  # Generated files only: what a user or a build put there (node_modules, bin, build, egg-info) stays.
   find "$sdk/$lang" -type f -not -path '*/node_modules/*' -not -path "$sdk/nodejs/bin/*" \
+    -not -path "$sdk/python/build/*" -not -path '*.egg-info/*' -not -path '*/__pycache__/*' \
     -not -name package-lock.json -delete 2>/dev/null || true
   mkdir -p "$sdk/$lang"
   cp -R "$out/$lang/." "$sdk/$lang/"
 done
-say "wrote sdk/schema.json, sdk/nodejs and sdk/go"
+say "wrote sdk/schema.json, sdk/nodejs, sdk/go and sdk/python"

@@ -111,7 +111,8 @@ def test_import_and_get(project: ProjectFolder, mlflow_client: MlflowClient) -> 
     mlflow_client.log_metric(run_id, "loss", 1.5, step=0, timestamp=1_767_225_600_000)
     mlflow_client.set_terminated(run_id, "FINISHED")
 
-    # The language host built here predates code generation (GenerateProgram); the YAML test checks the code.
+    # The language host built here predates code generation (GenerateProgram): test_python_import_code.py
+    # generates the Python code through a host that does, and runs it.
     project.pulumi("import", RUN, "legacy", run_id, "--yes", "--protect=false", "--generate-code=false")
     state = project.exported()["deployment"]["resources"]
     (imported,) = [r for r in state if r["urn"].endswith("::legacy")]

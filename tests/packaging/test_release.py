@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -37,6 +38,9 @@ def test_one_version_everywhere() -> None:
     served = json.loads(plugin.GetSchema(provider_pb2.GetSchemaRequest(), None).schema)  # type: ignore[arg-type]
     npm = json.loads((ROOT / "sdk" / "nodejs" / "package.json").read_text())
     go_plugin = json.loads((ROOT / "sdk" / "go" / "mlflowruns" / "pulumi-plugin.json").read_text())
+    python_sdk = ROOT / "sdk" / "python"
+    python_plugin = json.loads((python_sdk / "pulumi_mlflow_runs_native" / "pulumi-plugin.json").read_text())
+    python_setup = re.search(r'^VERSION = "(.+)"$', (python_sdk / "setup.py").read_text(), re.M)
     versions = {
         "installed package": INSTALLED,
         "GetPluginInfo": plugin.GetPluginInfo(empty_pb2.Empty(), None).version,  # type: ignore[arg-type]
@@ -45,6 +49,8 @@ def test_one_version_everywhere() -> None:
         "npm package": npm["version"],
         "npm package's plugin": npm["pulumi"]["version"],
         "Go SDK's plugin": go_plugin["version"],
+        "Python SDK": python_setup.group(1) if python_setup else None,
+        "Python SDK's plugin": python_plugin["version"],
     }
     assert versions == dict.fromkeys(versions, VERSION), versions
     released = re.findall(r"^## \[(\d[^\]]*)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
@@ -54,16 +60,27 @@ def test_one_version_everywhere() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_sdist_and_the_wheel_install_into_a_clean_virtualenv(tmp_path: Path) -> None:
-    """As the workflow builds them (``python -m build``); the sdist must hold everything the wheel does."""
+    """As the workflow builds them (``python -m build``); the sdist must hold everything the wheel does. The
+    generated Python SDK's (``sdk/python``, built from a copy: setuptools leaves its scratch in the source)
+    installs beside the package and imports, with the one version."""
     dist = tmp_path / "dist"
     # From elsewhere: the checkout's own build/ folder (setuptools' scratch) would shadow the `build` package.
     run_step([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(ROOT)], tmp_path)
+    sdk = tmp_path / "sdk"
+    shutil.copytree(ROOT / "sdk" / "python", sdk, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    run_step([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(sdk)], tmp_path)
     (sdist,) = dist.glob(f"pulumi_mlflow_runs-{VERSION}.tar.gz")
     (wheel,) = dist.glob(f"pulumi_mlflow_runs-{VERSION}-py3-none-any.whl")
+    sdk_dists = {".gz": dist / f"pulumi_mlflow_runs_native-{VERSION}.tar.gz",
+                 ".whl": dist / f"pulumi_mlflow_runs_native-{VERSION}-py3-none-any.whl"}  # fmt: skip
     for built in (sdist, wheel):
         venv = tmp_path / f"venv-{built.suffix}"
         run_step([sys.executable, "-m", "venv", str(venv)], tmp_path)
-        run_step([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(built)], tmp_path)
+        pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+        run_step([*pip, str(built), str(sdk_dists[built.suffix])], tmp_path)
+        sdk_probe = "import pulumi_mlflow_runs_native as n; print(n._utilities.get_version(), n.ExperimentRun.__name__)"
+        said = run_step([str(venv / "bin" / "python"), "-c", sdk_probe], tmp_path)
+        assert said.split() == [VERSION, "ExperimentRun"], (sdk_dists[built.suffix].name, said)
         probe = (
             "import importlib.resources as r, pulumi_mlflow_runs as p\n"
             "from pulumi_mlflow_runs.version import VERSION\n"
@@ -80,7 +97,8 @@ def test_the_workflow_builds_with_the_tested_scripts_and_publishes_without_token
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = "\n".join(str(s.get("run", "")) for s in workflow["jobs"]["build"]["steps"])
     for command in ("scripts/gen-sdk.sh --check", "python -m build --sdist --wheel", "scripts/plugin-archive.sh",
-                    "scripts/sdk-nodejs.sh", "go build ./... && go vet ./..."):  # fmt: skip
+                    "scripts/sdk-nodejs.sh", "go build ./... && go vet ./...",
+                    "python -m build --sdist --wheel --outdir dist/python sdk/python"):  # fmt: skip
         assert command in steps, f"the build job does not run {command!r}"
     for job in ("pypi", "npm"):
         assert workflow["jobs"][job]["permissions"] == {"id-token": "write"}, job

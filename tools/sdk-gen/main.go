@@ -1,11 +1,11 @@
-// Command sdk-gen writes the Node.js and Go SDKs of the plugin's schema with the CLI's own code generators.
+// Command sdk-gen writes the Node.js, Go and Python SDKs of the plugin's schema with the CLI's own code generators.
 //
 // `pulumi package gen-sdk` asks a language host for the code (its GeneratePackage call), and the hosts
 // that build here (sdk/v3 v3.68.0's, scripts/language-host.sh) predate that call; the current hosts call
-// these same generators, pkg/v3's codegen/nodejs and codegen/go, at the version the CLI is built from. So
-// this calls them itself, with the tool names the hosts pass, and the files are what gen-sdk would write.
+// these same generators, pkg/v3's codegen/nodejs, codegen/go and codegen/python, at the version the CLI
+// is built from. So this calls them itself, with the tool names the hosts pass, and the files are what gen-sdk would write.
 //
-//	sdk-gen SCHEMA.json nodejs|go OUT_DIR
+//	sdk-gen SCHEMA.json nodejs|go|python OUT_DIR
 package main
 
 import (
@@ -19,12 +19,13 @@ import (
 
 	gogen "github.com/pulumi/pulumi/pkg/v3/codegen/go"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/nodejs"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/python"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
 )
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: sdk-gen SCHEMA.json nodejs|go OUT_DIR")
+		fmt.Fprintln(os.Stderr, "usage: sdk-gen SCHEMA.json nodejs|go|python OUT_DIR")
 		os.Exit(2)
 	}
 	if err := generate(os.Args[1], os.Args[2], os.Args[3]); err != nil {
@@ -55,8 +56,10 @@ func generate(schemaPath, language, out string) error {
 		files, err = nodejs.GeneratePackage("pulumi-language-nodejs", pkg, nil, nil, false, nil)
 	case "go":
 		files, err = gogen.GeneratePackage("pulumi-language-go", pkg, nil)
+	case "python":
+		files, err = python.GeneratePackage("pulumi-language-python", pkg, nil, nil)
 	default:
-		return fmt.Errorf("unknown language %q (nodejs or go)", language)
+		return fmt.Errorf("unknown language %q (nodejs, go or python)", language)
 	}
 	if err != nil {
 		return err
