@@ -140,3 +140,83 @@ def start_s3(workdir: Path) -> Iterator[S3Server]:
         finally:
             server.stop()
         return
+
+
+# ---- Azure Blob: Azurite -----------------------------------------------------------------------------
+
+AZURITE_VERSION = "3.37.0"
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's well-known development account and key (its documentation publishes them)."""
+TOOLS = Path(__file__).resolve().parents[2] / ".pulumi-local" / "emulators"
+"""Where scripts/emulators.sh installs Azurite (npm) and builds fake-gcs-server (Go)."""
+
+
+def emulator(name: str) -> Path:
+    """The installed emulator ``name`` (``azurite-blob``, ``fake-gcs-server``): scripts/emulators.sh installs
+    what is missing (once per machine; CI starts it early, in the background)."""
+    path = TOOLS / "bin" / name
+    if not path.exists():
+        script = Path(__file__).resolve().parents[2] / "scripts" / "emulators.sh"
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not path.exists():
+            raise RuntimeError(f"scripts/emulators.sh did not install {name}:\n{done.stderr[-3000:]}")
+    return path
+
+
+@dataclass
+class AzuriteServer(Emulator):
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
+
+    def service(self):  # type: ignore[no-untyped-def]
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string)
+
+    def create_container(self, name: str) -> str:
+        from azure.core.exceptions import ResourceExistsError
+
+        with contextlib.suppress(ResourceExistsError):
+            self.service().create_container(name)
+        return name
+
+    def blobs(self, container: str, prefix: str = "") -> dict[str, bytes]:
+        """Every blob under ``prefix``, read back with Azure's own SDK (what MLflow's client uses)."""
+        client = self.service().get_container_client(container)
+        return {b.name: client.download_blob(b.name).readall() for b in client.list_blobs(name_starts_with=prefix)}
+
+
+@contextlib.contextmanager
+def start_azurite(workdir: Path) -> Iterator[AzuriteServer]:
+    """Azurite's Blob service on a free loopback port, its data in ``workdir``; stopped on exit."""
+    binary = emulator("azurite-blob")
+    for attempt in range(1, 4):
+        port = _free_port()
+        log = workdir / f"azurite-{attempt}.log"
+        cmd = [
+            str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir / "data"),
+            "--skipApiVersionCheck", "--loose", "--inMemoryPersistence",
+        ]  # fmt: skip
+        server = AzuriteServer(port=port, log_path=log, process=spawn(cmd, log))
+        try:
+            wait_until_up(server, f"/{AZURITE_ACCOUNT}?comp=list")
+        except RuntimeError:
+            server.stop()
+            if "EADDRINUSE" in server.log_tail() and attempt < 3:
+                continue
+            raise
+        server.env = {"AZURE_STORAGE_CONNECTION_STRING": server.connection_string}
+        try:
+            yield server
+        finally:
+            server.stop()
+        return

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pulumi_mlflow_runs.core.artifacts.cloud_settings import ObjectStoreSettings
 from pulumi_mlflow_runs.core.errors import ConfigurationError
 from pulumi_mlflow_runs.core.settings import (
     STACK_KEYS,
@@ -101,6 +102,8 @@ class Connection:
     """A CA bundle and/or client certificate for an https server; None: the defaults."""
     keys: ConfigKeys = field(default=STACK_KEYS, repr=False, compare=False)
     """The stack config keys of the door that resolved this connection, for messages that name a setting."""
+    object_stores: ObjectStoreSettings | None = field(default=None, repr=False, compare=False)
+    """The stack's settings for runs' artifact roots on S3, GCS and Azure (``Runtime.api`` sets them)."""
 
 
 def _is_databricks(url: str) -> bool:

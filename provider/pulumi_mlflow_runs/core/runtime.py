@@ -5,6 +5,7 @@ one, built when the engine configures them; nothing of it is ever pickled or wri
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pulumi_mlflow_runs.core.retries import RetryPolicy
@@ -48,6 +49,7 @@ class Runtime:
             conn = self._connections.get(key)
             if conn is None:
                 conn = resolve_connection(host=host, deployment_name=deployment_name, stack=self.stack)
+                conn = replace(conn, object_stores=self.stack.object_stores)
                 self._connections[key] = conn
             pool = self._pool
         return MlflowApi(pool.get(conn))

@@ -7,10 +7,16 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pulumi_mlflow_runs.core.errors import ConfigurationError
+from pulumi_mlflow_runs.core.secret import SecretStr
+
+__all__ = ["SecretStr"]  # its home before core/secret.py: kept importable from here
+
+if TYPE_CHECKING:
+    from pulumi_mlflow_runs.core.artifacts.cloud_settings import ObjectStoreSettings
 
 ALLOW_HTTP_ENV = "PULUMI_MLFLOW_RUNS_ALLOW_HTTP"
 """Set to ``1`` to accept plain ``http://`` for a host that is not loopback."""
@@ -53,26 +59,6 @@ def _is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
-
-
-class SecretStr:
-    """A string that never prints itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretStr('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a credential must not be pickled")
 
 
 @dataclass(frozen=True)
@@ -124,11 +110,14 @@ class StackConfig:
     server_cert_path: str | None = None
     client_cert_path: str | None = None
     keys: ConfigKeys = STACK_KEYS
+    object_stores: ObjectStoreSettings | None = field(default=None, repr=False)
+    """The ``mlflow-runs:`` keys for direct artifact roots on S3, GCS and Azure (the same on both doors)."""
 
     @classmethod
     def from_config(cls, get: Callable[[str], Any], keys: ConfigKeys = STACK_KEYS) -> StackConfig:
         """Read every key of ``keys`` through ``get`` (``ConfigureRequest.config.get``, ``pulumi.Config``
         lookups, or the plugin's Configure arguments)."""
+        from pulumi_mlflow_runs.core.artifacts.cloud_settings import ObjectStoreSettings
 
         def text(key: str) -> str | None:
             value = get(key)
@@ -148,6 +137,7 @@ class StackConfig:
             server_cert_path=text(keys.server_cert_path),
             client_cert_path=text(keys.client_cert_path),
             keys=keys,
+            object_stores=ObjectStoreSettings.from_config(get),
         )
 
     def connection_keys(self) -> tuple[list[str], list[str]]:

@@ -234,7 +234,8 @@ def unsupported_root(uri: str, why: str) -> InputError:
         PROP,
         f"cannot upload to the run's artifact root {uri!r}: {why}. Supported are the tracking server's "
         "proxied artifacts (mlflow-artifacts:, `mlflow server --serve-artifacts`), file: roots the "
-        "provider host can write, and Databricks runs' own roots (dbfs:/databricks/mlflow-tracking/...); "
+        "provider host can write, S3, GCS and Azure roots (s3://, gs://, wasbs://, abfss://), and Databricks "
+        "runs' own roots (dbfs:/databricks/mlflow-tracking/...); "
         "create the run in an experiment whose artifact_location is one of those, or leave `artifacts` "
         "out and log the files with MLflow's client",
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from pulumi_mlflow_runs.core.artifacts.cloud_settings import OBJECT_STORE_SCHEMES
 from pulumi_mlflow_runs.core.artifacts.files import PROP, FileDigest, Source, changes, mark_drift, stored_size
 from pulumi_mlflow_runs.core.errors import InputError, ServiceUnavailable
 
@@ -52,6 +53,10 @@ def store_for(api: MlflowApi, artifact_uri: str | None) -> Store:
         from pulumi_mlflow_runs.core.artifacts.databricks import databricks_store
 
         return databricks_store(api, uri)
+    if scheme in OBJECT_STORE_SCHEMES:
+        from pulumi_mlflow_runs.core.artifacts.cloud_access import object_store
+
+        return object_store(uri, api.transport.connection.object_stores, api.transport.policy)
     if scheme.startswith("databricks"):
         raise unsupported_root(uri, "Databricks roots other than dbfs:/databricks/mlflow-tracking are not supported")
     if not scheme:

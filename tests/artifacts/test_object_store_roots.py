@@ -1,0 +1,104 @@
+"""Object-store roots (``s3://``, ``gs://``, ``wasbs://``, ``abfss://``) as ``store_for`` picks them: the store
+library loaded only then, a missing extra named, settings read alike on both doors. No server is needed here:
+the stores are built, not used (tests/artifacts/test_s3_artifacts.py and its siblings use them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+
+def _api(object_stores: object = None) -> object:
+    from pulumi_mlflow_runs.core.auth import Connection
+    from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.transport import Transport
+
+    base = "https://mlflow.test:5000"
+    conn = Connection(base, "test", databricks=False, object_stores=object_stores)  # type: ignore[arg-type]
+    return MlflowApi(Transport(conn, httpx.Client(base_url=base)))
+
+
+def test_an_s3_root_is_an_object_store_at_its_prefix() -> None:
+    from pulumi_mlflow_runs.core.artifacts.sync import store_for
+
+    found = store_for(_api(), "s3://bucket/x/r1/artifacts")  # type: ignore[arg-type]
+    assert type(found).__name__ == "ObjectStoreArtifacts"
+    assert found.file_uri("a/b.txt") == "s3://bucket/x/r1/artifacts/a/b.txt"
+
+
+def test_preview_never_loads_the_store_library() -> None:
+    """Configure with the object-store keys, Check and Diff with artifacts: no obstore (nor httpx) loaded."""
+    code = textwrap.dedent(
+        """
+        import sys, pulumi
+        from pulumi_mlflow_runs.core.settings import StackConfig
+        from pulumi_mlflow_runs.core.run_spec import check_inputs
+        from pulumi_mlflow_runs.core.run_diff import diff_run
+        stack = StackConfig.from_config({"mlflow-runs:s3EndpointUrl": "http://127.0.0.1:9"}.get)
+        assert stack.object_stores.s3_endpoint_url == "http://127.0.0.1:9"
+        news, failures = check_inputs({"experiment_id": "1", "artifacts": {"a.txt": pulumi.StringAsset("x")}})
+        assert failures == [], failures
+        assert diff_run({"artifact_files": {}}, news).updates == ("artifacts",)
+        heavy = sorted(m for m in ("obstore", "httpx", "boto3") if m in sys.modules)
+        assert not heavy, heavy
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_without_the_extra_the_error_names_it() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["obstore"] = None  # as if the object-stores extra were not installed
+        from pulumi_mlflow_runs.core.artifacts.cloud_access import object_store
+        from pulumi_mlflow_runs.core.errors import InputError
+        from pulumi_mlflow_runs.core.retries import RetryPolicy
+        try:
+            object_store("s3://bucket/x", None, RetryPolicy())
+        except InputError as exc:
+            print(exc.prop, exc.reason)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.startswith("artifacts ") and "s3://bucket/x" in out
+    assert "pip install 'pulumi-mlflow-runs[object-stores]'" in out
+
+
+def test_settings_hide_their_secrets() -> None:
+    from pulumi_mlflow_runs.core.artifacts.cloud_settings import ObjectStoreSettings
+
+    got = ObjectStoreSettings.from_config(
+        {"mlflow-runs:awsAccessKeyId": "id", "mlflow-runs:awsSecretAccessKey": "s3cr3t-text"}.get
+    )
+    assert got.aws_secret_access_key is not None and got.aws_secret_access_key.get() == "s3cr3t-text"
+    assert "s3cr3t-text" not in repr(got) and "s3cr3t-text" not in str(got.aws_secret_access_key)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        (
+            {"mlflow-runs:awsAccessKeyId": "id"},
+            "'mlflow-runs:awsAccessKeyId' is set without 'mlflow-runs:awsSecretAccessKey'",
+        ),
+        (
+            {"mlflow-runs:s3EndpointUrl": "minio:9000"},
+            "stack config 'mlflow-runs:s3EndpointUrl' must be an http(s) URL",
+        ),
+    ],
+)
+def test_bad_settings_name_the_key(settings: dict[str, str], says: str) -> None:
+    from pulumi_mlflow_runs.core.artifacts.cloud_access import object_store
+    from pulumi_mlflow_runs.core.artifacts.cloud_settings import ObjectStoreSettings
+    from pulumi_mlflow_runs.core.errors import ConfigurationError
+    from pulumi_mlflow_runs.core.retries import RetryPolicy
+
+    with pytest.raises(ConfigurationError) as refused:
+        object_store("s3://bucket/x", ObjectStoreSettings.from_config(settings.get), RetryPolicy(), env={})
+    assert says in str(refused.value)
