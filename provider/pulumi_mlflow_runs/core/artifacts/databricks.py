@@ -211,12 +211,7 @@ class DatabricksArtifactStore(Store):
             retry_call(attempt, should_retry=_retry_upload, policy=self.transport.policy, clock=self.transport.clock)
         except (_Final, _Expired) as stopped:  # _Expired: the deadline passed before a new URL was tried
             raise stopped.error from None
-        if body.size != size:
-            raise InputError(
-                f"{PROP}.{path}",
-                f"{source.path!r} changed while it was sent ({size} bytes, then {body.size}); run `pulumi up` again",
-            )
-        return body.result()
+        return body.whole(path, size)
 
     def delete(self, path: str) -> None:
         """Keeps the file: Databricks has no API that deletes a run's artifact files.

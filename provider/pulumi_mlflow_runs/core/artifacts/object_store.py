@@ -71,12 +71,7 @@ class ObjectStoreArtifacts(Store):
                 obstore.put(self.backend, path, b"".join(body), use_multipart=False)
             else:
                 obstore.put(self.backend, path, iter(body), chunk_size=PART_BYTES, max_concurrency=PARTS_AT_ONCE)
-        if body.size != size:
-            raise InputError(
-                f"{PROP}.{path}",
-                f"{source.path!r} changed while it was sent ({size} bytes, then {body.size}); run `pulumi up` again",
-            )
-        return body.result()
+        return body.whole(path, size)
 
     def delete(self, path: str) -> None:
         import obstore

@@ -88,6 +88,16 @@ class HashingBody:
     def result(self) -> FileDigest:
         return {"sha256": self.sha.hexdigest(), "size": self.size}
 
+    def whole(self, path: str, size: int) -> FileDigest:
+        """``result()`` once all ``size`` bytes went out; else the file changed while it was sent."""
+        if self.size != size:
+            raise InputError(
+                f"{PROP}.{path}",
+                f"{self.source.path!r} changed while it was sent ({size} bytes, then {self.size}); "
+                "run `pulumi up` again",
+            )
+        return self.result()
+
 
 class MlflowArtifactsStore(Store):
     """``mlflow-artifacts:`` roots: the tracking server's proxied artifact API, through the provider's
