@@ -187,13 +187,15 @@ def test_an_empty_artifact_file_is_created_edited_and_removed(cli_machine: Calla
 def test_a_create_whose_provider_dies_after_its_last_write_is_not_made_twice(cli_machine: Callable[[], Any]) -> None:
     """Found by the model on the stand-in (a server restart at a log-batch while a second run was being created
     and the first one's metrics file appended to; it failed one time in eight, by timing). Here the same
-    without timing: the provider is killed at the create's ``runs/get``, which follows the log-batch that
-    completed the run and dropped its ``creating:`` mark, so the engine records no run. The next ``up`` takes
-    the complete run back (its Check got no old inputs: no state holds it) instead of making a second one."""
+    without timing: the provider is killed while the create's last request, the log-batch that completes the run
+    and drops its ``creating:`` mark, is on its way (the proxy forwards it after the kill), so the engine records
+    no run. The next ``up`` takes the complete run back (its Check got no old inputs: no state holds it) instead
+    of making a second one."""
     state = cli_machine()
     state.first_run(name="alpha", lr=0.5)
     state.add_run(which=0, seed=1)
-    state.up_interrupted(how="SIGKILL provider", endpoint="runs/get", nth=2)  # the refresh's runs/get is the first
+    # The new run's params and tags take one log-batch, the up's only one (the first run does not change).
+    state.up_interrupted(how="SIGKILL provider", endpoint="runs/log-batch", nth=1)
     state.teardown()
     assert state.seen["fired: SIGKILL provider"] == 1, state.seen
 
@@ -208,22 +210,23 @@ def _one_active(client: MlflowClient, experiment_id: str) -> str:
 def test_a_create_that_fails_after_its_last_write_is_not_made_twice(
     mlflow_client: MlflowClient, experiment_id: str, fault_proxy: FaultProxy
 ) -> None:
-    """The same on the dynamic door's host, by an outage: the run is complete when ``runs/get`` fails, and its
-    rollback fails too; the engine (no partial failure on this door) records nothing. The error says what the
-    next ``up`` does, and that ``up`` (a new host, Check without old inputs) takes the run back."""
+    """The same on the dynamic door's host, by an outage: the create's last log-batch completes the run but every
+    answer to it is lost (a 500 after the server acted), and the rollback fails too; the engine (no partial
+    failure on this door) records nothing. The error says what the next ``up`` does, and that ``up`` (a new host,
+    Check without old inputs) takes the run back."""
     env = isolated_env(MLFLOW_TRACKING_URI=fault_proxy.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="1")
     inputs = {"experiment_id": experiment_id, "resource_key": unique("key"), "params": {"seed": "1"}}
     with DynamicHost(env=env) as host:
         host.configure({})
         checked = host.check({}, run_props(**inputs))
         fault_proxy.clear()
-        fault_proxy.fail("runs/get", "503", times=10_000)
+        fault_proxy.fail("runs/log-batch", "500-after", times=10_000)
         fault_proxy.fail("runs/delete", "503", times=10_000)
         with pytest.raises(HostError) as failed:
             host.create(checked.inputs)
         sent = [r.endpoint for r in fault_proxy.requests]
         assert sent[:4] == ["runs/search", "runs/search", "runs/create", "runs/log-batch"], sent
-        assert "it is marked complete, and the next `pulumi up` takes it back" in str(failed.value)
+        assert "it may be marked complete (the answer to its last request was lost)" in str(failed.value)
         made = _one_active(mlflow_client, experiment_id)
     fault_proxy.clear()
     with DynamicHost(env=env) as host:  # the next up

@@ -51,7 +51,7 @@ def _api(pool: TransportPool, url: str) -> MlflowApi:
 
 def _fresh_up() -> None:
     """What a new plugin process starts with: no memory of earlier ``up``s."""
-    run_apply._UNFINISHED_BY_EXPERIMENT.clear()
+    run_apply.forget_searches()
     state_seen.forget()
 
 

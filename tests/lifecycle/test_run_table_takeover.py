@@ -51,7 +51,7 @@ def _entry(i: int) -> dict[str, Any]:
 
 def _up(api: MlflowApi, experiment_id: str, runs: dict[str, Any], state: dict[str, Any], key: str) -> Applied:
     """One ``up`` of a new provider process, the engine's state ``state``; held as the dynamic door tells it."""
-    run_apply._UNFINISHED_BY_EXPERIMENT.clear()
+    run_apply.forget_searches()
     state_seen.forget()
     inputs, failures = check_table({"experiment_id": experiment_id, "runs": runs, "max_parallel": 3})
     assert failures == []

@@ -19,6 +19,7 @@ from pulumi_mlflow_runs.core.errors import InputError
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.created_run import LatestPoints
 
 
 def declared_path(inputs: Mapping[str, Any]) -> str | None:
@@ -49,10 +50,22 @@ def needs_sending(path: str, logged: Any) -> bool:
 
 
 def send(
-    api: MlflowApi, run_id: str, path: str, logged: Any, *, now: int, run: m.Run | None, done: list[str]
+    api: MlflowApi,
+    run_id: str,
+    path: str,
+    logged: Any,
+    *,
+    now: int,
+    run: m.Run | None,
+    done: list[str],
+    tail: m.LogBatch | None = None,
+    latest: LatestPoints | None = None,
 ) -> dict[str, Any] | None:
     """Log the file's rows past ``logged`` (state's, or the progress tag on ``run`` where it is ahead); the
-    logged part afterwards (``metrics_file_logged``)."""
+    logged part afterwards (``metrics_file_logged``).
+
+    ``tail``: a log-batch to send after the rows, in the last batch of them where it fits (a create's params,
+    tags and completion mark: one request fewer). ``latest`` notes each key's latest point sent."""
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
     from pulumi_mlflow_runs.core.run_apply import needs_mlflow3
@@ -76,11 +89,20 @@ def send(
                 api.set_tag(m.SetTag(run_id=run_id, key=mf.PROGRESS_TAG, value=at.tag_value()))
                 opened = True
             body = batch_body(run_id, batch)
+            if latest is not None:
+                latest.note_wire(batch.points)
+            if tail is not None and not batch.progress.open and _fits(batch, tail):
+                body = _with_tail(body, tail)
+                tail = None
             send_exactly_once(api.transport, body, api.log_batch_body, lambda b: unlogged_body(api, b))
             position = batch.progress.logged
             sent += len(batch.points)
     except mf.FileProblem as exc:
         raise InputError(mf.PROP, str(exc)) from None
+    if tail is not None:
+        from pulumi_mlflow_runs.core.run_apply import send_batch
+
+        send_batch(api, tail)
     if sent:
         done.append(f"logged {sent} point(s) of {path}")
     return position.as_dict() if position is not None else None
@@ -93,6 +115,33 @@ def batch_body(run_id: str, batch: mf.Batch) -> dict[str, Any]:
         "run_id": run_id,
         "metrics": batch.points,
         "tags": [{"key": mf.PROGRESS_TAG, "value": batch.progress.tag_value()}],
+    }
+
+
+def _fits(batch: mf.Batch, tail: m.LogBatch) -> bool:
+    """Whether ``tail`` joins the last batch of rows within log-batch's limits (the rows' batch holds the
+    progress tag besides its points)."""
+    from pulumi_mlflow_runs.core import run_plan as rp
+
+    metrics, params, tags = tail.metrics or [], tail.params or [], tail.tags or []
+    items: list[m.Metric | m.Param | m.RunTag] = [*metrics, *params, *tags]
+    return (
+        len(batch.points) + 1 + len(metrics) + len(params) + len(tags) <= rp.BATCH_MAX_ITEMS
+        and len(batch.points) + len(metrics) <= rp.BATCH_MAX_METRICS
+        and 1 + len(tags) <= rp.BATCH_MAX_TAGS
+        and batch.size + sum(map(rp.size_bound, items)) <= mf.BATCH_BYTES
+    )
+
+
+def _with_tail(body: dict[str, Any], tail: m.LogBatch) -> dict[str, Any]:
+    from pulumi_mlflow_runs.core.client import wire_body
+
+    more = wire_body(tail)
+    return {
+        "run_id": body["run_id"],
+        "metrics": [*body["metrics"], *more.get("metrics", ())],
+        "params": more.get("params", []),
+        "tags": [*body["tags"], *more.get("tags", ())],
     }
 
 

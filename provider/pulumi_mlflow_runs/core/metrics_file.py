@@ -531,6 +531,8 @@ class Batch:
     mlflow3_field: str | None = None
     """The first of ``MLFLOW3_FIELDS`` in the first point that has one: noted while reading, so the sender
     asks the server's version only then, without looking through every point again."""
+    size: int = 0
+    """At least the bytes of its points in JSON (what ``BATCH_BYTES`` bounds)."""
 
 
 def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_ROWS) -> Iterator[Batch]:
@@ -555,12 +557,12 @@ def batches(path: str, start: Logged | None, stamp: int, *, rows: int = BATCH_RO
         if len(points) == rows or size > BATCH_BYTES:
             if ready is not None:
                 yield ready
-            ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field)
+            ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field, size)
             points, stamped, field, size = [], False, None, 0
     if points:
         if ready is not None:
             yield ready
-        ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field)
+        ready = Batch(points, Progress(reader.logged(), stamp, open=True), stamped, field, size)
     if ready is not None:
         yield replace(ready, progress=Progress(ready.progress.logged, stamp))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
@@ -96,7 +96,7 @@ def finish_unfinished(w: Writes, run: m.Run) -> None:
 
 _UNFINISHED_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]]] = {}
 _UNFINISHED_LOCK = threading.Lock()
-_SEARCH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_SEARCH_LOCKS: dict[tuple[str, ...], threading.Lock] = {}
 
 
 def find_unfinished(api: MlflowApi, experiment_id: str, keys: Sequence[str]) -> list[m.Run]:
@@ -130,16 +130,58 @@ def find_unfinished(api: MlflowApi, experiment_id: str, keys: Sequence[str]) -> 
         return [run for key in dict.fromkeys(keys) for run in found.pop(key, [])]
 
 
+_COMPLETE_BY_EXPERIMENT: dict[tuple[str, str], dict[str, list[m.Run]] | None] = {}
+FEW_RUNS = 100
+"""An experiment with at most this many runs of resources is searched once per provider host for the runs
+``find_complete`` looks for; one with more, once per create."""
+
+
 def find_complete(api: MlflowApi, experiment_id: str, key: str, state_runs: Collection[str]) -> list[m.Run]:
     """Active runs marked complete with ``key`` that the stack's state does not hold (``state_runs``): made
-    whole by a create whose ``up`` died before the engine recorded it. One search per create: nothing tells
-    such a run from a recorded one but the state, so no search per experiment can pick them out."""
-    search = m.SearchRuns(
-        experiment_ids=[experiment_id],
-        filter=f"tags.\"{RESOURCE_KEY_TAG}\" = '{key}'",
-        run_view_type="ACTIVE_ONLY",
-    )
-    return [run for run in api.search_runs(search) if run.info.run_id not in state_runs]
+    whole by a create whose ``up`` died before the engine recorded it.
+
+    Nothing tells such a run from a recorded one but the state, so every run of a resource is a candidate. Where
+    an experiment holds few (``FEW_RUNS``), one search per provider host finds them all: a run left so is there
+    when the ``up`` starts, and the runs this ``up`` makes are recorded by it. Otherwise, one search per create.
+    """
+    where = (api.transport.connection.base_url, experiment_id)
+    with _UNFINISHED_LOCK:
+        search_lock = _SEARCH_LOCKS.setdefault(("complete", *where), threading.Lock())
+    with search_lock:
+        if where not in _COMPLETE_BY_EXPERIMENT:
+            page = api.search_runs_page(
+                m.SearchRuns(
+                    experiment_ids=[experiment_id],
+                    filter=f"tags.\"{RESOURCE_KEY_TAG}\" LIKE '%'",
+                    run_view_type="ACTIVE_ONLY",
+                    max_results=FEW_RUNS,
+                )
+            )
+            few: dict[str, list[m.Run]] | None = None
+            if not page.next_page_token:
+                few = {}
+                for run in page.runs:
+                    tag = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
+                    few.setdefault(tag, []).append(run)
+            _COMPLETE_BY_EXPERIMENT[where] = few
+        few = _COMPLETE_BY_EXPERIMENT[where]
+    if few is not None:
+        runs: Iterable[m.Run] = few.get(key, ())
+    else:
+        search = m.SearchRuns(
+            experiment_ids=[experiment_id],
+            filter=f"tags.\"{RESOURCE_KEY_TAG}\" = '{key}'",
+            run_view_type="ACTIVE_ONLY",
+        )
+        runs = api.search_runs(search)
+    return [run for run in runs if run.info.run_id not in state_runs]
+
+
+def forget_searches() -> None:
+    """What a new provider process starts with: no search of an earlier ``up`` remembered (for tests)."""
+    with _UNFINISHED_LOCK:
+        _UNFINISHED_BY_EXPERIMENT.clear()
+        _COMPLETE_BY_EXPERIMENT.clear()
 
 
 def _mlflow3_only(w: Writes) -> tuple[str, str] | None:
@@ -182,13 +224,20 @@ def _point_id(point: m.Metric) -> tuple[Any, ...]:
     return (point.key, point.step, point.timestamp, m.encode_float(point.value))
 
 
-def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> None:
+def apply_writes(
+    api: MlflowApi,
+    w: Writes,
+    done: list[str] | None = None,
+    *,
+    send_last: Callable[[m.LogBatch | None], None] | None = None,
+) -> None:
     """Send the plan in order; metric points and model outputs never twice.
 
     Log-batch goes last: if an earlier step fails for good, no metric point has been logged yet, so the
     next ``up`` cannot log one twice (points declared without a timestamp get a new one each attempt).
 
     ``done`` collects a description of each step as it completes, so a failure can say what was applied.
+    ``send_last`` is handed the plan's last log-batch (None if it has none) to send itself, with more of its own.
     """
     done = [] if done is None else done
     mlflow3_only = _mlflow3_only(w)
@@ -224,12 +273,21 @@ def apply_writes(api: MlflowApi, w: Writes, done: list[str] | None = None) -> No
         api.update_run(w.update)
         changed = [k for k in ("run_name", "status", "end_time") if getattr(w.update, k) is not None]
         done.append("updated " + ", ".join(changed))
-    for batch in w.batches:
-        send_exactly_once(api.transport, batch, api.log_batch, lambda b: unlogged(api, b))
+    batches = list(w.batches)
+    last = batches.pop() if send_last is not None and batches else None
+    for batch in batches:
+        send_batch(api, batch)
         done.append(
             f"logged {len(batch.params or [])} param(s), {len(batch.tags or [])} tag(s), "
             f"{len(batch.metrics or [])} metric point(s)"
         )
+    if send_last is not None:
+        send_last(last)
+
+
+def send_batch(api: MlflowApi, batch: m.LogBatch) -> None:
+    """One log-batch, its points never twice."""
+    send_exactly_once(api.transport, batch, api.log_batch, lambda b: unlogged(api, b))
 
 
 def unlogged(api: MlflowApi, batch: m.LogBatch) -> m.LogBatch | None:

@@ -56,7 +56,8 @@ def create(
     front door cannot tell; only when it can is a complete run of this resource that no state holds taken back.
     """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
-    from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag
+    from pulumi_mlflow_runs.core.created_run import LatestPoints, created_run, needs_read
+    from pulumi_mlflow_runs.core.run_apply import apply_writes, completion_tag, send_batch
     from pulumi_mlflow_runs.core.run_plan import assign_timestamps, outputs_for, plan_writes, unread_state
 
     taken = _take_over(api, inputs, now, state_runs)
@@ -65,18 +66,37 @@ def create(
     inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
     run = _create_run(api, inputs, now)
     run_id = run.info.run_id
-    complete = False
+    complete: bool | None = False
+
+    def send_last(last: m.LogBatch | None) -> None:
+        """The metrics file's rows, then the plan's last log-batch (with the completion mark), in the rows' last
+        request where it fits."""
+        nonlocal complete
+        complete = None  # from here on the run may be complete: its last request carries the mark
+        if path is not None:
+            inputs[LOGGED] = file_points.send(
+                api, run_id, path, None, now=now, run=None, done=[], tail=last, latest=latest
+            )
+        elif last is not None:
+            send_batch(api, last)
+
     try:
         writes = plan_writes(run_id, {}, inputs, now)
         completion_tag(writes, inputs.get("resource_key"))
+        latest = LatestPoints()
+        for batch in writes.batches:
+            latest.note_models(batch.metrics or ())
         # Files and the metrics file's rows before the completion tag: a run marked complete has all of them.
         files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
         path = file_points.declared_path(inputs)
-        inputs[LOGGED] = file_points.send(api, run_id, path, None, now=now, run=None, done=[]) if path else None
-        apply_writes(api, writes)
+        inputs[LOGGED] = None
+        apply_writes(api, writes, send_last=send_last)
         complete = True
-        run = api.get_run(run_id)
-        _raise_if_not_stored(inputs, run)
+        if needs_read(api.transport.connection.databricks, writes, latest):
+            run = api.get_run(run_id)
+            _raise_if_not_stored(inputs, run)
+        else:
+            run = created_run(run, writes, latest)
     except BaseException as exc:
         if not _rollback(api, run_id, exc, complete=complete) and isinstance(exc, MlflowRunsError):
             # What of the points reached the server is not known: none is recorded as logged.
@@ -192,17 +212,21 @@ def _raise_if_not_stored(inputs: Mapping[str, Any], run: m.Run) -> None:
         raise InputError(*mismatches[0])
 
 
-def _rollback(api: MlflowApi, run_id: str, exc: BaseException, *, complete: bool) -> bool:
+_LEFT = {
+    True: "it is marked complete, and the next `pulumi up` takes it back if it holds what the program declares",
+    None: "it may be marked complete (the answer to its last request was lost): the next `pulumi up` finishes "
+    "it, or takes it back if it holds what the program declares",
+    False: "it is marked unfinished, and the next `pulumi up` finishes it",
+}
+
+
+def _rollback(api: MlflowApi, run_id: str, exc: BaseException, *, complete: bool | None) -> bool:
     """Delete the half-made run so a failed create leaves nothing behind; False if it is still there.
-    ``complete``: the run was marked complete (the create's writes all went out)."""
+    ``complete``: the run was marked complete (the create's writes all went out); None: it may be."""
     try:
         api.delete_run(run_id)
     except Exception as cleanup:  # noqa: BLE001 - reported on the original error, which is raised
-        then = (
-            "it is marked complete, and the next `pulumi up` takes it back if it holds what the program declares"
-            if complete
-            else "it is marked unfinished, and the next `pulumi up` finishes it"
-        )
+        then = _LEFT[complete]
         exc.add_note(f"the half-created run {run_id} could not be deleted ({cleanup}); {then}")
         return False
     exc.add_note(f"the half-created run {run_id} was deleted")

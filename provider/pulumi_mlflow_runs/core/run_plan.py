@@ -60,7 +60,7 @@ def _item_size(item: m.Metric | m.Param | m.RunTag) -> int:
     return len(json.dumps(item.model_dump(mode="json", exclude_none=True), separators=(",", ":"))) + 1
 
 
-def _size_bound(item: m.Metric | m.Param | m.RunTag) -> int:
+def size_bound(item: m.Metric | m.Param | m.RunTag) -> int:
     """At least the item's JSON size, without serializing it: JSON spells a character in at most 12 bytes,
     and the rest of an item (field names, numbers) takes under 200."""
     if isinstance(item, m.Metric):
@@ -82,7 +82,7 @@ def chunk_log_batch(
     queues: dict[str, deque[Any]] = {"params": deque(params), "tags": deque(tags), "metrics": deque(metrics)}
     caps = {"params": BATCH_MAX_PARAMS, "tags": BATCH_MAX_TAGS, "metrics": BATCH_MAX_METRICS}
     items: list[m.Metric | m.Param | m.RunTag] = [*params, *tags, *metrics]
-    worst = max(map(_size_bound, items), default=0)
+    worst = max(map(size_bound, items), default=0)
     # Measuring each item is the slow part; skip it when even a full batch of the largest item fits.
     sized = _BATCH_ENVELOPE_BYTES + len(run_id) + worst * BATCH_MAX_ITEMS > BATCH_MAX_BYTES
     while any(queues.values()):
@@ -181,6 +181,8 @@ def run_view(run: m.Run, inputs: Mapping[str, Any]) -> dict[str, Any]:
     params, tags, dataset and model inputs and model outputs that the program declares: the outputs of the
     same name hold those, and ``run`` would otherwise store each of them a second time."""
     view = run.model_dump(mode="json", exclude_none=True, by_alias=True)
+    if view.get("data", {}).get("metrics"):  # the server's order is its storage's: state keeps one
+        view["data"]["metrics"].sort(key=lambda point: point["key"])
     tags = set(_with_tag_props(inputs))
     _drop(view.get("data"), "params", lambda p: p.get("key") in (inputs.get("params") or ()))
     _drop(view.get("data"), "tags", lambda t: t.get("key") in tags)
