@@ -15,20 +15,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from support.host import DynamicHost
+from support.host import DynamicHost, peak_rss
 from support.runs import create_run, unique
 
 pytestmark = pytest.mark.slow  # 300 MB through the host
 
 FILE_BYTES = 300 << 20
 ALLOWED_GROWTH = 100 << 20
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for process {pid}")
 
 
 def test_a_300_mb_artifact_raises_the_hosts_peak_memory_by_under_100_mb(
@@ -46,10 +39,10 @@ def test_a_300_mb_artifact_raises_the_hosts_peak_memory_by_under_100_mb(
         for _ in range(FILE_BYTES // len(block)):
             f.write(block)
             want.update(block)
-    before = _peak_rss(host.process.pid)
+    before = peak_rss(host.process.pid)
     declared = {"model/big.bin": pulumi.FileAsset(str(big))}
     run_id, outs, _ = create_run(host, experiment_id=experiment_id, artifacts=declared)
-    after = _peak_rss(host.process.pid)
+    after = peak_rss(host.process.pid)
 
     stored = outs["artifact_files"]["model/big.bin"]
     assert int(stored["size"]) == FILE_BYTES

@@ -23,7 +23,7 @@ from support.fault_proxy import ANY, FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, secret, without_provider
 from support.mlflow_proxy import RecordingProxy
 from support.mlflow_server import MlflowServer, start_mlflow_server
-from support.object_stores import S3_SECRET, S3Server
+from support.object_stores import S3_SECRET, S3Server, start_s3
 from support.runs import create_run, run_props, unique
 
 BUCKET = "mlflow-artifacts"
@@ -284,3 +284,114 @@ def test_stack_config_keys_and_profiles_give_the_credentials(s3_mlflow, s3_serve
         host.configure({})
         message = _failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
     assert "env AWS_PROFILE names the AWS profile 'nobody'" in message and str(credentials) in message
+
+
+def test_refused_credentials_say_where_they_came_from(s3_mlflow, s3_client, tmp_path) -> None:
+    """S3 that checks signatures (moto with its IAM): a wrong secret key is named by its setting, never shown."""
+    with start_s3(tmp_path, checks_credentials=True) as strict:
+        strict.create_bucket("strict")
+        experiment = s3_client.create_experiment(unique("s3"), artifact_location="s3://strict/x")
+        wrong = "wrong-secret-key-text"
+        env = isolated_env(MLFLOW_TRACKING_URI=s3_mlflow.url, **{**strict.env, "AWS_SECRET_ACCESS_KEY": wrong})
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            message = _failed_create(host, s3_client, experiment)
+        assert "S3 refused the credentials for the run's artifact root s3://strict/x/" in message
+        assert "SignatureDoesNotMatch" in message and "env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in message
+        assert wrong not in message and strict.env["AWS_SECRET_ACCESS_KEY"] not in message
+
+        with DynamicHost(env=isolated_env(MLFLOW_TRACKING_URI=s3_mlflow.url, **strict.env)) as host:
+            host.configure({})
+            run_id, _, _ = create_run(host, experiment_id=experiment, artifacts={"a.txt": pulumi.StringAsset("ok")})
+        assert strict.objects("strict") == {f"x/{run_id}/artifacts/a.txt": b"ok"}
+
+
+PROJECT = """\
+name: s3-artifacts
+runtime: yaml
+resources:
+  run:
+    type: mlflow-runs:index:ExperimentRun
+    properties:
+      experimentId: "{experiment_id}"
+      runName: on-s3
+      artifacts:
+        notes.txt:
+          fn::stringAsset: trained on the March data
+        model.bin:
+          fn::fileAsset: ./model.bin
+outputs:
+  runId: ${run.runId}
+  files: ${run.artifactFiles}
+"""
+
+
+@pytest.mark.cli
+def test_a_yaml_project_writes_s3_with_the_stacks_keys(
+    s3_mlflow: MlflowServer, s3_server: S3Server, s3_client: Any, pulumi_bin: Path, tmp_path: Path
+) -> None:
+    """The real CLI in a project folder, the plugin (native door), the S3 settings in stack config alone (the
+    secret key set with --secret): up, no change, an edit sends one file, refresh, destroy; the key stays
+    ciphertext in the state and appears in no output."""
+    from support.project import PACKAGE_VENV, project_folder
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "Pulumi.yaml").write_text(PROJECT.replace("{experiment_id}", s3_client.create_experiment(unique("s3"))))
+    (folder / "model.bin").write_bytes(os.urandom(1000))
+    with RecordingProxy(s3_server.url) as endpoint:
+        env = {"MLFLOW_TRACKING_URI": s3_mlflow.url}
+        project = project_folder(folder, pulumi_bin, tmp_path / "user", unique("stack"), env, venv=PACKAGE_VENV)
+        project.env = {k: v for k, v in project.env.items() if not k.startswith("AWS_")}
+        try:
+            project.init({
+                "mlflow-runs:s3EndpointUrl": endpoint.url,
+                "mlflow-runs:awsAccessKeyId": "stack-key-id",
+            })  # fmt: skip
+            project.pulumi("config", "set", "--secret", "mlflow-runs:awsSecretAccessKey", S3_SECRET)
+            up = project.pulumi("up", "--yes", "--skip-preview")
+            run_id = project.outputs()["runId"]
+            run = s3_client.get_run(run_id)
+            assert s3_server.objects(BUCKET, _key(run, "")) == {
+                _key(run, "notes.txt"): b"trained on the March data",
+                _key(run, "model.bin"): (folder / "model.bin").read_bytes(),
+            }
+            project.pulumi("preview", "--expect-no-changes")
+
+            (folder / "model.bin").write_bytes(b"retrained")
+            mark = endpoint.mark()
+            project.pulumi("up", "--yes", "--skip-preview")
+            assert _writes(endpoint, mark) == [("PUT", _key(run, "model.bin"))]
+            project.pulumi("refresh", "--yes", "--expect-no-changes")
+
+            exported = json.dumps(project.exported())
+            assert S3_SECRET not in exported and S3_SECRET not in up.stdout + up.stderr
+            printed = [entry for entry in project.log if not entry.startswith("$ pulumi config set --secret")]
+            assert S3_SECRET not in "\n".join(printed)
+            stack_file = (folder / f"Pulumi.{project.stack}.yaml").read_text()
+            assert "mlflow-runs:awsSecretAccessKey:\n    secure:" in stack_file and S3_SECRET not in stack_file
+        finally:
+            project.remove()
+    assert s3_client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+@pytest.mark.slow
+def test_a_300_mb_file_raises_the_hosts_peak_memory_by_under_100_mb(s3_host, s3_client, s3_server, tmp_path) -> None:
+    """Streamed in parts: the host's peak RSS (``VmHWM``, every allocation, obstore's included) barely moves."""
+    from support.host import peak_rss
+
+    experiment = s3_client.create_experiment(unique("s3"))
+    (tmp_path / "warm.bin").write_bytes(os.urandom(9 << 20))  # warm up: obstore's first multipart upload
+    create_run(s3_host, experiment_id=experiment, artifacts={"warm.bin": pulumi.FileAsset(str(tmp_path / "warm.bin"))})
+    big = tmp_path / "big.bin"
+    block = hashlib.sha256(b"artifact").digest() * (1 << 15)  # 1 MiB that is not all zeros
+    with big.open("wb") as f:
+        for _ in range(300):
+            f.write(block)
+    before = peak_rss(s3_host.process.pid)
+    run_id, outs, _ = create_run(s3_host, experiment_id=experiment, artifacts={"big.bin": pulumi.FileAsset(str(big))})
+    growth = peak_rss(s3_host.process.pid) - before
+    assert outs["artifact_files"]["big.bin"]["size"] == 300 << 20
+    head = s3_server.boto3_client().head_object(Bucket=BUCKET, Key=_key(s3_client.get_run(run_id), "big.bin"))
+    assert head["ContentLength"] == 300 << 20
+    assert growth < 100 << 20, f"the host's peak RSS grew by {growth >> 20} MiB for a 300 MiB file"

@@ -11,6 +11,7 @@ Use ``start_s3(workdir)`` as a context manager, then ``server.create_bucket(name
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -83,10 +84,10 @@ def wait_until_up(emulator: Emulator, probe: str, timeout: float = _STARTUP_TIME
 @dataclass
 class S3Server(Emulator):
     def create_bucket(self, name: str) -> str:
-        """Create ``name`` (an unsigned ``PUT /<bucket>``: moto checks no signature); return it."""
-        resp = httpx.put(f"{self.url}/{name}", timeout=30.0)
-        if resp.status_code not in (200, 409):
-            raise RuntimeError(f"cannot create bucket {name}: {resp.status_code} {resp.text[:300]}")
+        """Create ``name`` (if missing); return it."""
+        client = self.boto3_client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=name)
         return name
 
     def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
@@ -103,8 +104,20 @@ class S3Server(Emulator):
 
         return boto3.client(
             "s3", endpoint_url=self.url, region_name=S3_REGION,
-            aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET,
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
         )  # fmt: skip
+
+    def _add_user(self) -> tuple[str, str]:
+        """An IAM user allowed ``s3:*``, and its key pair: the three requests moto serves before it checks."""
+        import boto3
+
+        iam = boto3.client("iam", endpoint_url=self.url, region_name=S3_REGION, aws_access_key_id="setup",
+                           aws_secret_access_key="setup")  # fmt: skip
+        iam.create_user(UserName="artifacts")
+        pair = iam.create_access_key(UserName="artifacts")["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="artifacts", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        return pair["AccessKeyId"], pair["SecretAccessKey"]
 
 
 def _moto_server() -> list[str]:
@@ -115,13 +128,17 @@ def _moto_server() -> list[str]:
 
 
 @contextlib.contextmanager
-def start_s3(workdir: Path) -> Iterator[S3Server]:
-    """moto's S3 server on a free loopback port; stopped on exit. Retries a lost free-port race."""
+def start_s3(workdir: Path, *, checks_credentials: bool = False) -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port; stopped on exit. Retries a lost free-port race.
+
+    ``checks_credentials``: moto checks each request's signature and key (its IAM, one user allowed
+    ``s3:*``, whose pair ``env`` holds), as S3 does; by default it takes any."""
     for attempt in range(1, 4):
         port = _free_port()
         log = workdir / f"moto-{attempt}.log"
         cmd = [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)]
-        server = S3Server(port=port, log_path=log, process=spawn(cmd, log))
+        checks = {"INITIAL_NO_AUTH_ACTION_COUNT": "3"} if checks_credentials else {}
+        server = S3Server(port=port, log_path=log, process=spawn(cmd, log, checks))
         try:
             wait_until_up(server, "/moto-api/")
         except RuntimeError:
@@ -129,9 +146,10 @@ def start_s3(workdir: Path) -> Iterator[S3Server]:
             if "address already in use" in server.log_tail().lower() and attempt < 3:
                 continue
             raise
+        key_id, secret = server._add_user() if checks_credentials else (S3_KEY_ID, S3_SECRET)
         server.env = {
-            "AWS_ACCESS_KEY_ID": S3_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": S3_REGION,
             "MLFLOW_S3_ENDPOINT_URL": server.url,
         }
