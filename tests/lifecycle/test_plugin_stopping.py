@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ import pytest
 from support.host import isolated_env
 from support.native_examples import assert_example_run, example_stack
 from support.project import PACKAGE_VENV
-from support.pulumi_cli import descendants_of
+from support.pulumi_cli import interrupter
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -200,17 +199,9 @@ def test_cancel_ends_a_call_riding_out_an_outage_and_the_next_session_retries_ag
     assert retried.result(timeout=WAIT).id == ""
 
 
-def _interrupt_plugins(sent: list[int]) -> Callable[[], None]:
-    """SIGINT to every plugin process under this one (the engine's, under the CLI this test runs)."""
-
-    def interrupt() -> None:
-        for pid in descendants_of(os.getpid()):
-            with contextlib.suppress(OSError):
-                if PLUGIN in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                    os.kill(pid, signal.SIGINT)
-                    sent.append(pid)
-
-    return interrupt
+def _plugin(args: list[bytes]) -> bool:
+    """The plugin's processes (the engine's, under the CLI this test runs)."""
+    return any(PLUGIN.encode() in arg for arg in args)
 
 
 def test_an_up_whose_plugin_is_interrupted_while_it_creates_a_run_ends_and_the_next_converges(
@@ -222,7 +213,7 @@ def test_an_up_whose_plugin_is_interrupted_while_it_creates_a_run_ends_and_the_n
     project = example_stack("yaml-native", tmp_path, pulumi_bin, fault_proxy.url)
     try:
         sent: list[int] = []
-        fault_proxy.when("runs/create", _interrupt_plugins(sent))
+        fault_proxy.when("runs/create", interrupter(_plugin, sent))
         project.pulumi("up", "--yes", "--skip-preview", ok=False)  # a hang fails here, at the timeout
         assert sent, "the plugin got SIGINT mid-create"
         fault_proxy.clear()

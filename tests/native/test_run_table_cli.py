@@ -1,6 +1,7 @@
 """A RunTable through the real CLI, from a Pulumi YAML program's folder on the plugin: ten runs made in one ``up``,
 a preview that names the entry and the property, and an edit, a removal and a replace that each touch one run;
-a secret in an entry stays secret in the state; destroy deletes every run."""
+a secret in an entry stays secret in the state; destroy deletes every run; a long table's progress, and a
+Ctrl-C in its middle."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 from support.fault_proxy import FaultProxy
 from support.mlflow_proxy import RecordingProxy
 from support.project import PACKAGE_VENV, ProjectFolder, project_folder
+from support.pulumi_cli import interrupter
 from support.runs import all_runs, unique
 
 if TYPE_CHECKING:
@@ -180,6 +182,41 @@ def test_a_partial_failure_is_recorded_and_the_next_up_finishes_only_what_is_mis
             steps = sorted(m.step for m in mlflow_client.get_metric_history(run_id, "acc"))
             assert steps == [0, 1], (key, steps)
             assert not mlflow_client.get_run(run_id).data.tags["pulumi.resource_key"].startswith("creating:")
+        project.pulumi("preview", "--diff", "--expect-no-changes")
+    finally:
+        project.remove()
+
+
+def _pulumi_up(args: list[bytes]) -> bool:
+    return Path(args[0].decode()).name == "pulumi" and b"up" in args
+
+
+def test_a_long_table_shows_its_progress_and_a_ctrl_c_leaves_what_the_next_up_finishes(
+    tmp_path: Path, pulumi_bin: Path, fault_proxy: FaultProxy, mlflow_client: MlflowClient
+) -> None:
+    """Fifty runs written one at a time: the engine shows a line per tenth beside the table; a Ctrl-C as the
+    tenth run is being made ends the ``up`` (the plugin begins no more runs once the engine cancels: exactly
+    when is the engine's, so only the outcome is checked here, and ``test_run_table_cancel`` checks the rest),
+    and the next ``up`` makes each run that is missing, none twice."""
+    project = _project(tmp_path, pulumi_bin, fault_proxy.url)
+    try:
+        runs = {f"eval-{i}": {"params": {"seed": str(i)}, "status": "FINISHED"} for i in range(50)}
+        program = _program(runs)
+        program["resources"]["table"]["properties"]["maxParallel"] = 1
+        (project.folder / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+        sent: list[int] = []
+        fault_proxy.when("runs/create", interrupter(_pulumi_up, sent), nth=10)
+        first = project.pulumi("up", "--yes", "--skip-preview", ok=False)
+        assert sent, "the CLI got SIGINT mid-table"
+        text = first.stdout + first.stderr
+        assert "RunTable: 5 of 50 runs written" in text and "Traceback" not in text, text
+        fault_proxy.clear()
+        project.pulumi("refresh", "--yes", "--skip-preview")
+        project.pulumi("up", "--yes", "--skip-preview")
+        ids = project.outputs()["runIds"]
+        assert sorted(ids) == sorted(runs)
+        experiment_id = mlflow_client.get_run(ids["eval-0"]).info.experiment_id
+        assert _active(mlflow_client, experiment_id) == set(ids.values()), "one run per entry"
         project.pulumi("preview", "--diff", "--expect-no-changes")
     finally:
         project.remove()

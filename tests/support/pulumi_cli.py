@@ -242,6 +242,20 @@ def descendants_of(pid: int) -> list[int]:
     return _descendants(pid, _children())
 
 
+def interrupter(matches: Callable[[list[bytes]], bool], sent: list[int]) -> Callable[[], None]:
+    """An action that sends SIGINT to each process under this one whose command line (its arguments) ``matches``,
+    as a Ctrl-C would, noting each in ``sent``: for a proxy to fire as a chosen request arrives."""
+
+    def interrupt() -> None:
+        for pid in descendants_of(os.getpid()):
+            with contextlib.suppress(OSError):
+                if matches(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")):
+                    os.kill(pid, signal.SIGINT)
+                    sent.append(pid)
+
+    return interrupt
+
+
 def kill_tree(pid: int, sig: signal.Signals = signal.SIGKILL) -> int:
     """Send ``sig`` to ``pid`` and everything under it (the tree read before the first signal goes);
     how many processes it reached."""

@@ -41,11 +41,19 @@ class TableFailed(MlflowRunsError):
     def __init__(self, failures: Mapping[str, str], state: dict[str, Any], total: int) -> None:
         self.failures = dict(failures)
         self.state = state
-        lines = "; ".join(f"{what}: {reason}" for what, reason in sorted(self.failures.items()))
+        failed = {what: reason for what, reason in sorted(self.failures.items()) if reason != NOT_BEGUN}
+        said = []
+        if failed:
+            lines = "; ".join(f"{what}: {reason}" for what, reason in failed.items())
+            said.append(f"{len(failed)} of {total} run(s) of the table failed: {lines}")
+        if len(failed) < len(self.failures):  # a list of every run not begun would bury the rest
+            said.append(f"{len(self.failures) - len(failed)} of {total} run(s) were {NOT_BEGUN}")
         super().__init__(
-            f"{len(self.failures)} of {total} run(s) of the table failed, the others are done: {lines}. "
-            "Run `pulumi up` again: it finishes only what is missing."
+            f"{'; '.join(said)}; the others are done. Run `pulumi up` again: it finishes only what is missing."
         )
+
+
+NOT_BEGUN = "not begun: the `up` was cancelled"
 
 
 @dataclass
@@ -176,7 +184,7 @@ def apply_table(
     def run(step: Callable[[], None], what: str) -> None:
         if stop is not None and stop.is_set():
             with out.lock:
-                out.failures[what] = "not begun: the `up` was cancelled"
+                out.failures[what] = NOT_BEGUN
         else:
             step()
         with out.lock:

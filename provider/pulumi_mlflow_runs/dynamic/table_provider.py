@@ -13,7 +13,6 @@ fits). The error names each failed entry.
 from __future__ import annotations
 
 import sys
-import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +28,7 @@ from pulumi_mlflow_runs.core.run_spec import is_unknown, known_text
 from pulumi_mlflow_runs.core.run_table import apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.experiment_run import _request_props, _request_urn
@@ -146,7 +146,7 @@ class RunTableProvider(BaseProvider):
         table_key = str(props["table_key"])
         held = state_seen.state_runs(table_key)
         api = self.api_for(inputs)
-        applied = apply_table(api, inputs, {}, table_key, now_ms(), held=held, progress=ProgressLines())
+        applied = apply_table(api, inputs, {}, table_key, now_ms(), held=held, progress=_progress())
         return dyn.CreateResult(uuid.uuid4().hex, dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
@@ -170,7 +170,7 @@ class RunTableProvider(BaseProvider):
         inputs = _checked(news)
         table_key = known_text(olds.get("table_key")) or str(news["table_key"])
         state = core_state(olds)
-        applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms(), progress=ProgressLines())
+        applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms(), progress=_progress())
         return dyn.UpdateResult(dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
@@ -179,26 +179,10 @@ class RunTableProvider(BaseProvider):
         delete_table(self.api_for(core), core, max_parallel(props))
 
 
-PROGRESS_FROM = 50
-"""Runs to write from which a table's apply reports its progress, a line per tenth of them."""
-
-
-class ProgressLines:
-    """A table apply's ``progress``: ``(done, total)`` as a line on this host's stderr at each tenth, which the
-    engine shows during a long ``up`` (this host has no other way to the engine's log); nothing for a table
-    of fewer than ``PROGRESS_FROM`` runs to write. Called from the apply's threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tenth = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        tenth = done * 10 // total
-        with self._lock:
-            if total < PROGRESS_FROM or tenth <= self._tenth:
-                return
-            self._tenth = tenth
-        print(f"RunTable: {done} of {total} runs written", file=sys.stderr, flush=True)
+def _progress() -> TenthsProgress:
+    """Lines on this host's stderr, which the engine shows during a long ``up``: this host has no other way to
+    the engine's log."""
+    return TenthsProgress(lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _say_replaced(entries: Mapping[str, EntryChange], state: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core import experiment as exp
 from pulumi_mlflow_runs.native import diff as detail
-from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props
+from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.schema import EXPERIMENT_TOKEN
 
 
@@ -35,7 +35,7 @@ class ExperimentHandler:
             old_inputs=before,
         )
 
-    def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]:
+    def create(self, api_for: ApiFor, urn: str, props: Props, *, session: Session) -> tuple[str, Props]:
         inputs = exp.checked_experiment(props)
         return exp.create_experiment(api_for(inputs), inputs)
 
@@ -47,7 +47,9 @@ class ExperimentHandler:
         described = {k: outputs.get(k) for k in exp.EXPERIMENT_INPUTS}
         return Found(outputs, None if stored else described)
 
-    def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props:
+    def update(
+        self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props, *, session: Session
+    ) -> Props:
         inputs = exp.checked_experiment(news)
         return exp.update_experiment(api_for(inputs), id_, olds, inputs)
 

@@ -8,6 +8,7 @@ the protocol's (``native.provider``), which picks a handler once per request by 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,16 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Session:
+    """What a create or an update may use of the engine's session besides the server: ``say`` a line in the
+    engine's log beside the resource (a long step's progress), and ``stop``, set once the user pressed Ctrl-C
+    (the engine's ``Cancel``): a step made of many may leave the rest for the next ``up``."""
+
+    say: Callable[[str], None]
+    stop: threading.Event
+
+
+@dataclass(frozen=True)
 class Found:
     """What Read found: the outputs, and the inputs to record (None: keep the stored ones as they are)."""
 
@@ -60,11 +71,13 @@ class Handler(Protocol):
 
     def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change: ...
 
-    def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]: ...
+    def create(self, api_for: ApiFor, urn: str, props: Props, *, session: Session) -> tuple[str, Props]: ...
 
     def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None: ...
 
-    def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props: ...
+    def update(
+        self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props, *, session: Session
+    ) -> Props: ...
 
     def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> str | None:
         """Delete the resource; or keep it, and say why (a warning the engine shows). ``old_inputs``: the inputs

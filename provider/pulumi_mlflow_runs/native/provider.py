@@ -40,7 +40,7 @@ from pulumi_mlflow_runs.native.config import PLUGIN_KEYS, read_config
 from pulumi_mlflow_runs.native.engine_log import EngineLog
 from pulumi_mlflow_runs.native.experiment import ExperimentHandler
 from pulumi_mlflow_runs.native.functions import FUNCTIONS
-from pulumi_mlflow_runs.native.handler import Handler
+from pulumi_mlflow_runs.native.handler import Handler, Session
 from pulumi_mlflow_runs.native.names import camel_path, convert
 from pulumi_mlflow_runs.native.run import RunHandler
 from pulumi_mlflow_runs.native.state import MOVED_FROM_DYNAMIC
@@ -220,6 +220,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             self._runtime = Runtime(stack, dataclasses.replace(policy, stop=self._cancelled))
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
 
+    def _session(self, urn: str) -> Session:
+        return Session(say=lambda line: self.log.info(urn, line), stop=self._cancelled)
+
     def api(self, props: Mapping[str, Any]) -> Any:
         return self._runtime.api(props.get("host"), props.get("deployment_name"))
 
@@ -273,7 +276,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         if request.preview:  # what a create will give: the inputs, and what only the server knows unknown
             return provider_pb2.CreateResponse(properties=_previewed(request.properties, {}, handler))
         props, secret = _snake(request.properties, handler.props)
-        id_, outputs = handler.create(self.api, request.urn, props)
+        id_, outputs = handler.create(self.api, request.urn, props, session=self._session(request.urn))
         return provider_pb2.CreateResponse(
             id=id_, properties=_camel(outputs, handler.props, handler.secret_outputs(secret))
         )
@@ -305,7 +308,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         olds, _ = _snake(request.olds, handler.props)
         news, secret = _snake(request.news, handler.props)
         old_inputs, _ = _snake(request.old_inputs, handler.props)
-        outputs = handler.update(self.api, request.id, olds, old_inputs, news)
+        outputs = handler.update(self.api, request.id, olds, old_inputs, news, session=self._session(request.urn))
         return provider_pb2.UpdateResponse(properties=_camel(outputs, handler.props, handler.secret_outputs(secret)))
 
     @_user_facing("delete")

@@ -14,7 +14,7 @@ from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
 from pulumi_mlflow_runs.core.resource_key import input_of_urn
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.native import diff as detail
-from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props
+from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.schema import RUN_TOKEN
 from pulumi_mlflow_runs.native.state import (
     RUN_PROPS,
@@ -73,7 +73,7 @@ class RunHandler:
             rewrite=state.get("run") is None,
         )
 
-    def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]:
+    def create(self, api_for: ApiFor, urn: str, props: Props, *, session: Session) -> tuple[str, Props]:
         inputs = lifecycle.checked_inputs(props, _OUTPUT_NAMES)
         inputs["resource_key"] = input_of_urn(urn)
         declared = list(inputs.get("metrics") or [])
@@ -100,7 +100,9 @@ class RunHandler:
         outputs = unread_form(found.outputs) if whole else plugin_state(found.outputs, declared)
         return Found(outputs, found.inputs)
 
-    def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props:
+    def update(
+        self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props, *, session: Session
+    ) -> Props:
         inputs = lifecycle.checked_inputs(news, _OUTPUT_NAMES)
         declared = list(inputs.get("metrics") or [])
         state = run_state(olds, old_inputs)

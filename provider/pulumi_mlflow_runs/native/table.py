@@ -24,9 +24,10 @@ from pulumi_mlflow_runs.core.run_lifecycle import now_ms
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
 from pulumi_mlflow_runs.native import diff as detail
-from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props
+from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.names import camel_path
 from pulumi_mlflow_runs.native.schema import TABLE_TOKEN
 from pulumi_mlflow_runs.native.state import as_uploaded
@@ -144,13 +145,22 @@ class TableHandler:
             return {head: detail.UPDATE} if not change.unread else {}
         return {f"{head}.{path}": kind for path, kind in found.items()}
 
-    def create(self, api_for: ApiFor, urn: str, props: Props) -> tuple[str, Props]:
+    def create(self, api_for: ApiFor, urn: str, props: Props, *, session: Session) -> tuple[str, Props]:
         inputs = _checked(props)
         table_key = of_urn(urn)
         table_id = uuid.uuid4().hex
         held = state_seen.state_runs(table_key)
         try:
-            applied = apply_table(api_for(inputs), inputs, {}, table_key, now_ms(), held=held)
+            applied = apply_table(
+                api_for(inputs),
+                inputs,
+                {},
+                table_key,
+                now_ms(),
+                held=held,
+                progress=TenthsProgress(session.say),
+                stop=session.stop,
+            )
         except TableFailed as exc:
             exc.left_behind = {"run_id": table_id, "state": plugin_table_state(exc.state, inputs, table_key)}
             raise
@@ -166,12 +176,22 @@ class TableHandler:
         outputs = plugin_table_state(fresh.state, recorded, str(state.get("table_key")))
         return Found(outputs, fresh.inputs)
 
-    def update(self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props) -> Props:
+    def update(
+        self, api_for: ApiFor, id_: str, olds: Props, old_inputs: Props, news: Props, *, session: Session
+    ) -> Props:
         inputs = _checked(news)
         table_key = str(olds["table_key"])
         state = core_table_state(olds, _normal(old_inputs))
         try:
-            applied = apply_table(api_for(inputs), inputs, state, table_key, now_ms())
+            applied = apply_table(
+                api_for(inputs),
+                inputs,
+                state,
+                table_key,
+                now_ms(),
+                progress=TenthsProgress(session.say),
+                stop=session.stop,
+            )
         except TableFailed as exc:
             exc.left_behind = {"run_id": id_, "state": plugin_table_state(exc.state, inputs, table_key)}
             raise
