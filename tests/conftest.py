@@ -20,9 +20,10 @@ if str(_TESTS_DIR) not in sys.path:
 from support.fault_proxy import FaultProxy  # noqa: E402
 from support.host import DynamicHost, isolated_env  # noqa: E402
 from support.mlflow_proxy import RecordingProxy  # noqa: E402
-from support.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+from support.mlflow_server import MlflowServer  # noqa: E402
 from support.object_stores import S3Server, start_s3  # noqa: E402
 from support.once import built_once, locked, shared_root  # noqa: E402
+from support.server_profile import on_postgres, profile_server  # noqa: E402
 from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
 if TYPE_CHECKING:  # importing mlflow is slow; keep it out of collection
@@ -50,6 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "mlflow2: can differ on an MLflow 2.x server; .ci/run runs these again against MLflow 2.22"
     )
+    config.addinivalue_line(
+        "markers",
+        "postgres: run again by .ci/run on MLflow on PostgreSQL with S3 artifacts (MLFLOW_SERVER_PROFILE=postgres); "
+        "given by conftest to the mlflow2 tests support/server_profile.py's ON_POSTGRES names",
+    )
 
 
 CLI_FIXTURES = frozenset({"pulumi_bin", "npm_sdk", "wheel"})
@@ -64,6 +70,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = item.path.relative_to(_TESTS_DIR).parts[0]
         if CLI_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in CLI_FOLDERS:
             item.add_marker(pytest.mark.cli)
+        if item.get_closest_marker("mlflow2") and on_postgres(item.nodeid):
+            item.add_marker(pytest.mark.postgres)
     # The longest first (those given a timeout above the default: the convergence model, the languages), so
     # that with two workers no one of them starts last while the other worker idles. A stable sort: a
     # module's tests stay together and in order.
@@ -88,11 +96,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _serving(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[MlflowServer]:
-    server = start_mlflow_server(tmp_path_factory.mktemp(name), python=server_python())
-    try:
+    """A server of the session's profile (``MLFLOW_SERVER_PROFILE``: sqlite, or PostgreSQL with S3 artifacts)."""
+    with profile_server(tmp_path_factory.mktemp(name), python=server_python()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

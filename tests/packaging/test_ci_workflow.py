@@ -68,22 +68,24 @@ def test_no_secret_is_used() -> None:
 
 
 def _pytest_selections(script: str) -> list[str]:
-    """The ``-m`` expression of each pytest command in ``.ci/run`` (``on_mlflow2`` runs pytest too)."""
+    """The ``-m`` expression of each pytest command in ``.ci/run`` (``on_mlflow2`` and ``on_postgres`` run pytest
+    too)."""
     selections = []
     for line in script.splitlines():
         words = shlex.split(line, comments=True)
-        if words and words[0] in ("pytest", "on_mlflow2"):
+        if words and words[0] in ("pytest", "on_mlflow2", "on_postgres"):
             assert "-m" in words, f"a pytest run in .ci/run without a tier: {line}"
             selections.append(words[words.index("-m") + 1])
     return selections
 
 
-def test_ci_runs_the_whole_suite_on_two_workers_then_the_mlflow2_tests_on_mlflow2() -> None:
+def test_ci_runs_the_whole_suite_on_two_workers_then_the_mlflow2_tests_on_mlflow2_and_postgres() -> None:
     script = CI_RUN.read_text()
-    assert _pytest_selections(script) == ["not cli", "mlflow2 and not cli", "cli", "mlflow2 and cli"]
+    assert _pytest_selections(script) == ["not cli", "mlflow2 and not cli", "cli", "mlflow2 and cli", "postgres"]
     assert "by_file=(-n 2 --dist loadfile " in script and "by_test=(-n 2 --dist loadgroup " in script
-    assert script.count('"${by_file[@]}"') == 2 and script.count('"${by_test[@]}"') == 2, "every run on two workers"
+    assert script.count('"${by_file[@]}"') == 2 and script.count('"${by_test[@]}"') == 3, "every run on two workers"
     assert 'MLFLOW_SERVER_PYTHON="$mlflow2_python"' in script
+    assert "on_postgres() { MLFLOW_SERVER_PROFILE=postgres " in script
     # The one file the first run leaves out (before the MLflow 2.x venv is ready) runs with the mlflow2 tests.
     assert re.findall(r"--ignore=(\S+)", script) == ["tests/connection/test_mlflow2_server.py"]
     marks = (ROOT / "tests" / "connection" / "test_mlflow2_server.py").read_text()

@@ -98,11 +98,12 @@ def _launch(
     python: str | None = None,
     artifact_root: str | None = None,
     extra_args: Sequence[str] = (),
+    backend_store_uri: str | None = None,
 ) -> MlflowServer:
     log_path = workdir / f"mlflow-server-{attempt}.log"
     cmd = [
         python or sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}",
         "--default-artifact-root", artifact_root or str(workdir / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
@@ -152,6 +153,7 @@ def start_mlflow_server(
     python: str | None = None,
     artifact_root: str | None = None,
     extra_args: Sequence[str] = (),
+    backend_store_uri: str | None = None,
 ) -> MlflowServer:
     """Start the server and block until healthy; retries on a lost free-port race.
 
@@ -160,13 +162,15 @@ def start_mlflow_server(
     (the auth app's ``MLFLOW_FLASK_SERVER_SECRET_KEY`` and ``MLFLOW_AUTH_ADMIN_PASSWORD``).
     ``python`` runs ``-m mlflow server`` instead of this interpreter: another venv's MLflow (2.x, say).
     ``artifact_root`` replaces the default root (``s3://bucket/prefix``, say) and ``extra_args`` go last
-    (``--no-serve-artifacts``).
+    (``--no-serve-artifacts``). ``backend_store_uri`` replaces the sqlite file in ``workdir`` (PostgreSQL:
+    tests/support/server_profile.py).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "artifacts").mkdir(exist_ok=True)
     for attempt in range(1, attempts + 1):
         server = _launch(
-            workdir, _free_port(), attempt, workers, app_name, extra_env, python, artifact_root, extra_args
+            workdir, _free_port(), attempt, workers, app_name, extra_env, python, artifact_root, extra_args,
+            backend_store_uri,
         )
         if _wait_healthy(server, timeout):
             return server
