@@ -22,8 +22,8 @@ from mlflow.entities import ViewType
 from support.fault_proxy import ANY, FaultProxy
 from support.host import DynamicHost, HostError, isolated_env, secret, without_provider
 from support.mlflow_proxy import RecordingProxy
-from support.mlflow_server import MlflowServer, start_mlflow_server
-from support.object_stores import S3_SECRET, S3Server, start_s3
+from support.mlflow_server import MlflowServer
+from support.object_stores import S3_SECRET, S3Server, direct_root_server, start_s3
 from support.runs import create_run, run_props, unique
 
 BUCKET = "mlflow-artifacts"
@@ -34,16 +34,8 @@ BIG = 17 << 20  # over obstore's part size here (8 MiB): a multipart upload of t
 def s3_mlflow(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[MlflowServer]:
     """An MLflow server whose runs get ``s3://<BUCKET>/runs/...`` roots, serving no artifacts itself."""
     s3_server.create_bucket(BUCKET)
-    server = start_mlflow_server(
-        tmp_path_factory.mktemp("mlflow-s3"),
-        artifact_root=f"s3://{BUCKET}/runs",
-        extra_args=["--no-serve-artifacts"],
-        extra_env=s3_server.env,
-    )
-    try:
+    with direct_root_server(tmp_path_factory.mktemp("mlflow-s3"), f"s3://{BUCKET}/runs", s3_server.env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from support.mlflow_server import _free_port, stop_group
+from support.mlflow_server import MlflowServer, _free_port, start_mlflow_server, stop_group
 
 _STARTUP_TIMEOUT = 60.0
 S3_REGION = "us-east-1"
@@ -160,6 +160,17 @@ def start_s3(workdir: Path, *, checks_credentials: bool = False) -> Iterator[S3S
         return
 
 
+@contextlib.contextmanager
+def direct_root_server(workdir: Path, root: str, env: Mapping[str, str] | None = None) -> Iterator[MlflowServer]:
+    """An MLflow server whose runs get roots under ``root`` (``s3://...``) and that serves no artifacts
+    (``--no-serve-artifacts``): clients write the store themselves, MLflow's "direct artifact access"."""
+    server = start_mlflow_server(workdir, artifact_root=root, extra_args=["--no-serve-artifacts"], extra_env=env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # ---- Azure Blob: Azurite -----------------------------------------------------------------------------
 
 AZURITE_VERSION = "3.37.0"
@@ -215,13 +226,13 @@ class AzuriteServer(Emulator):
 
 @contextlib.contextmanager
 def start_azurite(workdir: Path) -> Iterator[AzuriteServer]:
-    """Azurite's Blob service on a free loopback port, its data in ``workdir``; stopped on exit."""
+    """Azurite's Blob service on a free loopback port, its data in memory, its log in ``workdir``; stopped on exit."""
     binary = emulator("azurite-blob")
     for attempt in range(1, 4):
         port = _free_port()
         log = workdir / f"azurite-{attempt}.log"
         cmd = [
-            str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir / "data"),
+            str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port),
             "--skipApiVersionCheck", "--loose", "--inMemoryPersistence",
         ]  # fmt: skip
         server = AzuriteServer(port=port, log_path=log, process=spawn(cmd, log))
