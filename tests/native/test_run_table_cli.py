@@ -220,3 +220,57 @@ def test_a_long_table_shows_its_progress_and_a_ctrl_c_leaves_what_the_next_up_fi
         project.pulumi("preview", "--diff", "--expect-no-changes")
     finally:
         project.remove()
+
+
+def test_import_takes_existing_runs_into_a_table_and_the_code_it_prints_previews_unchanged(
+    project: ProjectFolder, proxy: RecordingProxy, mlflow_client: MlflowClient
+) -> None:
+    """Runs a script made (two of them with one name) become a table: keys that do not collide (the shared name
+    with the start of each run's id, the entry naming the run), printed code that previews no change, and an
+    entry added to it afterwards makes that run alone."""
+    project.pulumi("up", "--yes", "--skip-preview")
+    name = project.pulumi("config", "get", "experimentName").stdout.strip()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    assert experiment is not None
+    experiment_id = experiment.experiment_id
+    made = {}
+    for run_name, seed in (("bert", "1"), ("bert", "2"), ("t5", "3")):
+        run = mlflow_client.create_run(experiment_id, run_name=run_name, tags={"team": "evals"})
+        mlflow_client.log_param(run.info.run_id, "seed", seed)
+        for step, value in enumerate([0.5, 0.7]):
+            mlflow_client.log_metric(run.info.run_id, "acc", value, step=step, timestamp=1_767_225_600_000 + step)
+        mlflow_client.set_terminated(run.info.run_id, "FINISHED")
+        made[run.info.run_id] = run_name
+
+    code = project.folder / "imported.yaml"
+    project.pulumi("import", TOKEN, "evals", experiment_id, "--yes", "--out", str(code))
+    (resource,) = yaml.safe_load(code.read_text())["resources"].values()
+    entries = resource["properties"]["runs"]
+    by_id = {run_id: key for key, run_id in _imported(project)["outputs"]["runIds"].items()}
+    assert set(by_id) == set(made), "every active run of the experiment, and no other"
+    bert = sorted(key for run_id, key in by_id.items() if made[run_id] == "bert")
+    assert "t5" in entries and "runName" not in entries["t5"], entries
+    assert len(bert) == 2 and all(k.startswith("bert-") and entries[k]["runName"] == "bert" for k in bert), entries
+
+    program = _program({})
+    program["resources"]["evals"] = resource
+    (project.folder / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+    project.pulumi("preview", "--diff", "--expect-no-changes")
+
+    resource["properties"]["runs"]["extra"] = {"params": {"seed": "4"}, "status": "FINISHED"}
+    (project.folder / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+    mark = proxy.mark()
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert sum(r.endpoint == "runs/create" for r in proxy.since(mark)) == 1
+    ids = _imported(project)["outputs"]["runIds"]
+    assert {ids[key] for key in ids if key != "extra"} == set(made), "the imported runs are kept"
+    active = {i for i, r in all_runs(mlflow_client, experiment_id).items() if r.info.lifecycle_stage == "active"}
+    assert active == set(ids.values())
+    # imported resources are protected: unprotect before destroy takes it
+    project.pulumi("state", "unprotect", _imported(project)["urn"], "--yes")
+
+
+def _imported(project: ProjectFolder) -> dict[str, Any]:
+    resources = project.exported()["deployment"]["resources"]
+    (table,) = [r for r in resources if r["type"] == TOKEN and r["urn"].endswith("::evals")]
+    return dict(table)

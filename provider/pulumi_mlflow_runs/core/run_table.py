@@ -319,7 +319,7 @@ def delete_table(api: MlflowApi, state: Mapping[str, Any], parallel: int) -> lis
 # ---- refresh ----------------------------------------------------------------------------------------------
 
 
-def _read_runs(api: MlflowApi, experiment_id: str, ids: list[str]) -> dict[str, m.Run]:
+def read_runs(api: MlflowApi, experiment_id: str, ids: list[str]) -> dict[str, m.Run]:
     """The runs of ``ids`` that exist (deleted ones too), by id: one search per ``SEARCH_CHUNK`` ids."""
     from pulumi_mlflow_runs.core import models as m
 
@@ -346,7 +346,7 @@ def refresh_table(api: MlflowApi, state: Mapping[str, Any], stored: Mapping[str,
     ``run_lifecycle.refresh`` does one (a metric's history read only where the state needs it); a run gone for
     good leaves the table, so the next ``up`` creates it again. ``stored``: the table's recorded inputs."""
     olds: Mapping[str, Any] = state.get("runs") or {}
-    servers = _read_runs(api, state["experiment_id"], sorted({run["run_id"] for run in olds.values()}))
+    servers = read_runs(api, state["experiment_id"], sorted({run["run_id"] for run in olds.values()}))
     stored_runs = dict((stored or {}).get("runs") or {})
     runs: dict[str, Any] = {}
     entries: dict[str, Any] | None = dict(stored_runs) if stored is not None else None

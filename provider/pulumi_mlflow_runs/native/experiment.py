@@ -39,7 +39,7 @@ class ExperimentHandler:
         inputs = exp.checked_experiment(props)
         return exp.create_experiment(api_for(inputs), inputs)
 
-    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None:
+    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props, *, urn: str) -> Found | None:
         outputs = exp.read_experiment(api_for(state), id_, state)
         if outputs is None:
             return None

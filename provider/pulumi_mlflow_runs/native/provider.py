@@ -286,7 +286,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         handler = _handler(request, context)
         state, secret = _snake(request.properties, handler.props)
         stored, stored_secret = _snake(request.inputs, handler.props)
-        found = handler.read(self.api, request.id, state, stored)
+        found = handler.read(self.api, request.id, state, stored, urn=request.urn)
         if found is None:
             return provider_pb2.ReadResponse(id="")  # gone for good: the engine drops it from state
         inputs = (

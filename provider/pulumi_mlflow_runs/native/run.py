@@ -81,7 +81,7 @@ class RunHandler:
         run_id, outputs = lifecycle.create(api_for(inputs), inputs, lifecycle.now_ms(), state_runs=held)
         return run_id, plugin_state(outputs, declared)
 
-    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None:
+    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props, *, urn: str) -> Found | None:
         api = api_for(state or stored)
         whole = "logged_points" in state
         if not state:  # `pulumi import` or a `.get`: no state yet, the run described as inputs

@@ -24,6 +24,7 @@ from pulumi_mlflow_runs.core.run_lifecycle import now_ms
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_import import import_table
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
 from pulumi_mlflow_runs.native import diff as detail
@@ -166,9 +167,11 @@ class TableHandler:
             raise
         return table_id, plugin_table_state(applied.state, inputs, table_key)
 
-    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props) -> Found | None:
-        if not state:
-            raise InputError("runs", "`pulumi import` of a RunTable is not supported in this version")
+    def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props, *, urn: str) -> Found | None:
+        if not state:  # `pulumi import`: the runs the id names, as a table
+            found = import_table(api_for({}), id_)
+            assert found.inputs is not None
+            return Found(plugin_table_state(found.state, found.inputs, of_urn(urn)), found.inputs)
         old_in = _normal(stored) if stored else {}
         core = core_table_state(state, old_in)
         fresh = refresh_table(api_for(core), core, old_in if stored else None)
