@@ -81,8 +81,33 @@ def test_settings_hide_their_secrets() -> None:
 
 
 @pytest.mark.parametrize(
+    ("uri", "env", "kind", "endpoint"),
+    [
+        ("gs://bucket/x", {"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"}, "GCS", "http://127.0.0.1:4443"),
+        ("wasbs://c@acct.blob.core.windows.net/x", {"AZURE_STORAGE_ACCESS_KEY": "a2V5"}, "Azure Blob",
+         "https://acct.blob.core.windows.net"),
+        ("abfss://fs@acct.dfs.core.windows.net/x", {"AZURE_STORAGE_ACCESS_KEY": "a2V5"}, "ADLS Gen2",
+         "https://acct.blob.core.windows.net"),
+        ("s3://bucket/x", {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "s"}, "S3",
+         "https://s3.us-east-1.amazonaws.com"),
+    ],
+)  # fmt: skip
+def test_each_cloud_is_reached_where_its_settings_say(uri: str, env: dict[str, str], kind: str, endpoint: str) -> None:
+    """Built only (no request): ADLS Gen2 goes through the Blob API of its account, as obstore does."""
+    from pulumi_mlflow_runs.core.artifacts.cloud_access import object_store
+    from pulumi_mlflow_runs.core.retries import RetryPolicy
+
+    found = object_store(uri, None, RetryPolicy(), env=env)
+    assert (found.reach.kind, found.reach.endpoint) == (kind, endpoint)
+
+
+@pytest.mark.parametrize(
     ("settings", "says"),
     [
+        (
+            {"mlflow-runs:googleApplicationCredentials": "/nonexistent/key.json"},
+            "stack config 'mlflow-runs:googleApplicationCredentials' names '/nonexistent/key.json', which is no",
+        ),
         (
             {"mlflow-runs:awsAccessKeyId": "id"},
             "'mlflow-runs:awsAccessKeyId' is set without 'mlflow-runs:awsSecretAccessKey'",
@@ -99,6 +124,7 @@ def test_bad_settings_name_the_key(settings: dict[str, str], says: str) -> None:
     from pulumi_mlflow_runs.core.errors import ConfigurationError
     from pulumi_mlflow_runs.core.retries import RetryPolicy
 
+    uri = "gs://bucket/x" if "google" in str(settings) else "s3://bucket/x"
     with pytest.raises(ConfigurationError) as refused:
-        object_store("s3://bucket/x", ObjectStoreSettings.from_config(settings.get), RetryPolicy(), env={})
+        object_store(uri, ObjectStoreSettings.from_config(settings.get), RetryPolicy(), env={})
     assert says in str(refused.value)

@@ -173,16 +173,15 @@ def direct_root_server(workdir: Path, root: str, env: Mapping[str, str] | None =
 
 # ---- Azure Blob: Azurite -----------------------------------------------------------------------------
 
-AZURITE_VERSION = "3.37.0"
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 """Azurite's well-known development account and key (its documentation publishes them)."""
 TOOLS = Path(__file__).resolve().parents[2] / ".pulumi-local" / "emulators"
-"""Where scripts/emulators.sh installs Azurite (npm) and builds fake-gcs-server (Go)."""
+"""Where scripts/emulators.sh installs Azurite (npm)."""
 
 
 def emulator(name: str) -> Path:
-    """The installed emulator ``name`` (``azurite-blob``, ``fake-gcs-server``): scripts/emulators.sh installs
+    """The installed emulator ``name`` (``azurite-blob``): scripts/emulators.sh installs
     what is missing (once per machine; CI starts it early, in the background)."""
     path = TOOLS / "bin" / name
     if not path.exists():

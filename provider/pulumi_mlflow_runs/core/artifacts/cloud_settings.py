@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pulumi_mlflow_runs.core.definitions import Prop, camel
 from pulumi_mlflow_runs.core.secret import SecretStr
@@ -71,3 +72,22 @@ class ObjectStoreSettings:
             if text:
                 values[f.name] = SecretStr(text) if f.name in secret else text
         return cls(**values)
+
+
+def first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
+    """The first set value and the setting it came from (``("", "")`` when none is set)."""
+    for value, source in candidates:
+        if value and value.strip():
+            return value.strip(), source
+    return None, ""
+
+
+def bucket_and_prefix(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; an ``InputError`` naming ``artifacts`` without a bucket."""
+    from pulumi_mlflow_runs.core.artifacts.files import PROP
+    from pulumi_mlflow_runs.core.errors import InputError
+
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        raise InputError(PROP, f"the run's artifact root {uri} names no bucket")
+    return parts.netloc, unquote(parts.path).strip("/")
