@@ -6,8 +6,8 @@ The Python language host built here (sdk/v3 v3.68.0) predates code generation, s
 runs with ``tools/sdk-gen/codegenhost`` first on PATH: that host answers GenerateProgram with pkg/v3's
 ``codegen/python`` at the CLI's version, as the current host does, and passes every other call to the
 host beside the CLI. The preview then runs through that host alone, from the project's folder, with the
-user's virtualenv (the package's wheel and the SDK's, installed by pip) activated. ``RunTable`` has no
-import in this version (README), so the import is of an experiment and a run a colleague made by hand.
+user's virtualenv (the package's wheel and the SDK's, installed by pip) activated. What is imported: an
+experiment, a run and a table of two more runs, all made by hand.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
 
 
-def _colleagues_run(client: MlflowClient) -> tuple[str, str]:
-    """An experiment and a finished run made by hand, with what a run holds: params, tags, a note, two
-    metrics of several points each, a dataset input."""
+def _colleagues_runs(client: MlflowClient) -> tuple[str, str, list[str]]:
+    """An experiment, a finished run made by hand with what a run holds (params, tags, a note, two metrics
+    of several points each, a dataset input), and two evaluation runs for a table."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     experiment_id = client.create_experiment(unique("imported"), tags={"team": "vision"})
@@ -60,7 +60,14 @@ def _colleagues_run(client: MlflowClient) -> tuple[str, str]:
     dataset = Dataset(name="sst2", digest="d41d8cd9", source_type="hf", source="glue/sst2")
     client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
     client.set_terminated(run_id, "FINISHED")
-    return experiment_id, run_id
+    evaluations = []
+    for name, score in (("eval-sst2", 0.91), ("eval-imdb", 0.88)):
+        evaluation = client.create_run(experiment_id, run_name=name).info.run_id
+        client.log_param(evaluation, "dataset", name.removeprefix("eval-"))
+        client.log_metric(evaluation, "accuracy", score, step=0, timestamp=START)
+        client.set_terminated(evaluation, "FINISHED")
+        evaluations.append(evaluation)
+    return experiment_id, run_id, evaluations
 
 
 def test_the_code_pulumi_import_prints_for_python_runs_on_the_generated_sdk_and_previews_no_change(
@@ -72,7 +79,7 @@ def test_the_code_pulumi_import_prints_for_python_runs_on_the_generated_sdk_and_
     tools: tuple[Path, Path],
 ) -> None:
     wheel_of_sdk, host_dir = tools
-    experiment_id, run_id = _colleagues_run(mlflow_client)
+    experiment_id, run_id, evaluations = _colleagues_runs(mlflow_client)
     folder = tmp_path / "imported-runs"
     folder.mkdir()
     (folder / "Pulumi.yaml").write_text("name: imported-runs\nruntime: python\n")
@@ -86,16 +93,18 @@ def test_the_code_pulumi_import_prints_for_python_runs_on_the_generated_sdk_and_
         (folder / "resources.json").write_text(json.dumps({"resources": [
             {"type": "mlflow-runs:index:Experiment", "name": "vision", "id": experiment_id},
             {"type": "mlflow-runs:index:ExperimentRun", "name": "legacy", "id": run_id},
+            {"type": "mlflow-runs:index:RunTable", "name": "evals", "id": f"{experiment_id}:{','.join(evaluations)}"},
         ]}))  # fmt: skip
         importing.pulumi("import", "--file", "resources.json", "--yes", "--out", "imported.py")
         code = (folder / "imported.py").read_text()
         assert "import pulumi_mlflow_runs_native as mlflow_runs" in code, code
         assert re.search(r"mlflow_runs\.ExperimentRun\(\"legacy\"", code), code
         assert '"lr": "0.01"' in code and "protect=True" in code, code
+        assert re.search(r"mlflow_runs\.RunTable\(\"evals\"", code) and '"eval-imdb": {' in code, code
 
         (folder / "__main__.py").write_text(code)
         preview = project.pulumi("preview", "--diff", "--expect-no-changes").stdout
-        assert re.search(r"^\s*3 unchanged$", preview, re.M), preview  # the stack, the experiment, the run
+        assert re.search(r"^\s*4 unchanged$", preview, re.M), preview  # the stack, the experiment, the run, the table
         run = mlflow_client.get_run(run_id)
         assert run.data.tags["owner"] == "alice" and run.data.params["lr"] == "0.01"
     finally:
