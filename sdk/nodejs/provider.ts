@@ -23,6 +23,18 @@ export class Provider extends pulumi.ProviderResource {
     }
 
     /**
+     * An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+     */
+    declare public readonly awsAccessKeyId: pulumi.Output<string | undefined>;
+    /**
+     * A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+     */
+    declare public readonly awsProfile: pulumi.Output<string | undefined>;
+    /**
+     * The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+     */
+    declare public readonly awsRegion: pulumi.Output<string | undefined>;
+    /**
      * One PEM file with a client certificate and its key, for mutual TLS.
      */
     declare public readonly clientCertPath: pulumi.Output<string | undefined>;
@@ -30,6 +42,14 @@ export class Provider extends pulumi.ProviderResource {
      * A Databricks workspace URL.
      */
     declare public readonly databricksHost: pulumi.Output<string | undefined>;
+    /**
+     * A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+     */
+    declare public readonly googleApplicationCredentials: pulumi.Output<string | undefined>;
+    /**
+     * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+     */
+    declare public readonly s3EndpointUrl: pulumi.Output<string | undefined>;
     /**
      * A CA bundle for the tracking server's certificate (a private CA).
      */
@@ -54,11 +74,19 @@ export class Provider extends pulumi.ProviderResource {
         let resourceInputs: pulumi.Inputs = {};
         opts = opts || {};
         {
+            resourceInputs["awsAccessKeyId"] = args?.awsAccessKeyId;
+            resourceInputs["awsProfile"] = args?.awsProfile;
+            resourceInputs["awsRegion"] = args?.awsRegion;
+            resourceInputs["awsSecretAccessKey"] = args?.awsSecretAccessKey ? pulumi.secret(args.awsSecretAccessKey) : undefined;
+            resourceInputs["azureStorageAccessKey"] = args?.azureStorageAccessKey ? pulumi.secret(args.azureStorageAccessKey) : undefined;
+            resourceInputs["azureStorageConnectionString"] = args?.azureStorageConnectionString ? pulumi.secret(args.azureStorageConnectionString) : undefined;
             resourceInputs["clientCertPath"] = args?.clientCertPath;
             resourceInputs["databricksHost"] = args?.databricksHost;
             resourceInputs["databricksToken"] = args?.databricksToken ? pulumi.secret(args.databricksToken) : undefined;
+            resourceInputs["googleApplicationCredentials"] = args?.googleApplicationCredentials;
             resourceInputs["password"] = args?.password ? pulumi.secret(args.password) : undefined;
             resourceInputs["retryDeadline"] = pulumi.output(args?.retryDeadline).apply(JSON.stringify);
+            resourceInputs["s3EndpointUrl"] = args?.s3EndpointUrl;
             resourceInputs["serverCertPath"] = args?.serverCertPath;
             resourceInputs["token"] = args?.token ? pulumi.secret(args.token) : undefined;
             resourceInputs["trackingUri"] = args?.trackingUri;
@@ -74,6 +102,30 @@ export class Provider extends pulumi.ProviderResource {
  */
 export interface ProviderArgs {
     /**
+     * An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+     */
+    awsAccessKeyId?: pulumi.Input<string | undefined>;
+    /**
+     * A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+     */
+    awsProfile?: pulumi.Input<string | undefined>;
+    /**
+     * The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+     */
+    awsRegion?: pulumi.Input<string | undefined>;
+    /**
+     * Its secret key (else AWS_SECRET_ACCESS_KEY).
+     */
+    awsSecretAccessKey?: pulumi.Input<string | undefined>;
+    /**
+     * A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+     */
+    azureStorageAccessKey?: pulumi.Input<string | undefined>;
+    /**
+     * A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+     */
+    azureStorageConnectionString?: pulumi.Input<string | undefined>;
+    /**
      * One PEM file with a client certificate and its key, for mutual TLS.
      */
     clientCertPath?: pulumi.Input<string | undefined>;
@@ -86,6 +138,10 @@ export interface ProviderArgs {
      */
     databricksToken?: pulumi.Input<string | undefined>;
     /**
+     * A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+     */
+    googleApplicationCredentials?: pulumi.Input<string | undefined>;
+    /**
      * That user's password.
      */
     password?: pulumi.Input<string | undefined>;
@@ -93,6 +149,10 @@ export interface ProviderArgs {
      * Seconds to keep retrying throttling and outages (default 120).
      */
     retryDeadline?: pulumi.Input<number | undefined>;
+    /**
+     * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+     */
+    s3EndpointUrl?: pulumi.Input<string | undefined>;
     /**
      * A CA bundle for the tracking server's certificate (a private CA).
      */

@@ -128,3 +128,17 @@ def test_bad_settings_name_the_key(settings: dict[str, str], says: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
         object_store(uri, ObjectStoreSettings.from_config(settings.get), RetryPolicy(), env={})
     assert says in str(refused.value)
+
+
+def test_the_plugin_declares_the_keys_and_marks_the_secret_ones() -> None:
+    """Named alike on both doors: the schema's config keys are the ``mlflow-runs:`` keys the dynamic door reads."""
+    from pulumi_mlflow_runs.core.artifacts.cloud_settings import OBJECT_STORE_CONFIG, key
+    from pulumi_mlflow_runs.native.schema import schema
+
+    variables = schema()["config"]["variables"]
+    for prop in OBJECT_STORE_CONFIG:
+        name = key(prop.name).removeprefix("mlflow-runs:")
+        assert variables[name].get("secret", False) == prop.secret, name
+    assert {n for n, v in variables.items() if v.get("secret")} >= {
+        "awsSecretAccessKey", "azureStorageConnectionString", "azureStorageAccessKey"
+    }  # fmt: skip

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pulumi_mlflow_runs.core.artifacts.cloud_settings import OBJECT_STORE_CONFIG
 from pulumi_mlflow_runs.core.definitions import Prop
 from pulumi_mlflow_runs.core.retries import RetryPolicy, retry_policy
 from pulumi_mlflow_runs.core.settings import ConfigKeys, StackConfig, check_stack_config
 
-CONFIG: tuple[Prop, ...] = (
+CONNECTION_CONFIG: tuple[Prop, ...] = (
     Prop("tracking_uri", "string", "The MLflow tracking server (`http(s)://...`), or `databricks`."),
     Prop("token", "string", "A bearer token for the tracking server.", secret=True),
     Prop("username", "string", "A user of a tracking server with basic auth."),
@@ -26,7 +27,9 @@ CONFIG: tuple[Prop, ...] = (
     Prop("databricks_token", "string", "A Databricks token.", secret=True),
     Prop("retry_deadline", "number", "Seconds to keep retrying throttling and outages (default 120)."),
 )
-PLUGIN_KEYS = ConfigKeys(**{p.name: f"mlflow-runs:{p.camel}" for p in CONFIG})
+CONFIG = CONNECTION_CONFIG + OBJECT_STORE_CONFIG
+"""Every key of the schema; the object-store keys are named alike on the dynamic door (``cloud_settings``)."""
+PLUGIN_KEYS = ConfigKeys(**{p.name: f"mlflow-runs:{p.camel}" for p in CONNECTION_CONFIG})
 """The plugin's keys, which the core's messages name: ``mlflow-runs:trackingUri``, ``mlflow-runs:databricksHost``..."""
 
 

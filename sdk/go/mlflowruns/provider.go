@@ -15,10 +15,20 @@ import (
 type Provider struct {
 	pulumi.ProviderResourceState
 
+	// An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+	AwsAccessKeyId pulumi.StringPtrOutput `pulumi:"awsAccessKeyId"`
+	// A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+	AwsProfile pulumi.StringPtrOutput `pulumi:"awsProfile"`
+	// The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+	AwsRegion pulumi.StringPtrOutput `pulumi:"awsRegion"`
 	// One PEM file with a client certificate and its key, for mutual TLS.
 	ClientCertPath pulumi.StringPtrOutput `pulumi:"clientCertPath"`
 	// A Databricks workspace URL.
 	DatabricksHost pulumi.StringPtrOutput `pulumi:"databricksHost"`
+	// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+	GoogleApplicationCredentials pulumi.StringPtrOutput `pulumi:"googleApplicationCredentials"`
+	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+	S3EndpointUrl pulumi.StringPtrOutput `pulumi:"s3EndpointUrl"`
 	// A CA bundle for the tracking server's certificate (a private CA).
 	ServerCertPath pulumi.StringPtrOutput `pulumi:"serverCertPath"`
 	// The MLflow tracking server (`http(s)://...`), or `databricks`.
@@ -34,6 +44,15 @@ func NewProvider(ctx *pulumi.Context,
 		args = &ProviderArgs{}
 	}
 
+	if args.AwsSecretAccessKey != nil {
+		args.AwsSecretAccessKey = pulumi.ToSecret(args.AwsSecretAccessKey).(pulumi.StringPtrInput)
+	}
+	if args.AzureStorageAccessKey != nil {
+		args.AzureStorageAccessKey = pulumi.ToSecret(args.AzureStorageAccessKey).(pulumi.StringPtrInput)
+	}
+	if args.AzureStorageConnectionString != nil {
+		args.AzureStorageConnectionString = pulumi.ToSecret(args.AzureStorageConnectionString).(pulumi.StringPtrInput)
+	}
 	if args.DatabricksToken != nil {
 		args.DatabricksToken = pulumi.ToSecret(args.DatabricksToken).(pulumi.StringPtrInput)
 	}
@@ -53,16 +72,32 @@ func NewProvider(ctx *pulumi.Context,
 }
 
 type providerArgs struct {
+	// An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+	AwsAccessKeyId *string `pulumi:"awsAccessKeyId"`
+	// A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+	AwsProfile *string `pulumi:"awsProfile"`
+	// The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+	AwsRegion *string `pulumi:"awsRegion"`
+	// Its secret key (else AWS_SECRET_ACCESS_KEY).
+	AwsSecretAccessKey *string `pulumi:"awsSecretAccessKey"`
+	// A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+	AzureStorageAccessKey *string `pulumi:"azureStorageAccessKey"`
+	// A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+	AzureStorageConnectionString *string `pulumi:"azureStorageConnectionString"`
 	// One PEM file with a client certificate and its key, for mutual TLS.
 	ClientCertPath *string `pulumi:"clientCertPath"`
 	// A Databricks workspace URL.
 	DatabricksHost *string `pulumi:"databricksHost"`
 	// A Databricks token.
 	DatabricksToken *string `pulumi:"databricksToken"`
+	// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+	GoogleApplicationCredentials *string `pulumi:"googleApplicationCredentials"`
 	// That user's password.
 	Password *string `pulumi:"password"`
 	// Seconds to keep retrying throttling and outages (default 120).
 	RetryDeadline *float64 `pulumi:"retryDeadline"`
+	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+	S3EndpointUrl *string `pulumi:"s3EndpointUrl"`
 	// A CA bundle for the tracking server's certificate (a private CA).
 	ServerCertPath *string `pulumi:"serverCertPath"`
 	// A bearer token for the tracking server.
@@ -75,16 +110,32 @@ type providerArgs struct {
 
 // The set of arguments for constructing a Provider resource.
 type ProviderArgs struct {
+	// An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+	AwsAccessKeyId pulumi.StringPtrInput
+	// A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+	AwsProfile pulumi.StringPtrInput
+	// The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+	AwsRegion pulumi.StringPtrInput
+	// Its secret key (else AWS_SECRET_ACCESS_KEY).
+	AwsSecretAccessKey pulumi.StringPtrInput
+	// A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+	AzureStorageAccessKey pulumi.StringPtrInput
+	// A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+	AzureStorageConnectionString pulumi.StringPtrInput
 	// One PEM file with a client certificate and its key, for mutual TLS.
 	ClientCertPath pulumi.StringPtrInput
 	// A Databricks workspace URL.
 	DatabricksHost pulumi.StringPtrInput
 	// A Databricks token.
 	DatabricksToken pulumi.StringPtrInput
+	// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+	GoogleApplicationCredentials pulumi.StringPtrInput
 	// That user's password.
 	Password pulumi.StringPtrInput
 	// Seconds to keep retrying throttling and outages (default 120).
 	RetryDeadline pulumi.Float64PtrInput
+	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+	S3EndpointUrl pulumi.StringPtrInput
 	// A CA bundle for the tracking server's certificate (a private CA).
 	ServerCertPath pulumi.StringPtrInput
 	// A bearer token for the tracking server.
@@ -132,6 +183,21 @@ func (o ProviderOutput) ToProviderOutputWithContext(ctx context.Context) Provide
 	return o
 }
 
+// An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+func (o ProviderOutput) AwsAccessKeyId() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.AwsAccessKeyId }).(pulumi.StringPtrOutput)
+}
+
+// A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+func (o ProviderOutput) AwsProfile() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.AwsProfile }).(pulumi.StringPtrOutput)
+}
+
+// The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+func (o ProviderOutput) AwsRegion() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.AwsRegion }).(pulumi.StringPtrOutput)
+}
+
 // One PEM file with a client certificate and its key, for mutual TLS.
 func (o ProviderOutput) ClientCertPath() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.ClientCertPath }).(pulumi.StringPtrOutput)
@@ -140,6 +206,16 @@ func (o ProviderOutput) ClientCertPath() pulumi.StringPtrOutput {
 // A Databricks workspace URL.
 func (o ProviderOutput) DatabricksHost() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.DatabricksHost }).(pulumi.StringPtrOutput)
+}
+
+// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+func (o ProviderOutput) GoogleApplicationCredentials() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.GoogleApplicationCredentials }).(pulumi.StringPtrOutput)
+}
+
+// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+func (o ProviderOutput) S3EndpointUrl() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.S3EndpointUrl }).(pulumi.StringPtrOutput)
 }
 
 // A CA bundle for the tracking server's certificate (a private CA).

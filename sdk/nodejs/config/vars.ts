@@ -8,6 +8,72 @@ declare var exports: any;
 const __config = new pulumi.Config("mlflow-runs");
 
 /**
+ * An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+ */
+export declare const awsAccessKeyId: string | undefined;
+Object.defineProperty(exports, "awsAccessKeyId", {
+    get() {
+        return __config.get("awsAccessKeyId");
+    },
+    enumerable: true,
+});
+
+/**
+ * A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+ */
+export declare const awsProfile: string | undefined;
+Object.defineProperty(exports, "awsProfile", {
+    get() {
+        return __config.get("awsProfile");
+    },
+    enumerable: true,
+});
+
+/**
+ * The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+ */
+export declare const awsRegion: string | undefined;
+Object.defineProperty(exports, "awsRegion", {
+    get() {
+        return __config.get("awsRegion");
+    },
+    enumerable: true,
+});
+
+/**
+ * Its secret key (else AWS_SECRET_ACCESS_KEY).
+ */
+export declare const awsSecretAccessKey: string | undefined;
+Object.defineProperty(exports, "awsSecretAccessKey", {
+    get() {
+        return __config.get("awsSecretAccessKey");
+    },
+    enumerable: true,
+});
+
+/**
+ * A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+ */
+export declare const azureStorageAccessKey: string | undefined;
+Object.defineProperty(exports, "azureStorageAccessKey", {
+    get() {
+        return __config.get("azureStorageAccessKey");
+    },
+    enumerable: true,
+});
+
+/**
+ * A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+ */
+export declare const azureStorageConnectionString: string | undefined;
+Object.defineProperty(exports, "azureStorageConnectionString", {
+    get() {
+        return __config.get("azureStorageConnectionString");
+    },
+    enumerable: true,
+});
+
+/**
  * One PEM file with a client certificate and its key, for mutual TLS.
  */
 export declare const clientCertPath: string | undefined;
@@ -41,6 +107,17 @@ Object.defineProperty(exports, "databricksToken", {
 });
 
 /**
+ * A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+ */
+export declare const googleApplicationCredentials: string | undefined;
+Object.defineProperty(exports, "googleApplicationCredentials", {
+    get() {
+        return __config.get("googleApplicationCredentials");
+    },
+    enumerable: true,
+});
+
+/**
  * That user's password.
  */
 export declare const password: string | undefined;
@@ -58,6 +135,17 @@ export declare const retryDeadline: number | undefined;
 Object.defineProperty(exports, "retryDeadline", {
     get() {
         return __config.getObject<number>("retryDeadline");
+    },
+    enumerable: true,
+});
+
+/**
+ * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+ */
+export declare const s3EndpointUrl: string | undefined;
+Object.defineProperty(exports, "s3EndpointUrl", {
+    get() {
+        return __config.get("s3EndpointUrl");
     },
     enumerable: true,
 });

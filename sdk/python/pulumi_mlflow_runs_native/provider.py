@@ -19,11 +19,19 @@ __all__ = ['ProviderArgs', 'Provider']
 @pulumi.input_type
 class ProviderArgs:
     def __init__(__self__, *,
+                 aws_access_key_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_profile: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_secret_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_connection_string: pulumi.Input[Optional[_builtins.str]] = None,
                  client_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_host: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_token: pulumi.Input[Optional[_builtins.str]] = None,
+                 google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
                  tracking_uri: pulumi.Input[Optional[_builtins.str]] = None,
@@ -31,26 +39,50 @@ class ProviderArgs:
         """
         The set of arguments for constructing a Provider resource.
 
+        :param pulumi.Input[_builtins.str] aws_access_key_id: An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+        :param pulumi.Input[_builtins.str] aws_profile: A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+        :param pulumi.Input[_builtins.str] aws_region: The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+        :param pulumi.Input[_builtins.str] aws_secret_access_key: Its secret key (else AWS_SECRET_ACCESS_KEY).
+        :param pulumi.Input[_builtins.str] azure_storage_access_key: A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+        :param pulumi.Input[_builtins.str] azure_storage_connection_string: A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
         :param pulumi.Input[_builtins.str] client_cert_path: One PEM file with a client certificate and its key, for mutual TLS.
         :param pulumi.Input[_builtins.str] databricks_host: A Databricks workspace URL.
         :param pulumi.Input[_builtins.str] databricks_token: A Databricks token.
+        :param pulumi.Input[_builtins.str] google_application_credentials: A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
         :param pulumi.Input[_builtins.str] password: That user's password.
         :param pulumi.Input[_builtins.float] retry_deadline: Seconds to keep retrying throttling and outages (default 120).
+        :param pulumi.Input[_builtins.str] s3_endpoint_url: An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
         :param pulumi.Input[_builtins.str] server_cert_path: A CA bundle for the tracking server's certificate (a private CA).
         :param pulumi.Input[_builtins.str] token: A bearer token for the tracking server.
         :param pulumi.Input[_builtins.str] tracking_uri: The MLflow tracking server (`http(s)://...`), or `databricks`.
         :param pulumi.Input[_builtins.str] username: A user of a tracking server with basic auth.
         """
+        if aws_access_key_id is not None:
+            pulumi.set(__self__, "aws_access_key_id", aws_access_key_id)
+        if aws_profile is not None:
+            pulumi.set(__self__, "aws_profile", aws_profile)
+        if aws_region is not None:
+            pulumi.set(__self__, "aws_region", aws_region)
+        if aws_secret_access_key is not None:
+            pulumi.set(__self__, "aws_secret_access_key", aws_secret_access_key)
+        if azure_storage_access_key is not None:
+            pulumi.set(__self__, "azure_storage_access_key", azure_storage_access_key)
+        if azure_storage_connection_string is not None:
+            pulumi.set(__self__, "azure_storage_connection_string", azure_storage_connection_string)
         if client_cert_path is not None:
             pulumi.set(__self__, "client_cert_path", client_cert_path)
         if databricks_host is not None:
             pulumi.set(__self__, "databricks_host", databricks_host)
         if databricks_token is not None:
             pulumi.set(__self__, "databricks_token", databricks_token)
+        if google_application_credentials is not None:
+            pulumi.set(__self__, "google_application_credentials", google_application_credentials)
         if password is not None:
             pulumi.set(__self__, "password", password)
         if retry_deadline is not None:
             pulumi.set(__self__, "retry_deadline", retry_deadline)
+        if s3_endpoint_url is not None:
+            pulumi.set(__self__, "s3_endpoint_url", s3_endpoint_url)
         if server_cert_path is not None:
             pulumi.set(__self__, "server_cert_path", server_cert_path)
         if token is not None:
@@ -59,6 +91,78 @@ class ProviderArgs:
             pulumi.set(__self__, "tracking_uri", tracking_uri)
         if username is not None:
             pulumi.set(__self__, "username", username)
+
+    @_builtins.property
+    @pulumi.getter(name="awsAccessKeyId")
+    def aws_access_key_id(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+        """
+        return pulumi.get(self, "aws_access_key_id")
+
+    @aws_access_key_id.setter
+    def aws_access_key_id(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "aws_access_key_id", value)
+
+    @_builtins.property
+    @pulumi.getter(name="awsProfile")
+    def aws_profile(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+        """
+        return pulumi.get(self, "aws_profile")
+
+    @aws_profile.setter
+    def aws_profile(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "aws_profile", value)
+
+    @_builtins.property
+    @pulumi.getter(name="awsRegion")
+    def aws_region(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+        """
+        return pulumi.get(self, "aws_region")
+
+    @aws_region.setter
+    def aws_region(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "aws_region", value)
+
+    @_builtins.property
+    @pulumi.getter(name="awsSecretAccessKey")
+    def aws_secret_access_key(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Its secret key (else AWS_SECRET_ACCESS_KEY).
+        """
+        return pulumi.get(self, "aws_secret_access_key")
+
+    @aws_secret_access_key.setter
+    def aws_secret_access_key(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "aws_secret_access_key", value)
+
+    @_builtins.property
+    @pulumi.getter(name="azureStorageAccessKey")
+    def azure_storage_access_key(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+        """
+        return pulumi.get(self, "azure_storage_access_key")
+
+    @azure_storage_access_key.setter
+    def azure_storage_access_key(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "azure_storage_access_key", value)
+
+    @_builtins.property
+    @pulumi.getter(name="azureStorageConnectionString")
+    def azure_storage_connection_string(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+        """
+        return pulumi.get(self, "azure_storage_connection_string")
+
+    @azure_storage_connection_string.setter
+    def azure_storage_connection_string(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "azure_storage_connection_string", value)
 
     @_builtins.property
     @pulumi.getter(name="clientCertPath")
@@ -97,6 +201,18 @@ class ProviderArgs:
         pulumi.set(self, "databricks_token", value)
 
     @_builtins.property
+    @pulumi.getter(name="googleApplicationCredentials")
+    def google_application_credentials(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+        """
+        return pulumi.get(self, "google_application_credentials")
+
+    @google_application_credentials.setter
+    def google_application_credentials(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "google_application_credentials", value)
+
+    @_builtins.property
     @pulumi.getter
     def password(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -119,6 +235,18 @@ class ProviderArgs:
     @retry_deadline.setter
     def retry_deadline(self, value: pulumi.Input[Optional[_builtins.float]]):
         pulumi.set(self, "retry_deadline", value)
+
+    @_builtins.property
+    @pulumi.getter(name="s3EndpointUrl")
+    def s3_endpoint_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+        """
+        return pulumi.get(self, "s3_endpoint_url")
+
+    @s3_endpoint_url.setter
+    def s3_endpoint_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "s3_endpoint_url", value)
 
     @_builtins.property
     @pulumi.getter(name="serverCertPath")
@@ -175,11 +303,19 @@ class Provider(pulumi.ProviderResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 aws_access_key_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_profile: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_secret_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_connection_string: pulumi.Input[Optional[_builtins.str]] = None,
                  client_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_host: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_token: pulumi.Input[Optional[_builtins.str]] = None,
+                 google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
                  tracking_uri: pulumi.Input[Optional[_builtins.str]] = None,
@@ -190,11 +326,19 @@ class Provider(pulumi.ProviderResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[_builtins.str] aws_access_key_id: An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+        :param pulumi.Input[_builtins.str] aws_profile: A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+        :param pulumi.Input[_builtins.str] aws_region: The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+        :param pulumi.Input[_builtins.str] aws_secret_access_key: Its secret key (else AWS_SECRET_ACCESS_KEY).
+        :param pulumi.Input[_builtins.str] azure_storage_access_key: A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+        :param pulumi.Input[_builtins.str] azure_storage_connection_string: A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
         :param pulumi.Input[_builtins.str] client_cert_path: One PEM file with a client certificate and its key, for mutual TLS.
         :param pulumi.Input[_builtins.str] databricks_host: A Databricks workspace URL.
         :param pulumi.Input[_builtins.str] databricks_token: A Databricks token.
+        :param pulumi.Input[_builtins.str] google_application_credentials: A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
         :param pulumi.Input[_builtins.str] password: That user's password.
         :param pulumi.Input[_builtins.float] retry_deadline: Seconds to keep retrying throttling and outages (default 120).
+        :param pulumi.Input[_builtins.str] s3_endpoint_url: An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
         :param pulumi.Input[_builtins.str] server_cert_path: A CA bundle for the tracking server's certificate (a private CA).
         :param pulumi.Input[_builtins.str] token: A bearer token for the tracking server.
         :param pulumi.Input[_builtins.str] tracking_uri: The MLflow tracking server (`http(s)://...`), or `databricks`.
@@ -224,11 +368,19 @@ class Provider(pulumi.ProviderResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 aws_access_key_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_profile: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 aws_secret_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_access_key: pulumi.Input[Optional[_builtins.str]] = None,
+                 azure_storage_connection_string: pulumi.Input[Optional[_builtins.str]] = None,
                  client_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_host: pulumi.Input[Optional[_builtins.str]] = None,
                  databricks_token: pulumi.Input[Optional[_builtins.str]] = None,
+                 google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
                  tracking_uri: pulumi.Input[Optional[_builtins.str]] = None,
@@ -242,11 +394,19 @@ class Provider(pulumi.ProviderResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = ProviderArgs.__new__(ProviderArgs)
 
+            __props__.__dict__["aws_access_key_id"] = aws_access_key_id
+            __props__.__dict__["aws_profile"] = aws_profile
+            __props__.__dict__["aws_region"] = aws_region
+            __props__.__dict__["aws_secret_access_key"] = None if aws_secret_access_key is None else pulumi.Output.secret(aws_secret_access_key)
+            __props__.__dict__["azure_storage_access_key"] = None if azure_storage_access_key is None else pulumi.Output.secret(azure_storage_access_key)
+            __props__.__dict__["azure_storage_connection_string"] = None if azure_storage_connection_string is None else pulumi.Output.secret(azure_storage_connection_string)
             __props__.__dict__["client_cert_path"] = client_cert_path
             __props__.__dict__["databricks_host"] = databricks_host
             __props__.__dict__["databricks_token"] = None if databricks_token is None else pulumi.Output.secret(databricks_token)
+            __props__.__dict__["google_application_credentials"] = google_application_credentials
             __props__.__dict__["password"] = None if password is None else pulumi.Output.secret(password)
             __props__.__dict__["retry_deadline"] = pulumi.Output.from_input(retry_deadline).apply(pulumi.runtime.to_json) if retry_deadline is not None else None
+            __props__.__dict__["s3_endpoint_url"] = s3_endpoint_url
             __props__.__dict__["server_cert_path"] = server_cert_path
             __props__.__dict__["token"] = None if token is None else pulumi.Output.secret(token)
             __props__.__dict__["tracking_uri"] = tracking_uri
@@ -256,6 +416,30 @@ class Provider(pulumi.ProviderResource):
             resource_name,
             __props__,
             opts)
+
+    @_builtins.property
+    @pulumi.getter(name="awsAccessKeyId")
+    def aws_access_key_id(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+        """
+        return pulumi.get(self, "aws_access_key_id")
+
+    @_builtins.property
+    @pulumi.getter(name="awsProfile")
+    def aws_profile(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+        """
+        return pulumi.get(self, "aws_profile")
+
+    @_builtins.property
+    @pulumi.getter(name="awsRegion")
+    def aws_region(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+        """
+        return pulumi.get(self, "aws_region")
 
     @_builtins.property
     @pulumi.getter(name="clientCertPath")
@@ -272,6 +456,22 @@ class Provider(pulumi.ProviderResource):
         A Databricks workspace URL.
         """
         return pulumi.get(self, "databricks_host")
+
+    @_builtins.property
+    @pulumi.getter(name="googleApplicationCredentials")
+    def google_application_credentials(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+        """
+        return pulumi.get(self, "google_application_credentials")
+
+    @_builtins.property
+    @pulumi.getter(name="s3EndpointUrl")
+    def s3_endpoint_url(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+        """
+        return pulumi.get(self, "s3_endpoint_url")
 
     @_builtins.property
     @pulumi.getter(name="serverCertPath")

@@ -11,6 +11,36 @@ import (
 
 var _ = internal.GetEnvOrDefault
 
+// An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+func GetAwsAccessKeyId(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:awsAccessKeyId")
+}
+
+// A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+func GetAwsProfile(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:awsProfile")
+}
+
+// The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+func GetAwsRegion(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:awsRegion")
+}
+
+// Its secret key (else AWS_SECRET_ACCESS_KEY).
+func GetAwsSecretAccessKey(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:awsSecretAccessKey")
+}
+
+// A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+func GetAzureStorageAccessKey(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:azureStorageAccessKey")
+}
+
+// A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+func GetAzureStorageConnectionString(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:azureStorageConnectionString")
+}
+
 // One PEM file with a client certificate and its key, for mutual TLS.
 func GetClientCertPath(ctx *pulumi.Context) string {
 	return config.Get(ctx, "mlflow-runs:clientCertPath")
@@ -26,6 +56,11 @@ func GetDatabricksToken(ctx *pulumi.Context) string {
 	return config.Get(ctx, "mlflow-runs:databricksToken")
 }
 
+// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+func GetGoogleApplicationCredentials(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:googleApplicationCredentials")
+}
+
 // That user's password.
 func GetPassword(ctx *pulumi.Context) string {
 	return config.Get(ctx, "mlflow-runs:password")
@@ -34,6 +69,11 @@ func GetPassword(ctx *pulumi.Context) string {
 // Seconds to keep retrying throttling and outages (default 120).
 func GetRetryDeadline(ctx *pulumi.Context) float64 {
 	return config.GetFloat64(ctx, "mlflow-runs:retryDeadline")
+}
+
+// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+func GetS3EndpointUrl(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:s3EndpointUrl")
 }
 
 // A CA bundle for the tracking server's certificate (a private CA).

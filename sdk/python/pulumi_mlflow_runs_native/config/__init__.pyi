@@ -14,6 +14,36 @@ else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from .. import _utilities
 
+awsAccessKeyId: Optional[str]
+"""
+An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+"""
+
+awsProfile: Optional[str]
+"""
+A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+"""
+
+awsRegion: Optional[str]
+"""
+The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+"""
+
+awsSecretAccessKey: Optional[str]
+"""
+Its secret key (else AWS_SECRET_ACCESS_KEY).
+"""
+
+azureStorageAccessKey: Optional[str]
+"""
+A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+"""
+
+azureStorageConnectionString: Optional[str]
+"""
+A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+"""
+
 clientCertPath: Optional[str]
 """
 One PEM file with a client certificate and its key, for mutual TLS.
@@ -29,6 +59,11 @@ databricksToken: Optional[str]
 A Databricks token.
 """
 
+googleApplicationCredentials: Optional[str]
+"""
+A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+"""
+
 password: Optional[str]
 """
 That user's password.
@@ -37,6 +72,11 @@ That user's password.
 retryDeadline: Optional[float]
 """
 Seconds to keep retrying throttling and outages (default 120).
+"""
+
+s3EndpointUrl: Optional[str]
+"""
+An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
 """
 
 serverCertPath: Optional[str]

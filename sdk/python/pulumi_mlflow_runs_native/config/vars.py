@@ -21,6 +21,48 @@ __config__ = pulumi.Config('mlflow-runs')
 
 class _ExportableConfig(types.ModuleType):
     @_builtins.property
+    def aws_access_key_id(self) -> Optional[str]:
+        """
+        An access key id for s3:// artifact roots (else AWS_ACCESS_KEY_ID).
+        """
+        return __config__.get('awsAccessKeyId')
+
+    @_builtins.property
+    def aws_profile(self) -> Optional[str]:
+        """
+        A profile of the AWS shared credentials file for s3:// roots (else AWS_PROFILE).
+        """
+        return __config__.get('awsProfile')
+
+    @_builtins.property
+    def aws_region(self) -> Optional[str]:
+        """
+        The region of s3:// roots (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+        """
+        return __config__.get('awsRegion')
+
+    @_builtins.property
+    def aws_secret_access_key(self) -> Optional[str]:
+        """
+        Its secret key (else AWS_SECRET_ACCESS_KEY).
+        """
+        return __config__.get('awsSecretAccessKey')
+
+    @_builtins.property
+    def azure_storage_access_key(self) -> Optional[str]:
+        """
+        A storage account key for wasbs:// and abfss:// roots (else AZURE_STORAGE_ACCESS_KEY).
+        """
+        return __config__.get('azureStorageAccessKey')
+
+    @_builtins.property
+    def azure_storage_connection_string(self) -> Optional[str]:
+        """
+        A storage connection string for wasbs:// and abfss:// roots (else AZURE_STORAGE_CONNECTION_STRING).
+        """
+        return __config__.get('azureStorageConnectionString')
+
+    @_builtins.property
     def client_cert_path(self) -> Optional[str]:
         """
         One PEM file with a client certificate and its key, for mutual TLS.
@@ -42,6 +84,13 @@ class _ExportableConfig(types.ModuleType):
         return __config__.get('databricksToken')
 
     @_builtins.property
+    def google_application_credentials(self) -> Optional[str]:
+        """
+        A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
+        """
+        return __config__.get('googleApplicationCredentials')
+
+    @_builtins.property
     def password(self) -> Optional[str]:
         """
         That user's password.
@@ -54,6 +103,13 @@ class _ExportableConfig(types.ModuleType):
         Seconds to keep retrying throttling and outages (default 120).
         """
         return __config__.get_float('retryDeadline')
+
+    @_builtins.property
+    def s3_endpoint_url(self) -> Optional[str]:
+        """
+        An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
+        """
+        return __config__.get('s3EndpointUrl')
 
     @_builtins.property
     def server_cert_path(self) -> Optional[str]:
