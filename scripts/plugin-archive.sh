@@ -1,19 +1,83 @@
 #!/usr/bin/env bash
-# Builds the plugin archive that `pulumi plugin install resource mlflow-runs VERSION --file ARCHIVE` takes:
-# tools/plugin/pulumi-resource-mlflow-runs (the launcher) and wheels/ (the package, built from this checkout,
-# and every dependency, for this platform and Python). The last line on stdout is the archive's path.
+# Builds the plugin archives the engine fetches from the release host (the schema's pluginDownloadURL) and
+# `pulumi plugin install resource mlflow-runs VERSION --file ARCHIVE` takes: one per platform, named as the
+# engine asks (pulumi-resource-mlflow-runs-vVERSION-OS-ARCH.tar.gz). Each holds the launcher
+# (tools/plugin/pulumi-resource-mlflow-runs), `pythons` (the Python versions it carries wheels for) and
+# wheels/: the package built from this checkout, pip's own wheel, and every dependency as pip resolves it for
+# that platform and each Python of PYTHONS (pure wheels once, binary ones per Python). The launcher makes
+# the plugin's virtualenv from them on first start, with no index: the user's machine needs only a python3
+# of one of those versions.
 #
-# Usage: bash scripts/plugin-archive.sh [OUT_DIR]   (default: dist/)
+# Usage: bash scripts/plugin-archive.sh [OUT_DIR [PLATFORM ...]]
+#   OUT_DIR defaults to dist/; PLATFORM is linux-amd64, linux-arm64, darwin-amd64 or darwin-arm64 (all four
+#   by default, as the release workflow builds them). Stdout: one archive path per line, in that order.
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
+say() { printf 'plugin-archive: %s\n' "$*" >&2; }
+# Every CPython the package supports (requires-python >=3.11) that its binary dependencies ship wheels for.
+PYTHONS="3.11 3.12 3.13 3.14 3.15"
 out=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)
+shift $(($# > 0 ? 1 : 0))
+platforms=("$@")
+[ ${#platforms[@]} -gt 0 ] || platforms=(linux-amd64 linux-arm64 darwin-amd64 darwin-arm64)
+
+tags() { # pip's --platform tags of a platform: glibc 2.17+ Linux (manylinux), macOS 11+
+  case "$1" in
+    linux-amd64) echo "--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64" ;;
+    linux-arm64) echo "--platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64" ;;
+    darwin-amd64) echo "--platform macosx_11_0_x86_64" ;;
+    darwin-arm64) echo "--platform macosx_11_0_arm64" ;;
+    *) say "unknown platform '$1' (linux-amd64, linux-arm64, darwin-amd64, darwin-arm64)"; exit 2 ;;
+  esac
+}
+for platform in "${platforms[@]}"; do tags "$platform" >/dev/null; done
+
 version=$(python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-platform=$(python -c 'import platform; print(platform.system().lower() + "-" + {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()))')
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-python -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$stage/wheels" . >&2
-install -m 0755 tools/plugin/pulumi-resource-mlflow-runs "$stage/"
-archive="$out/pulumi-resource-mlflow-runs-v$version-$platform.tar.gz"
-tar -czf "$archive" -C "$stage" .
-echo "plugin-archive: $(du -h "$archive" | cut -f1) with $(ls "$stage/wheels" | wc -l) wheels" >&2
-echo "$archive"
+started=$SECONDS
+pip() { python -m pip --disable-pip-version-check --quiet "$@" >&2; }
+pip wheel --no-deps --wheel-dir "$stage/own" .
+pip download --no-deps --dest "$stage/own" pip # the launcher installs with it: no ensurepip needed
+
+fetch() { # fetch PLATFORM PYTHON DEST [pip download args]: wheels for that machine, binary only
+  local platform=$1 py=$2 dest=$3
+  shift 3
+  # shellcheck disable=SC2046 # the tags are words
+  pip download --only-binary=:all: $(tags "$platform") --python-version "$py" --implementation cp \
+    --find-links "$stage/own" --dest "$dest" "$@"
+}
+# Resolved once, for the first platform and Python: the pure wheels serve every machine; the binary ones
+# (those not tagged none-any) are fetched again, the same versions, for each platform and Python. Each
+# combination is then installed as the launcher installs it (dry run, no index): what one lacks fails here.
+read -r -a pythons <<<"$PYTHONS"
+fetch "${platforms[0]}" "${pythons[0]}" "$stage/base" pulumi-mlflow-runs
+binary=$(find "$stage/base" -name '*.whl' ! -name '*-none-any.whl' -printf '%f\n' | awk -F- '{print $1 "==" $2}')
+export -f fetch tags say pip
+export stage binary
+for platform in "${platforms[@]}"; do
+  for py in $PYTHONS; do echo "$platform $py"; done
+done | xargs -P 4 -L 1 bash -c '
+  # shellcheck disable=SC2086 # the pins are words
+  fetch "$0" "$1" "$stage/$0/py$1" --no-deps $binary'
+
+for platform in "${platforms[@]}"; do
+  root="$stage/archive-$platform"
+  mkdir -p "$root/wheels"
+  for wheel in "$stage/own"/*.whl "$stage/base"/*-none-any.whl "$stage/$platform"/py*/*.whl; do
+    [ -e "$root/wheels/${wheel##*/}" ] || cp "$wheel" "$root/wheels/" # an abi3 wheel once, not per Python
+  done
+  for py in $PYTHONS; do
+    # shellcheck disable=SC2046 # the tags are words
+    pip install --dry-run --ignore-installed --no-index --find-links "$root/wheels" --only-binary=:all: \
+      $(tags "$platform") --python-version "$py" --implementation cp --target "$stage/dry-run" pulumi-mlflow-runs ||
+      { say "$platform, Python $py: the archive's wheels do not install"; exit 1; }
+  done
+  install -m 0755 tools/plugin/pulumi-resource-mlflow-runs "$root/"
+  echo "$PYTHONS" >"$root/pythons"
+  archive="$out/pulumi-resource-mlflow-runs-v$version-$platform.tar.gz"
+  tar -cf - -C "$root" . | gzip -1 >"$archive" # wheels are compressed already: the fastest level
+  say "$(basename "$archive"): $(du -h "$archive" | cut -f1), $(find "$root/wheels" -name '*.whl' | wc -l) wheels for Python $PYTHONS"
+  echo "$archive"
+done
+say "built in $((SECONDS - started)) s"

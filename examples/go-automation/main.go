@@ -7,7 +7,8 @@
 // Each key=value is set in the stack's config first (`experimentName`, `batchSize`, `extraLoss`: an
 // appended point), kept in ./stack-settings for the runs after it. The state backend and passphrase are the usual PULUMI_BACKEND_URL and
 // PULUMI_CONFIG_PASSPHRASE; the server is `mlflow-runs:trackingUri` or MLFLOW_TRACKING_URI; the engine
-// runs the resources on the plugin pulumi-resource-mlflow-runs (on PATH, or `pulumi plugin install`ed).
+// runs the resources on the plugin pulumi-resource-mlflow-runs, which it fetches from the release host the
+// SDK names (its pluginDownloadURL) unless one is on PATH or installed.
 package main
 
 import (

@@ -1,9 +1,10 @@
 """What a release ships: one version everywhere, and what ``.github/workflows/release.yml`` builds, built and
 installed here the way its users install it.
 
-The npm package goes into a clean Node project (``test_typescript.py``, ``test_plugin_archive.py``),
-the Go SDK into a program as a module replaced to its folder (``test_go.py``), the plugin archive
-onto a machine with nothing else of the project (``test_plugin_archive.py``); the wheel and sdist here.
+The npm package goes into a clean Node project (``test_typescript.py``, ``test_plugin_fetched.py``),
+the Go SDK into a program as a module replaced to its folder (``test_go.py``), the plugin archive fetched
+by the engine onto a machine with nothing else of the project (``test_plugin_fetched.py``, and installed by
+hand in ``test_plugin_archive.py``); the wheel and sdist here.
 """
 
 from __future__ import annotations

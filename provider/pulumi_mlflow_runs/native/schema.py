@@ -25,6 +25,9 @@ TABLE_TOKEN = f"{PACKAGE}:index:RunTable"
 GET_RUN_TOKEN = f"{PACKAGE}:index:getRun"
 SEARCH_RUNS_TOKEN = f"{PACKAGE}:index:searchRuns"
 REPOSITORY = "https://github.com/pulumi-mlflow-runs/pulumi-mlflow-runs"
+PLUGIN_DOWNLOAD_URL = "github://api.github.com/pulumi-mlflow-runs/pulumi-mlflow-runs"
+"""Where the engine fetches the plugin: the GitHub releases of ``REPOSITORY``, whose assets
+``.github/workflows/release.yml`` uploads, named as the engine asks (``scripts/plugin-archive.sh``)."""
 GO_MODULE = "github.com/pulumi-mlflow-runs/pulumi-mlflow-runs/sdk"
 """The Go SDK's module (``sdk/go.mod``): the repository's ``sdk`` folder, as the anchors lay theirs out."""
 
@@ -153,6 +156,7 @@ def schema() -> dict[str, Any]:
         "repository": REPOSITORY,
         "homepage": REPOSITORY,
         "publisher": "pulumi-mlflow-runs",
+        "pluginDownloadURL": PLUGIN_DOWNLOAD_URL,
         "config": {"variables": config},
         "provider": {
             "description": "The provider: where runs go when a resource names no host. Every key is optional; "
