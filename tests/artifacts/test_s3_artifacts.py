@@ -387,3 +387,20 @@ def test_a_300_mb_file_raises_the_hosts_peak_memory_by_under_100_mb(s3_host, s3_
     head = s3_server.boto3_client().head_object(Bucket=BUCKET, Key=_key(s3_client.get_run(run_id), "big.bin"))
     assert head["ContentLength"] == 300 << 20
     assert growth < 100 << 20, f"the host's peak RSS grew by {growth >> 20} MiB for a 300 MiB file"
+
+
+@pytest.mark.parametrize("fault", ["503", "drop-after"])
+@pytest.mark.parametrize("nth", [2, 5], ids=["a-part", "the-completion"])
+def test_a_multipart_upload_rides_out_a_fault(fault, nth, s3_host, s3_proxy, s3_client, s3_server, tmp_path) -> None:
+    """A fault on a part or on the completion (a 503, or an answer lost after S3 acted): one whole object."""
+    (tmp_path / "big.bin").write_bytes(os.urandom(BIG))
+    s3_proxy.clear()
+    s3_proxy.fail(ANY, fault, nth=nth)  # the initiation, three parts, then the completion
+    run_id, outs, _ = create_run(
+        s3_host, experiment_id=s3_client.create_experiment(unique("s3")),
+        artifacts={"big.bin": pulumi.FileAsset(str(tmp_path / "big.bin"))},
+    )  # fmt: skip
+    assert s3_proxy.fired_by_fault() == {fault: 1}
+    key = _key(s3_client.get_run(run_id), "big.bin")
+    assert s3_server.objects(BUCKET, key) == {key: (tmp_path / "big.bin").read_bytes()}
+    assert outs["artifact_files"]["big.bin"]["size"] == BIG
