@@ -234,7 +234,9 @@ class FolderStack:
     the declarations; the time is the ``pulumi`` command from start to exit.
     """
 
-    def __init__(self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]], extra_env: Mapping[str, str] | None = None
+    ) -> None:
         folder = bench.work / "folders" / name
         folder.mkdir(parents=True)
         (folder / ".venv").symlink_to(bc.REPO_DIR / ".venv")
@@ -243,7 +245,7 @@ class FolderStack:
         )
         (folder / "__main__.py").write_text(_FOLDER_PROGRAM)
         (folder / "bench.json").write_text(json.dumps({"experiment": f"bench-cli-{name}", "runs": list(decls)}))
-        env = {"MLFLOW_TRACKING_URI": bench.server.url}
+        env = {"MLFLOW_TRACKING_URI": bench.server.url, **(extra_env or {})}  # extra: another state backend
         self.project = project_folder(folder, bench.bin_dir, bench.work / "folders-home", name, env)
         self.project.init()
 
@@ -272,7 +274,9 @@ class NativeStack(FolderStack):
     """The same resources as a YAML program on the native plugin (``pulumi-resource-mlflow-runs``, found on
     PATH in this checkout's virtualenv): no SDK, no program process of Python."""
 
-    def __init__(self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, bench: Bench, name: str, decls: Sequence[Mapping[str, Any]], extra_env: Mapping[str, str] | None = None
+    ) -> None:
         folder = bench.work / "folders" / name
         folder.mkdir(parents=True)
         resources: dict[str, Any] = {
@@ -284,7 +288,7 @@ class NativeStack(FolderStack):
             resources[str(decl["run_name"])] = {"type": "mlflow-runs:index:ExperimentRun", "properties": props}
         program = {"name": PROJECT, "runtime": "yaml", "resources": resources}
         (folder / "Pulumi.yaml").write_text(json.dumps(program))  # JSON is YAML
-        env = {"MLFLOW_TRACKING_URI": bench.server.url}
+        env = {"MLFLOW_TRACKING_URI": bench.server.url, **(extra_env or {})}  # extra: another state backend
         venv = bc.REPO_DIR / ".venv"
         self.project = project_folder(folder, bench.bin_dir, bench.work / "folders-home", name, env, venv=venv)
         self.project.init()

