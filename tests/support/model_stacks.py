@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -56,6 +56,21 @@ class ModelStack(Protocol):
 
 
 StackFactory = Callable[[Path, Any], ModelStack]
+
+
+def managed_runs(resources: Iterable[Mapping[str, Any]], name_of: Callable[[Mapping[str, Any]], str]) -> dict[str, str]:
+    """The runs a state holds, by name: each ``ExperimentRun``'s id, and each run of a ``RunTable`` (its
+    ``runIds``, ``run_ids`` on the dynamic door, by key: the run's name in the model)."""
+    runs: dict[str, str] = {}
+    for r in resources:
+        if r.get("delete"):
+            continue
+        if r["type"].endswith(":ExperimentRun"):
+            runs[name_of(r)] = r["id"]
+        elif r["type"].endswith(":RunTable"):
+            outputs = r.get("outputs") or {}
+            runs.update(outputs.get("runIds") or outputs.get("run_ids") or {})
+    return runs
 """``(an empty folder, the fault proxy) -> a new stack`` of the model's program in that folder."""
 
 
@@ -107,11 +122,7 @@ class EngineStack:
     def managed(self) -> dict[str, str]:
         if not self.engine.state_file.exists():
             return {}
-        return {
-            r["name"]: r["id"]
-            for r in self.engine.resources()
-            if r["type"].endswith(":ExperimentRun") and not r.get("delete")
-        }
+        return managed_runs(self.engine.resources(), lambda r: str(r["name"]))
 
     def pending(self) -> list[Any]:
         return (
@@ -234,11 +245,7 @@ class CliStack:
             return
         deployment = json.loads(checkpoint.read_text()).get("checkpoint", {}).get("latest") or {}
         self._pending = list(deployment.get("pending_operations") or [])
-        self._managed = {
-            r["urn"].rsplit("::", 1)[-1]: r["id"]
-            for r in deployment.get("resources") or []
-            if r["type"].endswith(":ExperimentRun") and not r.get("delete")
-        }
+        self._managed = managed_runs(deployment.get("resources") or [], lambda r: str(r["urn"]).rsplit("::", 1)[-1])
 
     def managed(self) -> dict[str, str]:
         return dict(self._managed)

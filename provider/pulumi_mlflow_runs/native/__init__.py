@@ -7,7 +7,7 @@ the handler once, and encodes the answer (secrets, previews, partial failures in
 and ``names`` carry ``core.definitions`` into the schema's camelCase, ``diff`` names the changed paths,
 ``wire`` reads and writes the engine's values, ``config`` reads ``mlflow-runs:*`` (and names those keys to
 the core's messages), ``state`` is the form of the plugin's state (and of the states it takes over).
-``resources`` holds the classes Python programs declare (``ExperimentRun``, ``Experiment``), re-exported
+``resources`` holds the classes Python programs declare (``ExperimentRun``, ``Experiment``, ``RunTable``), re-exported
 here; they run in the program, not in the plugin.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pulumi_mlflow_runs.native.resources import Experiment, ExperimentRun
+    from pulumi_mlflow_runs.native.resources import Experiment, ExperimentRun, RunTable
 
-__all__ = ["Experiment", "ExperimentRun"]
+__all__ = ["Experiment", "ExperimentRun", "RunTable"]
 
 
 def __getattr__(name: str) -> Any:

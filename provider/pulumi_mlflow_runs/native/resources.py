@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 import pulumi
 
 from pulumi_mlflow_runs.core import definitions as d
+from pulumi_mlflow_runs.core.table_definitions import TABLE_INPUTS, TABLE_OUTPUTS
 from pulumi_mlflow_runs.native.names import convert
-from pulumi_mlflow_runs.native.schema import EXPERIMENT_TOKEN, RUN_TOKEN
+from pulumi_mlflow_runs.native.schema import EXPERIMENT_TOKEN, RUN_TOKEN, TABLE_TOKEN
 from pulumi_mlflow_runs.native.state import STATE_OUTPUTS
 
 
@@ -109,3 +110,15 @@ class Experiment(_NativeResource):
         """Read an existing experiment (by id) into the program, without managing it."""
         found: Experiment = cls._read(resource_name, id, opts)
         return found
+
+
+class RunTable(_NativeResource):
+    """A table of runs in one experiment as one resource, on the ``mlflow-runs`` plugin. Arguments as the dynamic
+    ``pulumi_mlflow_runs.RunTable``: ``experiment_id`` (required), ``runs`` (required: a key you choose to the
+    arguments of an ``ExperimentRun`` but the experiment and the connection, in snake_case), ``max_parallel``,
+    ``host``, ``deployment_name``. Outputs: ``run_ids``, ``latest_metrics``, ``table_key``, ``run_states``,
+    ``retired_run_ids``."""
+
+    _TOKEN = TABLE_TOKEN
+    _INPUTS = TABLE_INPUTS
+    _OUTPUTS = TABLE_OUTPUTS

@@ -1,7 +1,8 @@
 """The program the convergence model declares, as a user would write it: ``model.json`` beside it says what.
 
 ``door`` picks the resources: ``dynamic`` (``pulumi_mlflow_runs``) or ``native`` (``pulumi_mlflow_runs.native``,
-the plugin); both take the same keyword arguments, so one model drives both. Artifact files are declared
+the plugin); both take the same keyword arguments, so one model drives both. ``as_table`` declares the runs as
+the entries of one ``RunTable`` instead of an ``ExperimentRun`` each. Artifact files are declared
 as ``StringAsset``\\ s from their text. A metrics file is a ``FileAsset`` of the file the model wrote beside this
 program (``metrics/...``): by the relative path a user writes, where the program runs in its folder (the CLI,
 whose engine and provider resolve it there too), else by its absolute path (the stand-in engine runs the
@@ -17,12 +18,13 @@ import pulumi
 HERE = Path(__file__).resolve().parent
 spec = json.loads((HERE / "model.json").read_text())
 if spec["door"] == "native":
-    from pulumi_mlflow_runs.native import Experiment, ExperimentRun
+    from pulumi_mlflow_runs.native import Experiment, ExperimentRun, RunTable
 else:
-    from pulumi_mlflow_runs import Experiment, ExperimentRun  # type: ignore[assignment]
+    from pulumi_mlflow_runs import Experiment, ExperimentRun, RunTable  # type: ignore[assignment]
 
 experiment = Experiment("experiment", name=spec["experiment"], artifact_location=spec["artifact_location"])
 run_ids: dict[str, Any] = {}
+entries: dict[str, Any] = {}
 for name, declared in sorted(spec["runs"].items()):
     args = dict(declared)
     files = args.pop("artifacts", None)
@@ -32,7 +34,14 @@ for name, declared in sorted(spec["runs"].items()):
     if metrics_file:
         path = metrics_file["path"]
         args["metrics_file"] = pulumi.FileAsset(path if Path.cwd().resolve() == HERE else str(HERE / path))
-    run_ids[name] = ExperimentRun(name, experiment_id=experiment.experiment_id, run_name=name, **args).run_id
+    if spec.get("as_table"):
+        entries[name] = args  # the key is the run's name
+    else:
+        run_ids[name] = ExperimentRun(name, experiment_id=experiment.experiment_id, run_name=name, **args).run_id
 
 pulumi.export("experimentId", experiment.experiment_id)
-pulumi.export("runIds", run_ids)
+if spec.get("as_table"):  # every run in one RunTable (its entries take no metrics file in this version)
+    table = RunTable("runs", experiment_id=experiment.experiment_id, runs=entries, max_parallel=2)
+    pulumi.export("runIds", table.run_ids)
+else:
+    pulumi.export("runIds", run_ids)
