@@ -62,17 +62,25 @@ done | xargs -P 4 -L 1 bash -c '
   fetch "$0" "$1" "$stage/$0/py$1" --no-deps $binary'
 
 for platform in "${platforms[@]}"; do
-  root="$stage/archive-$platform"
-  mkdir -p "$root/wheels"
+  wheels="$stage/archive-$platform/wheels"
+  mkdir -p "$wheels"
   for wheel in "$stage/own"/*.whl "$stage/base"/*-none-any.whl "$stage/$platform"/py*/*.whl; do
-    [ -e "$root/wheels/${wheel##*/}" ] || cp "$wheel" "$root/wheels/" # an abi3 wheel once, not per Python
+    [ -e "$wheels/${wheel##*/}" ] || cp "$wheel" "$wheels/" # an abi3 wheel once, not once per Python
   done
-  for py in $PYTHONS; do
-    # shellcheck disable=SC2046 # the tags are words
-    pip install --dry-run --ignore-installed --no-index --find-links "$root/wheels" --only-binary=:all: \
-      $(tags "$platform") --python-version "$py" --implementation cp --target "$stage/dry-run" pulumi-mlflow-runs ||
-      { say "$platform, Python $py: the archive's wheels do not install"; exit 1; }
-  done
+done
+installs() { # installs PLATFORM PYTHON: the archive's wheels install there as the launcher installs them
+  # shellcheck disable=SC2046 # the tags are words
+  pip install --dry-run --ignore-installed --no-index --find-links "$stage/archive-$1/wheels" --only-binary=:all: \
+    $(tags "$1") --python-version "$2" --implementation cp --target "$stage/dry-run-$1-$2" pulumi-mlflow-runs ||
+    { say "$1, Python $2: the archive's wheels do not install"; exit 1; }
+}
+export -f installs
+for platform in "${platforms[@]}"; do
+  for py in $PYTHONS; do echo "$platform $py"; done
+done | xargs -P 4 -L 1 bash -c 'installs "$0" "$1"'
+
+for platform in "${platforms[@]}"; do
+  root="$stage/archive-$platform"
   install -m 0755 tools/plugin/pulumi-resource-mlflow-runs "$root/"
   echo "$PYTHONS" >"$root/pythons"
   archive="$out/pulumi-resource-mlflow-runs-v$version-$platform.tar.gz"
