@@ -404,3 +404,28 @@ def test_a_multipart_upload_rides_out_a_fault(fault, nth, s3_host, s3_proxy, s3_
     key = _key(s3_client.get_run(run_id), "big.bin")
     assert s3_server.objects(BUCKET, key) == {key: (tmp_path / "big.bin").read_bytes()}
     assert outs["artifact_files"]["big.bin"]["size"] == BIG
+
+
+def test_an_https_endpoint_of_a_private_ca_is_trusted_through_aws_ca_bundle(
+    s3_mlflow, s3_server, s3_client, tmp_path
+) -> None:
+    """S3 behind TLS with a certificate of a test CA: trusted with ``AWS_CA_BUNDLE``, named without it."""
+    from support.tls_proxy import Pki, TlsProxy
+
+    pki = Pki.make(tmp_path / "pki")
+    experiment = s3_client.create_experiment(unique("s3"))
+    with TlsProxy(s3_server.port, pki.server_context()) as tls:
+        env = _host_env(s3_mlflow, s3_server, tls.url, AWS_CA_BUNDLE=str(pki.ca_path))
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            run_id, _, _ = create_run(host, experiment_id=experiment, artifacts={"t.txt": pulumi.StringAsset("tls")})
+        key = _key(s3_client.get_run(run_id), "t.txt")
+        assert s3_server.objects(BUCKET, key) == {key: b"tls"}
+
+        env = _host_env(s3_mlflow, s3_server, tls.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="2")
+        env.pop("AWS_CA_BUNDLE", None)  # a machine's own (this one's names the system bundle)
+        with DynamicHost(env=env) as host:
+            host.configure({})
+            message = _failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
+    assert f"the TLS certificate of S3 at {tls.url} (from env MLFLOW_S3_ENDPOINT_URL) does not verify" in message
+    assert "set env AWS_CA_BUNDLE" in message, message

@@ -51,6 +51,8 @@ class Reach:
     """Which setting gave the credentials (``env AWS_ACCESS_KEY_ID``, a profile, the machine's role...)."""
     secrets: tuple[str, ...] = ()
     """Credential texts that must never appear in a message (scrubbed from the library's errors)."""
+    trust: str = "trust its CA on the machine that runs the provider"
+    """How to make this store's TLS certificate verify (S3: ``AWS_CA_BUNDLE``)."""
 
 
 class ObjectStoreArtifacts(Store):
@@ -106,6 +108,7 @@ class ObjectStoreArtifacts(Store):
 
 _STATUS = re.compile(r"status code: (\d{3})")
 _TAG = re.compile(r"<(Code|Message)>([^<]{0,300})</\1>")
+_CERT = re.compile(r"InvalidCertificate\(\s*(\w+)")
 _QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
 
 
@@ -127,6 +130,12 @@ def explain(raw: str, uri: str, reach: Reach) -> str:
         why = (
             f"the bucket or container of {where} does not exist at {endpoint} ({answer}); create it, or point the "
             "endpoint setting at the service that holds it"
+        )
+    elif code is None and "InvalidCertificate" in raw:
+        found = _CERT.search(raw)
+        why = (
+            f"the TLS certificate of {reach.kind} at {endpoint} does not verify "
+            f"({found.group(1) if found else 'invalid'}) for {where}: {reach.trust}"
         )
     elif code is None and ("error sending request" in raw or "Connect" in raw or "dns error" in raw):
         why = (

@@ -61,7 +61,11 @@ def s3_store(
     if env.get("MLFLOW_S3_IGNORE_TLS", "").lower() in _TRUE:
         client["allow_invalid_certificates"] = True
     backend = S3Store(bucket, prefix=prefix or None, config=config, client_options=client, retry_config=retry)  # type: ignore[arg-type]
-    return ObjectStoreArtifacts(uri, backend, Reach("S3", endpoint, endpoint_from, credentials_from, secrets))
+    trust = "set env AWS_CA_BUNDLE to a file of its CA's certificate (PEM)"
+    if ca_bundle:
+        trust = f"env AWS_CA_BUNDLE ({ca_bundle}) does not hold its CA"
+    reach = Reach("S3", endpoint, endpoint_from, credentials_from, secrets, trust)
+    return ObjectStoreArtifacts(uri, backend, reach)
 
 
 def _s3_credentials(
