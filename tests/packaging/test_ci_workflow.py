@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from support.sdks import ROOT
+from support.server_profile import NOT_ON_POSTGRES, ON_POSTGRES
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 CI_RUN = ROOT / ".ci" / "run"
@@ -93,3 +94,11 @@ def test_ci_runs_the_whole_suite_on_two_workers_then_the_mlflow2_tests_on_mlflow
     assert "set -euo pipefail" in script, "a failing (or empty: exit code 5) pytest run fails CI"
     assert "|| true" not in script and "set +e" not in script
     assert "export CI=true" in script
+
+
+def test_every_test_the_postgres_stage_names_is_there() -> None:
+    """A renamed or moved test would drop out of the PostgreSQL stage without a word: each name must be found."""
+    for entry in (*ON_POSTGRES, *NOT_ON_POSTGRES):
+        path, _, name = entry.partition("::")
+        assert (ROOT / path).is_file(), entry
+        assert not name or f"def {name.split('[')[0]}" in (ROOT / path).read_text(), entry  # a name or its start
