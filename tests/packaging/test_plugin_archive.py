@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from support.plugin_archives import VERSION, host_archive
+from support.plugin_archives import PYTHONS, VERSION, host_archive
 from support.project import ProjectFolder, project_folder
 from support.runs import unique
 from support.sdks import ROOT
@@ -43,7 +43,7 @@ def test_the_archive_carries_wheels_for_every_supported_python(archive: Path) ->
         pythons = listed.read().decode().split()
     assert "./pulumi-resource-mlflow-runs" in names
     minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert minimum == f">={pythons[0]}" and len(pythons) >= 4, pythons
+    assert pythons == PYTHONS and minimum == f">={pythons[0]}", (pythons, minimum)
     wheels = [Path(n).name for n in names if n.endswith(".whl")]
     assert f"pulumi_mlflow_runs-{VERSION}-py3-none-any.whl" in wheels
     pure = [w.split("-")[0] for w in wheels if w.endswith("-none-any.whl")]

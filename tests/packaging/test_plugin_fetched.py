@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from support.plugin_archives import VERSION, host_archive, release_host
+from support.ci import unavailable
+from support.plugin_archives import PYTHONS, VERSION, host_archive, release_host
 from support.project import ProjectFolder
 from support.pulumi_cli import PASSPHRASE
 from support.runs import unique
@@ -39,8 +41,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bare_machine(tmp_path: Path, pulumi_bin: Path, server: str, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a machine with the CLI, node and a system python3, and nothing of the project."""
-    if not SYSTEM_PYTHON.exists():
-        pytest.skip("no system python3 at /usr/bin/python3")
+    version = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip() if SYSTEM_PYTHON.exists() else "none"  # fmt: skip
+    if version not in PYTHONS:
+        unavailable(f"the system python3 ({SYSTEM_PYTHON}) is {version}, not one of {PYTHONS}", "the fetched plugin's")
     tools = tmp_path / "machine-bin"
     tools.mkdir()
     for name in ("node", *LAUNCHER_COMMANDS):

@@ -30,6 +30,10 @@ from .once import built_once
 from .sdks import ROOT
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+_LISTED = re.search(r'^PYTHONS="([^"]+)"', (ROOT / "scripts" / "plugin-archive.sh").read_text(), re.M)
+assert _LISTED, "scripts/plugin-archive.sh lists its Pythons in PYTHONS"
+PYTHONS = _LISTED[1].split()
+"""The Python versions every archive carries wheels for."""
 PLATFORMS = ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
 
 
