@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 
 	hclsyntax "github.com/pulumi/pulumi/pkg/v3/codegen/hcl2/syntax"
 	"google.golang.org/grpc"
@@ -54,8 +53,7 @@ func serve() error {
 	}
 	child := exec.Command(wrapped, os.Args[1:]...)
 	child.Stderr = os.Stderr
-	// The CLI ends a language host by killing it: the child goes with it rather than linger.
-	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	child.SysProcAttr = endsWithParent()
 	out, err := child.StdoutPipe()
 	if err != nil {
 		return err
