@@ -93,12 +93,10 @@ class ObjectStoreArtifacts(Store):
         """The library's error as an ``InputError`` naming ``artifacts.<path>`` and the setting to look at."""
         try:
             yield
-        except FileNotFoundError as exc:
-            if "NoSuchBucket" in str(exc) or "ContainerNotFound" in str(exc) or "bucket does not exist" in str(exc):
-                raise self._error(path, exc) from None
-            raise
         except Exception as exc:
-            if type(exc).__module__.startswith("obstore"):
+            # obstore raises its own errors, and builtin ones for some (a 404 is a FileNotFoundError); a local
+            # file that cannot be read (an OSError of the upload's source) is left to the caller, which names it.
+            if type(exc).__module__.startswith("obstore") or _LIBRARY_SAYS.search(str(exc)):
                 raise self._error(path, exc) from None
             raise
 
@@ -106,6 +104,7 @@ class ObjectStoreArtifacts(Store):
         return InputError(f"{PROP}.{path}", explain(str(exc), self.uri, self.reach))
 
 
+_LIBRARY_SAYS = re.compile(r"Error performing|Object at location|store: \"")
 _STATUS = re.compile(r"status code: (\d{3})")
 _TAG = re.compile(r"<(Code|Message)>([^<]{0,300})</\1>")
 _CERT = re.compile(r"InvalidCertificate\(\s*(\w+)")
