@@ -40,8 +40,8 @@ ON_POSTGRES = (
 the lifecycle, faults on every step, artifacts, the convergence model's budget, parallel writes of a table, and
 through the CLI the plugin's lifecycle and faults (the YAML program's; the Python one's are the same on the
 wire). What can differ there: a store that enforces column types and lengths, a read answered by another process
-than the write before it, artifacts through the server to S3 instead of a local folder. About three minutes on
-two workers (README, "How it is tested")."""
+than the write before it, artifacts through the server to S3 instead of a local folder. 434 s on two workers
+at a load average of 9-13 (README, "How it is tested")."""
 NOT_ON_POSTGRES = ("tests/artifacts/test_artifact_sync.py::test_through_the_cli_",)
 """The artifacts through the CLI: a minute, and the plugin's lifecycle above sends artifacts through the CLI too."""
 
