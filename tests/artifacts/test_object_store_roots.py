@@ -142,3 +142,15 @@ def test_the_plugin_declares_the_keys_and_marks_the_secret_ones() -> None:
     assert {n for n, v in variables.items() if v.get("secret")} >= {
         "awsSecretAccessKey", "azureStorageConnectionString", "azureStorageAccessKey"
     }  # fmt: skip
+
+
+def test_an_incomplete_key_pair_fails_configure_naming_both_keys() -> None:
+    """Known whatever the root: refused at Configure, before any run is made (both doors call this check)."""
+    from pulumi_mlflow_runs.core.errors import ConfigurationError
+    from pulumi_mlflow_runs.core.settings import StackConfig, check_stack_config
+
+    stack = StackConfig.from_config({"mlflow-runs:awsSecretAccessKey": "s3cr3t-text"}.get)
+    with pytest.raises(ConfigurationError) as refused:
+        check_stack_config(stack)
+    assert "'mlflow-runs:awsSecretAccessKey' is set without 'mlflow-runs:awsAccessKeyId'" in str(refused.value)
+    assert "s3cr3t-text" not in str(refused.value)

@@ -159,6 +159,8 @@ class StackConfig:
 
 def check_stack_config(stack: StackConfig) -> None:
     """Refuse stack config that contradicts itself, naming the keys (never their values)."""
+    if stack.object_stores is not None:
+        stack.object_stores.check()
     databricks, mlflow = stack.connection_keys()
     if databricks and mlflow:
         raise ConfigurationError(

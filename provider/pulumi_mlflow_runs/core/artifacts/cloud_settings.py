@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pulumi_mlflow_runs.core.definitions import Prop, camel
+from pulumi_mlflow_runs.core.errors import ConfigurationError
 from pulumi_mlflow_runs.core.secret import SecretStr
 
 NAMESPACE = "mlflow-runs"
@@ -72,6 +73,21 @@ class ObjectStoreSettings:
             if text:
                 values[f.name] = SecretStr(text) if f.name in secret else text
         return cls(**values)
+
+    def check(self) -> None:
+        """Refuse what is wrong whatever the root (at Configure, before any run is made), naming the keys."""
+        if bool(self.aws_access_key_id) != (self.aws_secret_access_key is not None):
+            pair = ("aws_access_key_id", "aws_secret_access_key")
+            given, missing = pair if self.aws_access_key_id else pair[::-1]
+            raise ConfigurationError(
+                f"stack config '{key(given)}' is set without '{key(missing)}': an S3 key pair needs both "
+                f"(`pulumi config set --secret {key('aws_secret_access_key')} …`)"
+            )
+        endpoint = self.s3_endpoint_url
+        if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"stack config '{key('s3_endpoint_url')}' must be an http(s) URL, got {endpoint!r}"
+            )
 
 
 def first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:

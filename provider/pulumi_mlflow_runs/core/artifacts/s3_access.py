@@ -73,15 +73,9 @@ def _s3_credentials(
 ) -> tuple[str, tuple[str, ...], str | None]:
     """Fill ``config``'s keys where the provider picks them; return where they came from, the secret texts
     to keep out of messages, and a profile's region."""
+    settings.check()
     key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
-    if key_id or secret:
-        if not (key_id and secret):
-            pair = ("aws_access_key_id", "aws_secret_access_key")
-            given, missing = pair if key_id else pair[::-1]
-            raise ConfigurationError(
-                f"stack config '{key(given)}' is set without '{key(missing)}': an S3 key pair needs both "
-                f"(`pulumi config set --secret {key('aws_secret_access_key')} …`)"
-            )
+    if key_id and secret:
         config.update(access_key_id=key_id, secret_access_key=secret.get(), token="")
         return f"stack config '{key('aws_access_key_id')}'", (secret.get(),), None
     if env.get("AWS_ACCESS_KEY_ID"):
