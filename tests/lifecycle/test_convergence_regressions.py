@@ -49,14 +49,36 @@ def cli_machine(
         class Replayed(Convergence):
             pass
 
+        door, _, table = str(request.param).partition("-")  # "native", or "native-table": the runs as a RunTable
+        Replayed.as_table = bool(table)
         Replayed.client = MlflowClient(tracking_uri=model_server.url)
         Replayed.server, Replayed.proxy, Replayed.workdir = model_server, proxy, tmp_path
-        Replayed.make_stack = functools.partial(CliStack, door=request.param, bin_dir=pulumi_bin, home=tmp_path)
+        Replayed.make_stack = functools.partial(CliStack, door=door, bin_dir=pulumi_bin, home=tmp_path)
         Replayed.seen = Counter()
         yield Replayed
 
 
 DOORS = pytest.mark.parametrize("cli_machine", ["dynamic", "native"], indirect=True)
+TABLES = pytest.mark.parametrize("cli_machine", ["dynamic-table", "native-table"], indirect=True)
+
+
+@TABLES
+def test_a_table_whose_ups_are_killed_converges(cli_machine: Callable[[], Any]) -> None:
+    """The model's checks on a RunTable through the CLI, with the kills a generated history of CI's budget did not
+    draw: the provider killed as the table's second new run is being created, then the CLI interrupted at an
+    update's log-batch; each next ``up`` converges, every run made once, and an entry removed deletes its run."""
+    state = cli_machine()
+    state.first_run(name="alpha", lr=0.5)
+    state.add_run(which=0, seed=1)
+    state.add_run(which=0, seed=2)
+    state.up_interrupted(how="SIGKILL provider", endpoint="runs/create", nth=2)
+    state.append_points(which=0, key="loss", count=2, stamped=False, value=0.25)
+    state.set_tag(which=1, value="b")
+    state.up_interrupted(how="SIGINT cli", endpoint="runs/log-batch", nth=1)
+    state.remove_run(which=2)
+    state.up()
+    state.teardown()
+    assert state.seen["fired: SIGKILL provider"] == 1 and state.seen["fired: SIGINT cli"] == 1, state.seen
 
 
 @DOORS
