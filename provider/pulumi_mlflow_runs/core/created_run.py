@@ -10,11 +10,18 @@ where one of those is in the create (``needs_read``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.run_plan import Writes
+
+_KEY = itemgetter("key")
+_VALUE = itemgetter("value")
+_RANK = itemgetter("step", "timestamp", "value")
+_FEW_KEYS = 4
+"""Up to this many keys in a batch, one ``max`` per key; more, a point at a time."""
 
 
 class LatestPoints:
@@ -27,29 +34,42 @@ class LatestPoints:
         self._best: dict[str, tuple[int, int, float]] = {}
         self.known = True
 
-    def note_wire(self, points: Iterable[Mapping[str, Any]]) -> None:
-        """Points in wire form, each with its step and timestamp (a metrics file's rows, as read)."""
-        if not self.known:
+    def note_wire(self, points: Sequence[Mapping[str, Any]]) -> None:
+        """Points in wire form, each with its step and timestamp (a metrics file's rows, as read). Done a batch at
+        a time in C where it can (per key, ``max``): a point at a time cost a create of 20,000 rows 15 ms."""
+        if not self.known or not points:
             return
-        best = self._best
-        for point in points:
-            value = point["value"]
-            # A non-finite value arrives as MLflow's string; a fifth field is a dataset's or a model's.
-            if type(value) is not float or value - value != 0 or len(point) > 4:
-                self.known = False
-                return
-            ident = (point["step"], point["timestamp"], value)
-            key = point["key"]
-            have = best.get(key)
-            if have is None or ident > have:
-                best[key] = ident
+        # A non-finite value arrives as MLflow's string; a fifth field is a dataset's or a model's.
+        if set(map(type, map(_VALUE, points))) != {float} or max(map(len, points)) > 4:
+            self.known = False
+            return
+        keys = set(map(_KEY, points))
+        if len(keys) == 1:
+            self._take(next(iter(keys)), max(map(_RANK, points)))
+        elif len(keys) <= _FEW_KEYS:
+            for key in keys:
+                self._take(key, max(_RANK(p) for p in points if p["key"] == key))
+        else:
+            for point in points:
+                self._take(point["key"], _RANK(point))
 
-    def note_models(self, points: Iterable[m.Metric]) -> None:
-        self.note_wire(
-            {"key": p.key, "value": float(p.value), "step": p.step, "timestamp": p.timestamp}
-            if p.dataset_name is None and p.dataset_digest is None and p.model_id is None
-            else {"key": p.key, "value": math.nan, "step": p.step, "timestamp": p.timestamp}
+    def _take(self, key: str, ident: tuple[int, int, float]) -> None:
+        have = self._best.get(key)
+        if have is None or ident > have:
+            self._best[key] = ident
+
+    def note_models(self, points: Sequence[m.Metric]) -> None:
+        if any(
+            p.dataset_name is not None
+            or p.dataset_digest is not None
+            or p.model_id is not None
+            or not math.isfinite(p.value)
             for p in points
+        ):
+            self.known = False
+            return
+        self.note_wire(
+            [{"key": p.key, "value": float(p.value), "step": p.step, "timestamp": p.timestamp} for p in points]
         )
 
     def metrics(self) -> list[m.Metric]:
