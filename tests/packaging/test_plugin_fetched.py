@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from support.ci import unavailable
-from support.plugin_archives import PYTHONS, VERSION, host_archive, release_host
+from support.plugin_archives import PYTHONS, VERSION, host_archive, release_host, system_python_version
 from support.project import ProjectFolder
 from support.pulumi_cli import PASSPHRASE
 from support.runs import unique
@@ -41,10 +40,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bare_machine(tmp_path: Path, pulumi_bin: Path, server: str, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a machine with the CLI, node and a system python3, and nothing of the project."""
-    version = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip() if SYSTEM_PYTHON.exists() else "none"  # fmt: skip
+    version = system_python_version(SYSTEM_PYTHON)
     if version not in PYTHONS:
         unavailable(f"the system python3 ({SYSTEM_PYTHON}) is {version}, not one of {PYTHONS}", "the fetched plugin's")
     tools = tmp_path / "machine-bin"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.ci import unavailable
-from support.plugin_archives import host_archive
+from support.plugin_archives import PYTHONS, host_archive, system_python_version
 from support.sdks import ROOT
 
 LAUNCHER = ROOT / "tools" / "plugin" / "pulumi-resource-mlflow-runs"
@@ -46,11 +46,13 @@ def test_no_supported_python_is_an_error_naming_the_setting(tmp_path: Path) -> N
 def test_an_unsupported_python3_is_passed_over_for_a_supported_python3_x(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    """A machine whose ``python3`` is too old (a stand-in that says 3.9) and that has ``python3.11``: the
-    plugin makes its virtualenv with the latter, from the archive's wheels, and serves (prints its port)."""
-    system = Path("/usr/bin/python3.11")
-    if not system.exists():
-        unavailable("no /usr/bin/python3.11", "the launcher's")
+    """A machine whose ``python3`` is too old (a stand-in that says 3.9) and that has ``python3.X`` (the system
+    Python under that name): the plugin makes its virtualenv with the latter, from the archive's wheels, and
+    serves (prints its port)."""
+    system = Path("/usr/bin/python3")
+    version = system_python_version(system)
+    if version not in PYTHONS:
+        unavailable(f"the system python3 ({system}) is {version}, not one of {PYTHONS}", "the launcher's")
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     with tarfile.open(host_archive(tmp_path_factory)) as tar:
@@ -59,7 +61,7 @@ def test_an_unsupported_python3_is_passed_over_for_a_supported_python3_x(
     tools.mkdir()
     (tools / "python3").write_text("#!/bin/sh\necho 3.9\n")  # what `python3 -c ...` of an old Python prints
     (tools / "python3").chmod(0o755)
-    (tools / "python3.11").symlink_to(system)
+    (tools / f"python{version}").symlink_to(system)
     env = {"PATH": os.pathsep.join([str(tools), "/usr/bin", "/bin"]), "HOME": str(tmp_path)}
     log = tmp_path / "plugin.stderr"
     with log.open("w") as stderr, subprocess.Popen(

@@ -43,6 +43,17 @@ def host_platform() -> str:
     return f"{platform.system().lower()}-{arch}"
 
 
+def system_python_version(python: Path) -> str:
+    """``X.Y`` of the Python at ``python``, or ``none`` when there is none."""
+    if not python.exists():
+        return "none"
+    said = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return said.stdout.strip() or "none"
+
+
 def build_archives(out: Path, *platforms: str) -> list[Path]:
     """``scripts/plugin-archive.sh OUT PLATFORM...``: the archives, in the order asked."""
     built = subprocess.run(
