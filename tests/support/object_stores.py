@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -194,6 +195,12 @@ def emulator(name: str) -> Path:
 
 @dataclass
 class AzuriteServer(Emulator):
+    def stop(self) -> None:
+        """Killed outright: its data is in memory, and its graceful close (SIGTERM) waits out the grace."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     @property
     def endpoint(self) -> str:
         return f"{self.url}/{AZURITE_ACCOUNT}"
