@@ -3,7 +3,8 @@
 # `pulumi plugin install resource mlflow-runs VERSION --file ARCHIVE` takes: one per platform, named as the
 # engine asks (pulumi-resource-mlflow-runs-vVERSION-OS-ARCH.tar.gz). Each holds the launcher
 # (tools/plugin/pulumi-resource-mlflow-runs), `pythons` (the Python versions it carries wheels for) and
-# wheels/: the package built from this checkout, pip's own wheel, and every dependency as pip resolves it for
+# wheels/: the package built from this checkout with its object-stores extra (a plugin fetched by the engine has
+# no pip step where a user could add it), pip's own wheel, and every dependency as pip resolves it for
 # that platform and each Python of PYTHONS (pure wheels once, binary ones per Python). The launcher makes
 # the plugin's virtualenv from them on first start, with no index: the user's machine needs only a python3
 # of one of those versions.
@@ -14,6 +15,7 @@
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
 say() { printf 'plugin-archive: %s\n' "$*" >&2; }
+PACKAGE="pulumi-mlflow-runs[object-stores]" # what the launcher installs (tools/plugin/pulumi-resource-mlflow-runs)
 # Every CPython the package supports (requires-python >=3.11) that its binary dependencies ship wheels for.
 PYTHONS="3.11 3.12 3.13 3.14 3.15"
 out=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)
@@ -51,10 +53,10 @@ fetch() { # fetch PLATFORM PYTHON DEST [pip download args]: wheels for that mach
 # (those not tagged none-any) are fetched again, the same versions, for each platform and Python. Each
 # combination is then installed as the launcher installs it (dry run, no index): what one lacks fails here.
 read -r -a pythons <<<"$PYTHONS"
-fetch "${platforms[0]}" "${pythons[0]}" "$stage/base" pulumi-mlflow-runs
+fetch "${platforms[0]}" "${pythons[0]}" "$stage/base" "$PACKAGE"
 binary=$(find "$stage/base" -name '*.whl' ! -name '*-none-any.whl' -printf '%f\n' | awk -F- '{print $1 "==" $2}')
 export -f fetch tags say pip
-export stage binary
+export stage binary PACKAGE
 for platform in "${platforms[@]}"; do
   for py in $PYTHONS; do echo "$platform $py"; done
 done | xargs -P 4 -L 1 bash -c '
@@ -71,7 +73,7 @@ done
 installs() { # installs PLATFORM PYTHON: the archive's wheels install there as the launcher installs them
   # shellcheck disable=SC2046 # the tags are words
   pip install --dry-run --ignore-installed --no-index --find-links "$stage/archive-$1/wheels" --only-binary=:all: \
-    $(tags "$1") --python-version "$2" --implementation cp --target "$stage/dry-run-$1-$2" pulumi-mlflow-runs ||
+    $(tags "$1") --python-version "$2" --implementation cp --target "$stage/dry-run-$1-$2" "$PACKAGE" ||
     { say "$1, Python $2: the archive's wheels do not install"; exit 1; }
 }
 export -f installs

@@ -51,6 +51,9 @@ def test_the_archive_carries_wheels_for_every_supported_python(archive: Path) ->
     for package in ("grpcio", "pydantic_core", "pyyaml"):
         tags = sorted(w.split("-")[2] for w in wheels if w.startswith(f"{package}-"))
         assert tags == [f"cp{p.replace('.', '')}" for p in pythons], (package, tags)
+    # The object-stores extra (s3://, gs://, wasbs:// roots): a fetched plugin has no pip step to add it. Its wheel
+    # is abi3, one for every Python from its tag on.
+    assert any(w.startswith("obstore-") and "-abi3" in w for w in wheels), wheels
 
 
 def installed(project: ProjectFolder, archive: Path) -> None:
