@@ -47,6 +47,10 @@ export class Provider extends pulumi.ProviderResource {
      */
     declare public readonly googleApplicationCredentials: pulumi.Output<string | undefined>;
     /**
+     * Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+     */
+    declare public readonly runUser: pulumi.Output<string | undefined>;
+    /**
      * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
      */
     declare public readonly s3EndpointUrl: pulumi.Output<string | undefined>;
@@ -86,6 +90,7 @@ export class Provider extends pulumi.ProviderResource {
             resourceInputs["googleApplicationCredentials"] = args?.googleApplicationCredentials;
             resourceInputs["password"] = args?.password ? pulumi.secret(args.password) : undefined;
             resourceInputs["retryDeadline"] = pulumi.output(args?.retryDeadline).apply(JSON.stringify);
+            resourceInputs["runUser"] = args?.runUser;
             resourceInputs["s3EndpointUrl"] = args?.s3EndpointUrl;
             resourceInputs["serverCertPath"] = args?.serverCertPath;
             resourceInputs["token"] = args?.token ? pulumi.secret(args.token) : undefined;
@@ -149,6 +154,10 @@ export interface ProviderArgs {
      * Seconds to keep retrying throttling and outages (default 120).
      */
     retryDeadline?: pulumi.Input<number | undefined>;
+    /**
+     * Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+     */
+    runUser?: pulumi.Input<string | undefined>;
     /**
      * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
      */

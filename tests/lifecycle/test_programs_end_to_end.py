@@ -12,6 +12,7 @@ report the same operation for every resource at every step: where they differ, t
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import shutil
 import time
@@ -92,6 +93,11 @@ def test_quickstart_lifecycle(
         assert train.data.params == {"model": "resnet18", "learning_rate": "0.001", "epochs": "6"}
         assert out["train_latest_metrics"] == {"loss": 0.27, "accuracy": 0.9} == train.data.metrics
         assert mlflow_client.get_run(out["warmup_run_id"]).info.status == "RUNNING"
+        # the dynamic door names the stack and the user running pulumi where MLflow's UI shows them
+        assert train.info.user_id == getpass.getuser() == train.data.tags["mlflow.user"]
+        shown = [train.data.tags[f"pulumi.{k}"] for k in ("project", "stack", "resource")]
+        assert shown == ["mlflow-runs-test", "test", "train"], train.data.tags
+        assert train.data.tags["mlflow.source.name"] == "pulumi · mlflow-runs-test · test · train"
         summary = Path(mlflow_client.download_artifacts(out["train_run_id"], "notes/summary.md", str(tmp_path)))
         assert summary.read_text() == "# train-resnet18\n\nloss 0.27, acc 0.9\n"
         stored = out["train_artifact_files"]["notes/summary.md"]

@@ -95,6 +95,9 @@ def test_a_table_of_runs_through_the_cli(
         assert sum(r.endpoint == "runs/create" for r in proxy.since(mark)) == 10
         assert mlflow_client.get_run(ids["eval-9"]).data.tags["token"] == "s3cr3t-value"
         assert "s3cr3t-value" not in json.dumps(_table(project)), "the secret stays ciphertext in the state"
+        shown = mlflow_client.get_run(ids["eval-3"]).data.tags  # the table and the entry, where the UI looks
+        assert (shown["pulumi.project"], shown["pulumi.stack"]) == ("dynamic-run-table", project.stack), shown
+        assert (shown["pulumi.resource"], shown["pulumi.table_entry"]) == ("table", "eval-3"), shown
         project.pulumi("preview", "--diff", "--expect-no-changes")
 
         # An edited tag: the preview names the entry and the property; the up writes that run alone.

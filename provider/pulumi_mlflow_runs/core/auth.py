@@ -104,6 +104,8 @@ class Connection:
     """The stack config keys of the door that resolved this connection, for messages that name a setting."""
     object_stores: ObjectStoreSettings | None = field(default=None, repr=False, compare=False)
     """The stack's settings for runs' artifact roots on S3, GCS and Azure (``Runtime.api`` sets them)."""
+    run_user: str | None = field(default=None, compare=False)
+    """The stack's ``mlflow-runs:runUser`` (``Runtime.api`` sets it): whom new runs name (``core.run_origin``)."""
 
 
 def _is_databricks(url: str) -> bool:

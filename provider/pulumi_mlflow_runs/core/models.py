@@ -161,6 +161,7 @@ class CredentialsForWrite(_Model):
 
 class CreateRun(_Model):
     experiment_id: str
+    user_id: str | None = None
     run_name: str | None = None
     start_time: int | None = None
     tags: list[RunTag] | None = None

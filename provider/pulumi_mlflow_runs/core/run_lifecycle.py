@@ -28,6 +28,7 @@ from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, TAG_PROPS,
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.run_origin import RunOrigin
 
 
 def checked_inputs(props: Mapping[str, Any], outputs: Collection[str] = OUTPUT_KEYS) -> dict[str, Any]:
@@ -48,12 +49,18 @@ def now_ms() -> int:
 
 
 def create(
-    api: MlflowApi, inputs: dict[str, Any], now: int, *, state_runs: Collection[str] | None = None
+    api: MlflowApi,
+    inputs: dict[str, Any],
+    now: int,
+    *,
+    state_runs: Collection[str] | None = None,
+    origin: RunOrigin | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(run id, outputs)`` of a new run made to match ``inputs``, or of the run it takes over.
 
     ``state_runs``: the runs the engine's state holds for this resource (``core.state_seen``), None where the
     front door cannot tell; only when it can is a complete run of this resource that no state holds taken back.
+    ``origin``: the resource making the run, which a new run names where MLflow's UI shows it (``run_origin``).
     """
     from pulumi_mlflow_runs.core.artifacts.sync import sync
     from pulumi_mlflow_runs.core.created_run import LatestPoints, created_run, needs_read
@@ -64,7 +71,7 @@ def create(
     if taken is not None:
         return taken["run_id"], taken
     inputs["metrics"] = assign_timestamps(inputs.get("metrics") or [], now)
-    run = _create_run(api, inputs, now)
+    run = _create_run(api, inputs, now, origin)
     run_id = run.info.run_id
     complete: bool | None = False
 
@@ -181,17 +188,21 @@ def converge(
     return update(api, run_id, olds, inputs, now, taken=run), ()
 
 
-def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int) -> m.Run:
+def _create_run(api: MlflowApi, inputs: Mapping[str, Any], now: int, origin: RunOrigin | None) -> m.Run:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.run_apply import create_run, unfinished_tag
+    from pulumi_mlflow_runs.core.run_origin import create_fields, run_user
 
+    conn = api.transport.connection
+    shown, user_id = create_fields(origin, run_user(conn.run_user, databricks=conn.databricks))
     # Without a start time the REST API records 0 (1970); MLflow's own client sends "now" too.
     start = inputs.get("start_time")
     req = m.CreateRun(
         experiment_id=inputs["experiment_id"],
+        user_id=user_id,
         run_name=inputs.get("run_name"),
         start_time=now if start is None else start,
-        tags=unfinished_tag(inputs.get("resource_key")),
+        tags=[*(unfinished_tag(inputs.get("resource_key")) or ()), *shown] or None,
     )
     try:
         return create_run(api, req)

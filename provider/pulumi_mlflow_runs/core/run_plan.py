@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.change_rules import blank, canonical, match_points
+from pulumi_mlflow_runs.core.run_origin import ORIGIN_TAGS, PROJECT_TAG
 from pulumi_mlflow_runs.core.run_spec import (
     INPUT_KEYS,
     MAX_BATCH_VALUE_CHARS,
@@ -250,14 +251,21 @@ _INFO_OUTPUTS = ("run_id", "experiment_id", "artifact_uri", "lifecycle_stage", "
 def _own_view(view: dict[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
     """``run`` less what another output holds (``info.run_id`` is ``run_id``; ``run_uuid`` is ``run_id``
     again; ``mlflow.runName`` is ``run_name``) and the provider's own bookkeeping tags (``pulumi.*``, among
-    them the metrics file's progress, which ``metrics_file_logged`` holds): the state keeps each thing once."""
+    them the metrics file's progress, which ``metrics_file_logged`` holds; on a run this provider made, the
+    ``mlflow.*`` tags that name its origin, ``core.run_origin``): the state keeps each thing once."""
     info = {
         k: v
         for k, v in (view.get("info") or {}).items()
         if k != "run_uuid" and not (k in _INFO_OUTPUTS and outputs.get(k) is not None)
     }
     data = dict(view.get("data") or {})
-    tags = [t for t in data.get("tags") or () if not str(t.get("key", "")).startswith(("pulumi.", "mlflow.runName"))]
+    keys = [str(t.get("key", "")) for t in data.get("tags") or ()]
+    origin = ORIGIN_TAGS if PROJECT_TAG in keys else ()
+    tags = [
+        t
+        for t, key in zip(data.get("tags") or (), keys, strict=True)
+        if not key.startswith(("pulumi.", "mlflow.runName")) and key not in origin
+    ]
     data = {k: v for k, v in {**data, "tags": tags}.items() if v}
     own = {"info": info, "data": data, "inputs": view.get("inputs"), "outputs": view.get("outputs")}
     return {k: v for k, v in own.items() if v}

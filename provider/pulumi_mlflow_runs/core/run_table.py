@@ -26,6 +26,7 @@ from pulumi_mlflow_runs.core.table_spec import TABLE_RUN_KEYS, entry_path, max_p
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.run_origin import RunOrigin
 
 SEARCH_CHUNK = 100
 """Run ids per ``attributes.run_id IN (...)`` search of a refresh (servers cap the list of an IN)."""
@@ -104,9 +105,10 @@ class _Apply:
 
     def __init__(
         self, api: MlflowApi, news: Mapping[str, Any], state: Mapping[str, Any], table_key: str, *, now: int,
-        take_back: bool,
+        take_back: bool, origin: RunOrigin | None = None,
     ) -> None:  # fmt: skip
         self.api, self.news, self.table_key, self.now, self.take_back = api, news, table_key, now, take_back
+        self.origin = origin
         self.olds: Mapping[str, Any] = state.get("runs") or {}
         self.found = Found()
 
@@ -136,7 +138,8 @@ class _Apply:
                 if outputs is not None:
                     state_seen.taken_back(run.info.run_id)
                     return outputs
-        _, outputs = lifecycle.create(self.api, inputs, self.now, state_runs=None)
+        origin = self.origin.of_entry(key) if self.origin is not None else None
+        _, outputs = lifecycle.create(self.api, inputs, self.now, state_runs=None, origin=origin)
         return outputs
 
     def update(self, key: str) -> dict[str, Any]:
@@ -158,19 +161,21 @@ def apply_table(
     rule: EntryDiff = by_run_rules,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    origin: RunOrigin | None = None,
 ) -> Applied:
     """Take the table from ``state`` (its core form, ``{}`` for a create) to ``news`` (checked inputs).
 
     ``table_key``: the table's resource key (``resource_key.of_urn``). ``held``: for a create, the runs the
     engine's state holds for the table, as far as the door can tell (None: it cannot, and no complete run is
     taken back); an update holds the state's runs. ``stop`` (a Ctrl-C): steps not begun are not begun, and the
-    error says which. Raises ``TableFailed`` with the table's state when any run's step failed.
+    error says which. ``origin``: the table, which each new run names with its entry's key (``run_origin``).
+    Raises ``TableFailed`` with the table's state when any run's step failed.
     """
     plan = diff_table(state, news, rule)
     if plan.replaces:
         raise ValueError(f"{', '.join(plan.replaces)} changed: the table is replaced, not updated")
     take_back = bool(state) or held is not None
-    work = _Apply(api, news, state, table_key, now=now, take_back=take_back)
+    work = _Apply(api, news, state, table_key, now=now, take_back=take_back, origin=origin)
     out = _Outcome(runs=dict(work.olds), retired=list(plan.retired))
     creating = {key for key, c in plan.entries.items() if c.action in ("create", "replace")}
     if creating:

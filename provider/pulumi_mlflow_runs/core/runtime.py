@@ -49,7 +49,7 @@ class Runtime:
             conn = self._connections.get(key)
             if conn is None:
                 conn = resolve_connection(host=host, deployment_name=deployment_name, stack=self.stack)
-                conn = replace(conn, object_stores=self.stack.object_stores)
+                conn = replace(conn, object_stores=self.stack.object_stores, run_user=self.stack.run_user)
                 self._connections[key] = conn
             pool = self._pool
         return MlflowApi(pool.get(conn))

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 ALLOW_HTTP_ENV = "PULUMI_MLFLOW_RUNS_ALLOW_HTTP"
 """Set to ``1`` to accept plain ``http://`` for a host that is not loopback."""
 
+RUN_USER_KEY = "mlflow-runs:runUser"
+"""Who runs are created by in MLflow's UI (``core.run_origin``); the same key on both doors."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 
 
@@ -112,6 +115,8 @@ class StackConfig:
     keys: ConfigKeys = STACK_KEYS
     object_stores: ObjectStoreSettings | None = field(default=None, repr=False)
     """The ``mlflow-runs:`` keys for direct artifact roots on S3, GCS and Azure (the same on both doors)."""
+    run_user: str | None = None
+    """``mlflow-runs:runUser``: the user new runs name (else the OS user running ``pulumi``)."""
 
     @classmethod
     def from_config(cls, get: Callable[[str], Any], keys: ConfigKeys = STACK_KEYS) -> StackConfig:
@@ -138,6 +143,7 @@ class StackConfig:
             client_cert_path=text(keys.client_cert_path),
             keys=keys,
             object_stores=ObjectStoreSettings.from_config(get),
+            run_user=text(RUN_USER_KEY),
         )
 
     def connection_keys(self) -> tuple[list[str], list[str]]:

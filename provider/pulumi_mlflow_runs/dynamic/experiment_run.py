@@ -25,6 +25,7 @@ from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.limits import normalize_metric_value
 from pulumi_mlflow_runs.core.run_diff import diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, now_ms
+from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_spec import (
     ECHOED_IN,
     INPUT_KEYS,
@@ -144,7 +145,8 @@ class ExperimentRunProvider(BaseProvider):
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         inputs = checked_inputs(_resolved(props), STATE_OUTPUTS)
         held = state_seen.state_runs(inputs.get("resource_key"))
-        run_id, outputs = lifecycle.create(self.api_for(inputs), inputs, now_ms(), state_runs=held)
+        origin = RunOrigin.of_urn(_request_urn())
+        run_id, outputs = lifecycle.create(self.api_for(inputs), inputs, now_ms(), state_runs=held, origin=origin)
         return dyn.CreateResult(run_id, with_columns(outputs))
 
     @user_facing

@@ -24,6 +24,7 @@ from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import now_ms
+from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_spec import is_unknown, known_text
 from pulumi_mlflow_runs.core.run_table import apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES
@@ -146,7 +147,7 @@ class RunTableProvider(BaseProvider):
         table_key = str(props["table_key"])
         held = state_seen.state_runs(table_key)
         api = self.api_for(inputs)
-        applied = apply_table(api, inputs, {}, table_key, now_ms(), held=held, progress=_progress())
+        applied = apply_table(api, inputs, {}, table_key, now_ms(), held=held, progress=_progress(), origin=_origin())
         return dyn.CreateResult(uuid.uuid4().hex, dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
@@ -170,13 +171,20 @@ class RunTableProvider(BaseProvider):
         inputs = _checked(news)
         table_key = known_text(olds.get("table_key")) or str(news["table_key"])
         state = core_state(olds)
-        applied = apply_table(self.api_for(inputs), inputs, state, table_key, now_ms(), progress=_progress())
+        applied = apply_table(
+            self.api_for(inputs), inputs, state, table_key, now_ms(), progress=_progress(), origin=_origin()
+        )
         return dyn.UpdateResult(dynamic_state(applied.state, inputs, table_key))
 
     @user_facing
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         core = core_state(props)
         delete_table(self.api_for(core), core, max_parallel(props))
+
+
+def _origin() -> RunOrigin | None:
+    """The table, from the URN of the engine's request this host serves (``core.run_origin``)."""
+    return RunOrigin.of_urn(_request_urn())
 
 
 def _progress() -> TenthsProgress:

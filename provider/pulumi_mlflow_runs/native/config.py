@@ -27,8 +27,17 @@ CONNECTION_CONFIG: tuple[Prop, ...] = (
     Prop("databricks_token", "string", "A Databricks token.", secret=True),
     Prop("retry_deadline", "number", "Seconds to keep retrying throttling and outages (default 120)."),
 )
-CONFIG = CONNECTION_CONFIG + OBJECT_STORE_CONFIG
-"""Every key of the schema; the object-store keys are named alike on the dynamic door (``cloud_settings``)."""
+RUN_CONFIG: tuple[Prop, ...] = (
+    Prop(
+        "run_user",
+        "string",
+        "Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace "
+        "records its own).",
+    ),
+)
+"""Named alike on the dynamic door (``core.settings.RUN_USER_KEY``)."""
+CONFIG = CONNECTION_CONFIG + OBJECT_STORE_CONFIG + RUN_CONFIG
+"""Every key of the schema; the object-store and run keys are named alike on the dynamic door (``cloud_settings``)."""
 PLUGIN_KEYS = ConfigKeys(**{p.name: f"mlflow-runs:{p.camel}" for p in CONNECTION_CONFIG})
 """The plugin's keys, which the core's messages name: ``mlflow-runs:trackingUri``, ``mlflow-runs:databricksHost``..."""
 

@@ -43,10 +43,12 @@ class Change:
 class Session:
     """What a create or an update may use of the engine's session besides the server: ``say`` a line in the
     engine's log beside the resource (a long step's progress), and ``stop``, set once the user pressed Ctrl-C
-    (the engine's ``Cancel``): a step made of many may leave the rest for the next ``up``."""
+    (the engine's ``Cancel``): a step made of many may leave the rest for the next ``up``. ``urn``: the
+    resource's, which the runs it makes name (``core.run_origin``)."""
 
     say: Callable[[str], None]
     stop: threading.Event
+    urn: str = ""
 
 
 @dataclass(frozen=True)

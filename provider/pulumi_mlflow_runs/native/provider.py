@@ -221,7 +221,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
 
     def _session(self, urn: str) -> Session:
-        return Session(say=lambda line: self.log.info(urn, line), stop=self._cancelled)
+        return Session(say=lambda line: self.log.info(urn, line), stop=self._cancelled, urn=urn)
 
     def api(self, props: Mapping[str, Any]) -> Any:
         return self._runtime.api(props.get("host"), props.get("deployment_name"))

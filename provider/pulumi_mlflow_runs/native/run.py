@@ -13,6 +13,7 @@ from pulumi_mlflow_runs.core.artifacts.files import drifted
 from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
 from pulumi_mlflow_runs.core.resource_key import input_of_urn
 from pulumi_mlflow_runs.core.run_diff import diff_run
+from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.schema import RUN_TOKEN
@@ -78,7 +79,8 @@ class RunHandler:
         inputs["resource_key"] = input_of_urn(urn)
         declared = list(inputs.get("metrics") or [])
         held = state_seen.state_runs(inputs["resource_key"])
-        run_id, outputs = lifecycle.create(api_for(inputs), inputs, lifecycle.now_ms(), state_runs=held)
+        origin = RunOrigin.of_urn(urn)
+        run_id, outputs = lifecycle.create(api_for(inputs), inputs, lifecycle.now_ms(), state_runs=held, origin=origin)
         return run_id, plugin_state(outputs, declared)
 
     def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props, *, urn: str) -> Found | None:

@@ -21,6 +21,7 @@ from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.resource_key import of_urn
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import now_ms
+from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
@@ -161,6 +162,7 @@ class TableHandler:
                 held=held,
                 progress=TenthsProgress(session.say),
                 stop=session.stop,
+                origin=RunOrigin.of_urn(urn),
             )
         except TableFailed as exc:
             exc.left_behind = {"run_id": table_id, "state": plugin_table_state(exc.state, inputs, table_key)}
@@ -194,6 +196,7 @@ class TableHandler:
                 now_ms(),
                 progress=TenthsProgress(session.say),
                 stop=session.stop,
+                origin=RunOrigin.of_urn(session.urn),
             )
         except TableFailed as exc:
             exc.left_behind = {"run_id": id_, "state": plugin_table_state(exc.state, inputs, table_key)}

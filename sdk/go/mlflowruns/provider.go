@@ -27,6 +27,8 @@ type Provider struct {
 	DatabricksHost pulumi.StringPtrOutput `pulumi:"databricksHost"`
 	// A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
 	GoogleApplicationCredentials pulumi.StringPtrOutput `pulumi:"googleApplicationCredentials"`
+	// Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+	RunUser pulumi.StringPtrOutput `pulumi:"runUser"`
 	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
 	S3EndpointUrl pulumi.StringPtrOutput `pulumi:"s3EndpointUrl"`
 	// A CA bundle for the tracking server's certificate (a private CA).
@@ -96,6 +98,8 @@ type providerArgs struct {
 	Password *string `pulumi:"password"`
 	// Seconds to keep retrying throttling and outages (default 120).
 	RetryDeadline *float64 `pulumi:"retryDeadline"`
+	// Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+	RunUser *string `pulumi:"runUser"`
 	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
 	S3EndpointUrl *string `pulumi:"s3EndpointUrl"`
 	// A CA bundle for the tracking server's certificate (a private CA).
@@ -134,6 +138,8 @@ type ProviderArgs struct {
 	Password pulumi.StringPtrInput
 	// Seconds to keep retrying throttling and outages (default 120).
 	RetryDeadline pulumi.Float64PtrInput
+	// Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+	RunUser pulumi.StringPtrInput
 	// An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
 	S3EndpointUrl pulumi.StringPtrInput
 	// A CA bundle for the tracking server's certificate (a private CA).
@@ -211,6 +217,11 @@ func (o ProviderOutput) DatabricksHost() pulumi.StringPtrOutput {
 // A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
 func (o ProviderOutput) GoogleApplicationCredentials() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.GoogleApplicationCredentials }).(pulumi.StringPtrOutput)
+}
+
+// Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+func (o ProviderOutput) RunUser() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *Provider) pulumi.StringPtrOutput { return v.RunUser }).(pulumi.StringPtrOutput)
 }
 
 // An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).

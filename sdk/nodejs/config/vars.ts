@@ -140,6 +140,17 @@ Object.defineProperty(exports, "retryDeadline", {
 });
 
 /**
+ * Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+ */
+export declare const runUser: string | undefined;
+Object.defineProperty(exports, "runUser", {
+    get() {
+        return __config.get("runUser");
+    },
+    enumerable: true,
+});
+
+/**
  * An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
  */
 export declare const s3EndpointUrl: string | undefined;

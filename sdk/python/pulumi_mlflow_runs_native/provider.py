@@ -31,6 +31,7 @@ class ProviderArgs:
                  google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 run_user: pulumi.Input[Optional[_builtins.str]] = None,
                  s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
@@ -51,6 +52,7 @@ class ProviderArgs:
         :param pulumi.Input[_builtins.str] google_application_credentials: A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
         :param pulumi.Input[_builtins.str] password: That user's password.
         :param pulumi.Input[_builtins.float] retry_deadline: Seconds to keep retrying throttling and outages (default 120).
+        :param pulumi.Input[_builtins.str] run_user: Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
         :param pulumi.Input[_builtins.str] s3_endpoint_url: An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
         :param pulumi.Input[_builtins.str] server_cert_path: A CA bundle for the tracking server's certificate (a private CA).
         :param pulumi.Input[_builtins.str] token: A bearer token for the tracking server.
@@ -81,6 +83,8 @@ class ProviderArgs:
             pulumi.set(__self__, "password", password)
         if retry_deadline is not None:
             pulumi.set(__self__, "retry_deadline", retry_deadline)
+        if run_user is not None:
+            pulumi.set(__self__, "run_user", run_user)
         if s3_endpoint_url is not None:
             pulumi.set(__self__, "s3_endpoint_url", s3_endpoint_url)
         if server_cert_path is not None:
@@ -237,6 +241,18 @@ class ProviderArgs:
         pulumi.set(self, "retry_deadline", value)
 
     @_builtins.property
+    @pulumi.getter(name="runUser")
+    def run_user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+        """
+        return pulumi.get(self, "run_user")
+
+    @run_user.setter
+    def run_user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "run_user", value)
+
+    @_builtins.property
     @pulumi.getter(name="s3EndpointUrl")
     def s3_endpoint_url(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -315,6 +331,7 @@ class Provider(pulumi.ProviderResource):
                  google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 run_user: pulumi.Input[Optional[_builtins.str]] = None,
                  s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
@@ -338,6 +355,7 @@ class Provider(pulumi.ProviderResource):
         :param pulumi.Input[_builtins.str] google_application_credentials: A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
         :param pulumi.Input[_builtins.str] password: That user's password.
         :param pulumi.Input[_builtins.float] retry_deadline: Seconds to keep retrying throttling and outages (default 120).
+        :param pulumi.Input[_builtins.str] run_user: Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
         :param pulumi.Input[_builtins.str] s3_endpoint_url: An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
         :param pulumi.Input[_builtins.str] server_cert_path: A CA bundle for the tracking server's certificate (a private CA).
         :param pulumi.Input[_builtins.str] token: A bearer token for the tracking server.
@@ -380,6 +398,7 @@ class Provider(pulumi.ProviderResource):
                  google_application_credentials: pulumi.Input[Optional[_builtins.str]] = None,
                  password: pulumi.Input[Optional[_builtins.str]] = None,
                  retry_deadline: pulumi.Input[Optional[_builtins.float]] = None,
+                 run_user: pulumi.Input[Optional[_builtins.str]] = None,
                  s3_endpoint_url: pulumi.Input[Optional[_builtins.str]] = None,
                  server_cert_path: pulumi.Input[Optional[_builtins.str]] = None,
                  token: pulumi.Input[Optional[_builtins.str]] = None,
@@ -406,6 +425,7 @@ class Provider(pulumi.ProviderResource):
             __props__.__dict__["google_application_credentials"] = google_application_credentials
             __props__.__dict__["password"] = None if password is None else pulumi.Output.secret(password)
             __props__.__dict__["retry_deadline"] = pulumi.Output.from_input(retry_deadline).apply(pulumi.runtime.to_json) if retry_deadline is not None else None
+            __props__.__dict__["run_user"] = run_user
             __props__.__dict__["s3_endpoint_url"] = s3_endpoint_url
             __props__.__dict__["server_cert_path"] = server_cert_path
             __props__.__dict__["token"] = None if token is None else pulumi.Output.secret(token)
@@ -464,6 +484,14 @@ class Provider(pulumi.ProviderResource):
         A service-account key file for gs:// artifact roots (else GOOGLE_APPLICATION_CREDENTIALS).
         """
         return pulumi.get(self, "google_application_credentials")
+
+    @_builtins.property
+    @pulumi.getter(name="runUser")
+    def run_user(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+        """
+        return pulumi.get(self, "run_user")
 
     @_builtins.property
     @pulumi.getter(name="s3EndpointUrl")

@@ -71,6 +71,11 @@ func GetRetryDeadline(ctx *pulumi.Context) float64 {
 	return config.GetFloat64(ctx, "mlflow-runs:retryDeadline")
 }
 
+// Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+func GetRunUser(ctx *pulumi.Context) string {
+	return config.Get(ctx, "mlflow-runs:runUser")
+}
+
 // An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
 func GetS3EndpointUrl(ctx *pulumi.Context) string {
 	return config.Get(ctx, "mlflow-runs:s3EndpointUrl")

@@ -74,6 +74,11 @@ retryDeadline: Optional[float]
 Seconds to keep retrying throttling and outages (default 120).
 """
 
+runUser: Optional[str]
+"""
+Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+"""
+
 s3EndpointUrl: Optional[str]
 """
 An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).

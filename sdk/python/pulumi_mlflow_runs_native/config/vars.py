@@ -105,6 +105,13 @@ class _ExportableConfig(types.ModuleType):
         return __config__.get_float('retryDeadline')
 
     @_builtins.property
+    def run_user(self) -> Optional[str]:
+        """
+        Who new runs are created by in MLflow's UI (else the OS user running `pulumi`; a Databricks workspace records its own).
+        """
+        return __config__.get('runUser')
+
+    @_builtins.property
     def s3_endpoint_url(self) -> Optional[str]:
         """
         An S3-compatible endpoint for s3:// roots (else MLFLOW_S3_ENDPOINT_URL).
