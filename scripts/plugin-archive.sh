@@ -23,10 +23,10 @@ shift $(($# > 0 ? 1 : 0))
 platforms=("$@")
 [ ${#platforms[@]} -gt 0 ] || platforms=(linux-amd64 linux-arm64 darwin-amd64 darwin-arm64)
 
-tags() { # pip's --platform tags of a platform: glibc 2.17+ Linux (manylinux), macOS 11+
+tags() { # pip's --platform tags of a platform: glibc 2.17+ Linux (manylinux; obstore's arm64 wheel 2.24+), macOS 11+
   case "$1" in
-    linux-amd64) echo "--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64" ;;
-    linux-arm64) echo "--platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64" ;;
+    linux-amd64) echo "--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64" ;;
+    linux-arm64) echo "--platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_24_aarch64 --platform manylinux_2_28_aarch64" ;;
     darwin-amd64) echo "--platform macosx_11_0_x86_64" ;;
     darwin-arm64) echo "--platform macosx_11_0_arm64" ;;
     *) say "unknown platform '$1' (linux-amd64, linux-arm64, darwin-amd64, darwin-arm64)"; exit 2 ;;
