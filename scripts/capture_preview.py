@@ -95,6 +95,9 @@ def placeholders(resources: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     return found
 
 
+_PROVIDER_ID = re.compile(r"::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\]")
+
+
 def mask(text: str, values: Mapping[str, str], experiment_id: str) -> str:
     """Replace what differs between runs with placeholders; everything else is left as the CLI printed it.
 
@@ -107,6 +110,7 @@ def mask(text: str, values: Mapping[str, str], experiment_id: str) -> str:
     text = _EPOCH_MS.sub("<ms since epoch>", text)
     text = _ARTIFACT_URI.sub(r'\1"<artifact root>/<experiment id>/\2/artifacts"', text)
     text = re.sub(rf'((?:experiment_id|experimentId)\s*: )"{re.escape(experiment_id)}"', r'\1"<experiment id>"', text)
+    text = _PROVIDER_ID.sub("::<provider id>]", text)  # the default provider's id: new with every state
     return "\n".join(_sort_run_view_lists([line.rstrip() for line in text.strip("\n").splitlines()]))
 
 
