@@ -12,14 +12,12 @@ import pulumi
 import pytest
 
 from pulumi_mlflow_runs.core import run_apply, state_seen
-from pulumi_mlflow_runs.core.auth import Connection
 from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.run_lifecycle import checked_inputs, create, now_ms
 from pulumi_mlflow_runs.core.run_plan import outputs_for
-from pulumi_mlflow_runs.core.transport import TransportPool
 
 from support.mlflow_proxy import RecordingProxy
-from support.runs import endpoints, unique
+from support.runs import core_api, endpoints, unique
 
 pytestmark = pytest.mark.mlflow2
 T0 = 1_700_000_000_000
@@ -27,11 +25,8 @@ T0 = 1_700_000_000_000
 
 @pytest.fixture
 def api(proxy: RecordingProxy) -> Iterator[MlflowApi]:
-    pool = TransportPool()
-    try:
-        yield MlflowApi(pool.get(Connection(proxy.url, "test", False)))
-    finally:
-        pool.close()
+    with core_api(proxy.url) as made:
+        yield made
 
 
 def _create(api: MlflowApi, experiment_id: str, **props: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:

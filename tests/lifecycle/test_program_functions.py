@@ -29,6 +29,7 @@ from pulumi_mlflow_runs.dynamic.functions import (
 
 from support.engine import UNKNOWN, Engine
 from support.mlflow_proxy import RecordingProxy
+from support.runs import core_api
 
 if TYPE_CHECKING:
     from support.mlflow_server import MlflowServer
@@ -68,11 +69,8 @@ def seeded(mlflow_server: MlflowServer) -> Seeded:
 @pytest.fixture
 def via_proxy(proxy: RecordingProxy) -> Iterator[MlflowApi]:
     """An API client whose every request the proxy records."""
-    pool = TransportPool()
-    try:
-        yield MlflowApi(pool.get(Connection(proxy.url, "test", False)))
-    finally:
-        pool.close()
+    with core_api(proxy.url) as made:
+        yield made
 
 
 def _names(runs: list[RunResult]) -> list[str | None]:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pulumi_mlflow_runs.core.auth import Connection
 from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.table_import import import_table, parse_import_id
-from pulumi_mlflow_runs.core.transport import TransportPool
+
+from support.runs import core_api
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -22,11 +22,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def api(mlflow_server: MlflowServer) -> Iterator[MlflowApi]:
-    pool = TransportPool()
-    try:
-        yield MlflowApi(pool.get(Connection(mlflow_server.url, "test", False)))
-    finally:
-        pool.close()
+    with core_api(mlflow_server.url) as made:
+        yield made
 
 
 @pytest.mark.parametrize("bad", ["", ":", "12:", "12:a,a", " :a"])

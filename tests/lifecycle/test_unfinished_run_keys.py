@@ -18,13 +18,11 @@ import pytest
 
 from pulumi_mlflow_runs.core import resource_key as rk
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
-from pulumi_mlflow_runs.core.auth import Connection
 from pulumi_mlflow_runs.core.client import MlflowApi
-from pulumi_mlflow_runs.core.transport import TransportPool
 
 from support.host import DynamicHost
 from support.mlflow_server import MlflowServer
-from support.runs import all_runs, create_run, unique
+from support.runs import all_runs, core_api, create_run, unique
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -46,11 +44,8 @@ def _active(client: MlflowClient, experiment_id: str) -> dict[str, dict[str, str
 
 @pytest.fixture
 def api(mlflow_server: MlflowServer) -> Iterator[MlflowApi]:
-    pool = TransportPool()
-    try:
-        yield MlflowApi(pool.get(Connection(mlflow_server.url, "test", False)))
-    finally:
-        pool.close()
+    with core_api(mlflow_server.url) as made:
+        yield made
 
 
 def test_the_dynamic_door_finishes_a_run_its_earlier_version_left_marked(

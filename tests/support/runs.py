@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from pulumi_mlflow_runs.core.client import MlflowApi
 
     from .host import DynamicHost
     from .mlflow_proxy import Request
@@ -43,3 +47,17 @@ def create_run(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], d
     assert checked.failures == []
     run_id, outs = host.create(checked.inputs)
     return run_id, outs, checked.inputs
+
+
+@contextmanager
+def core_api(url: str) -> Iterator[MlflowApi]:
+    """The core's client of the server at ``url``, on a connection pool of its own that is closed after."""
+    from pulumi_mlflow_runs.core.auth import Connection
+    from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.transport import TransportPool
+
+    pool = TransportPool()
+    try:
+        yield MlflowApi(pool.get(Connection(url, "test", False)))
+    finally:
+        pool.close()

@@ -25,6 +25,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pulumi_mlflow_runs.core import models as m
+
+UNFINISHED = "creating:"
+"""Before the key in a run's mark while its create has not written everything."""
+
+
+def mark_of(run: m.Run) -> str:
+    """The run's ``pulumi.resource_key`` tag as it stands: ``creating:<key>``, ``<key>``, or "" (none)."""
+    from pulumi_mlflow_runs.core.run_spec import RESOURCE_KEY_TAG
+
+    return next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
+
 
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 """A resource whose parent is the root stack has no parent type in its URN."""

@@ -12,13 +12,12 @@ from pulumi_mlflow_runs.core import models as m
 from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.errors import EndpointNotFound, InputError, NotFound
 from pulumi_mlflow_runs.core.exactly_once import send_exactly_once
-from pulumi_mlflow_runs.core.resource_key import key_of
+from pulumi_mlflow_runs.core.resource_key import UNFINISHED, key_of, mark_of
 from pulumi_mlflow_runs.core.run_plan import BATCH_MAX_TAGS, Writes
 from pulumi_mlflow_runs.core.run_spec import RESERVED_TAGS, RESOURCE_KEY_TAG
 
 CREATION_TOKEN_TAG = RESERVED_TAGS[0]
 """Set on every run at creation, so a create whose answer was lost can find the run it made."""
-_UNFINISHED = "creating:"
 
 _LOG_INPUTS_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
@@ -59,7 +58,7 @@ def unfinished_tag(resource_key: str | None) -> list[m.RunTag] | None:
     """The tag a run is created with: it says the create has not written everything yet. ``resource_key`` is
     the input (``core.resource_key.as_input``): the run is marked with its key, never with a legacy one."""
     key = key_of(resource_key)
-    return None if key is None else [m.RunTag(key=RESOURCE_KEY_TAG, value=_UNFINISHED + key)]
+    return None if key is None else [m.RunTag(key=RESOURCE_KEY_TAG, value=UNFINISHED + key)]
 
 
 def completion_tag(w: Writes, resource_key: str | None) -> None:
@@ -79,8 +78,8 @@ def _complete(w: Writes, key: str | None) -> None:
 
 
 def _unfinished_key(run: m.Run) -> str | None:
-    mark = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), None)
-    return mark.removeprefix(_UNFINISHED) if mark is not None and mark.startswith(_UNFINISHED) else None
+    mark = mark_of(run)
+    return mark.removeprefix(UNFINISHED) if mark.startswith(UNFINISHED) else None
 
 
 def is_unfinished(run: m.Run) -> bool:
@@ -118,13 +117,12 @@ def find_unfinished(api: MlflowApi, experiment_id: str, keys: Sequence[str]) -> 
         if where not in _UNFINISHED_BY_EXPERIMENT:
             search = m.SearchRuns(
                 experiment_ids=[experiment_id],
-                filter=f"tags.\"{RESOURCE_KEY_TAG}\" LIKE '{_UNFINISHED}%'",
+                filter=f"tags.\"{RESOURCE_KEY_TAG}\" LIKE '{UNFINISHED}%'",
                 run_view_type="ACTIVE_ONLY",
             )
             found: dict[str, list[m.Run]] = {}
             for run in api.search_runs(search):
-                tag = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
-                found.setdefault(tag.removeprefix(_UNFINISHED), []).append(run)
+                found.setdefault(mark_of(run).removeprefix(UNFINISHED), []).append(run)
             _UNFINISHED_BY_EXPERIMENT[where] = found
         found = _UNFINISHED_BY_EXPERIMENT[where]
         return [run for key in dict.fromkeys(keys) for run in found.pop(key, [])]
@@ -161,8 +159,7 @@ def find_complete(api: MlflowApi, experiment_id: str, key: str, state_runs: Coll
             if not page.next_page_token:
                 few = {}
                 for run in page.runs:
-                    tag = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
-                    few.setdefault(tag, []).append(run)
+                    few.setdefault(mark_of(run), []).append(run)
             _COMPLETE_BY_EXPERIMENT[where] = few
         few = _COMPLETE_BY_EXPERIMENT[where]
     if few is not None:

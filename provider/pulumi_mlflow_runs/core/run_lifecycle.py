@@ -74,19 +74,6 @@ def create(
     run = _create_run(api, inputs, now, origin)
     run_id = run.info.run_id
     complete: bool | None = False
-
-    def send_last(last: m.LogBatch | None) -> None:
-        """The metrics file's rows, then the plan's last log-batch (with the completion mark), in the rows' last
-        request where it fits."""
-        nonlocal complete
-        complete = None  # from here on the run may be complete: its last request carries the mark
-        if path is not None:
-            inputs[LOGGED] = file_points.send(
-                api, run_id, path, None, now=now, run=None, done=[], tail=last, latest=latest
-            )
-        elif last is not None:
-            send_batch(api, last)
-
     try:
         writes = plan_writes(run_id, {}, inputs, now)
         completion_tag(writes, inputs.get("resource_key"))
@@ -97,6 +84,19 @@ def create(
         files = sync(api, run.info.artifact_uri, None, inputs.get("artifacts"))
         path = file_points.declared_path(inputs)
         inputs[LOGGED] = None
+
+        def send_last(last: m.LogBatch | None) -> None:
+            """The metrics file's rows, then the plan's last log-batch (with the completion mark), in the rows'
+            last request where it fits."""
+            nonlocal complete
+            complete = None  # from here on the run may be complete: its last request carries the mark
+            if path is not None:
+                inputs[LOGGED] = file_points.send(
+                    api, run_id, path, None, now=now, run=None, done=[], tail=last, latest=latest
+                )
+            elif last is not None:
+                send_batch(api, last)
+
         apply_writes(api, writes, send_last=send_last)
         complete = True
         if needs_read(api.transport.connection.databricks, writes, latest):
@@ -178,8 +178,7 @@ def converge(
     from pulumi_mlflow_runs.core.run_plan import adopted_state
 
     run_id = run.info.run_id
-    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
-    olds = file_points.on_server(adopted_state(run, history, inputs), run, inputs)
+    olds = file_points.on_server(adopted_state(run, histories(api, run), inputs), run, inputs)
     d = diff_run(olds, inputs)
     if d.replaces:
         return None, d.replaces
@@ -256,15 +255,25 @@ class ReadRun:
 
 def read_existing(api: MlflowApi, run_id: str) -> ReadRun | None:
     """A run that no state holds yet (an import, a ``get``), as inputs that describe it; None if there is none."""
-    from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for
-
     try:
         run = api.get_run(run_id)
     except NotFound:
         return None
-    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
-    adopted = adopted_inputs(run, history)
+    return described(api, run)
+
+
+def described(api: MlflowApi, run: m.Run) -> ReadRun:
+    """``run``, already read, as inputs that describe it and the outputs they make (a table's import reads its
+    runs in searches)."""
+    from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for
+
+    adopted = adopted_inputs(run, histories(api, run))
     return ReadRun(outputs_for(adopted, run), adopted)
+
+
+def histories(api: MlflowApi, run: m.Run) -> dict[str, list[m.Metric]]:
+    """Every point the run holds, by key (each metric's history)."""
+    return {metric.key: api.get_metric_history(run.info.run_id, metric.key) for metric in run.data.metrics}
 
 
 def refresh(
@@ -463,8 +472,7 @@ def _as_on_server(api: MlflowApi, run: m.Run, olds: Mapping[str, Any], inputs: M
     manages now or managed before (a tag it was removing), every point as logged, the files as last recorded."""
     from pulumi_mlflow_runs.core.run_plan import adopted_state
 
-    run_id = run.info.run_id
-    history = {metric.key: api.get_metric_history(run_id, metric.key) for metric in run.data.metrics}
+    history = histories(api, run)
     managed = {
         **inputs,
         "tags": {**(olds.get("tags") or {}), **(inputs.get("tags") or {})},

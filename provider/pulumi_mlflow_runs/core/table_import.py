@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pulumi_mlflow_runs.core.errors import InputError
-from pulumi_mlflow_runs.core.run_plan import adopted_inputs, outputs_for
+from pulumi_mlflow_runs.core.run_lifecycle import described
 from pulumi_mlflow_runs.core.run_table import Refreshed, read_runs, state_of
 from pulumi_mlflow_runs.core.table_spec import MAX_PARALLEL_DEFAULT, TABLE_RUN_KEYS
 
@@ -72,19 +72,10 @@ def import_table(api: MlflowApi, import_id: str) -> Refreshed:
         runs = [found[run_id] for run_id in wanted]
     keyed = entry_keys(runs)
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL_DEFAULT, thread_name_prefix="table-import") as pool:
-        histories = dict(zip(keyed, pool.map(lambda run: _history(api, run), keyed.values()), strict=True))
-    entries: dict[str, Any] = {}
-    states: dict[str, Any] = {}
-    for key, run in keyed.items():
-        adopted = adopted_inputs(run, histories[key])
-        entries[key] = _entry(adopted, key)
-        states[key] = outputs_for(adopted, run)
+        found_runs = dict(zip(keyed, pool.map(lambda run: described(api, run), keyed.values()), strict=True))
+    entries = {key: _entry(found.inputs or {}, key) for key, found in found_runs.items()}
     inputs = {"experiment_id": experiment_id, "runs": entries}
-    return Refreshed(state_of(inputs, states), inputs)
-
-
-def _history(api: MlflowApi, run: m.Run) -> dict[str, list[m.Metric]]:
-    return {metric.key: api.get_metric_history(run.info.run_id, metric.key) for metric in run.data.metrics}
+    return Refreshed(state_of(inputs, {key: found.outputs for key, found in found_runs.items()}), inputs)
 
 
 def _entry(adopted: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -15,13 +15,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pulumi_mlflow_runs.core.resource_key import UNFINISHED, mark_of
 from pulumi_mlflow_runs.core.run_spec import RESOURCE_KEY_TAG
 
 if TYPE_CHECKING:
     from pulumi_mlflow_runs.core import models as m
     from pulumi_mlflow_runs.core.client import MlflowApi
-
-_UNFINISHED = "creating:"
 
 
 def run_key(table_key: str, entry_key: str) -> str:
@@ -57,9 +56,9 @@ def find_runs(
     )
     found = Found()
     for run in api.search_runs(search):
-        mark = next((t.value for t in run.data.tags if t.key == RESOURCE_KEY_TAG), "")
-        unfinished = mark.startswith(_UNFINISHED)
-        entry = by_key.get(mark.removeprefix(_UNFINISHED))
+        mark = mark_of(run)
+        unfinished = mark.startswith(UNFINISHED)
+        entry = by_key.get(mark.removeprefix(UNFINISHED))
         if run.info.run_id in held:
             continue
         if entry is None:

@@ -11,7 +11,7 @@ line in the engine's log says which run is replaced and why.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pulumi_mlflow_runs.core import state_seen
@@ -152,22 +152,7 @@ class TableHandler:
         table_key = of_urn(urn)
         table_id = uuid.uuid4().hex
         held = state_seen.state_runs(table_key)
-        try:
-            applied = apply_table(
-                api_for(inputs),
-                inputs,
-                {},
-                table_key,
-                now_ms(),
-                held=held,
-                progress=TenthsProgress(session.say),
-                stop=session.stop,
-                origin=RunOrigin.of_urn(urn),
-            )
-        except TableFailed as exc:
-            exc.left_behind = {"run_id": table_id, "state": plugin_table_state(exc.state, inputs, table_key)}
-            raise
-        return table_id, plugin_table_state(applied.state, inputs, table_key)
+        return table_id, _applied(api_for, inputs, {}, table_key, table_id=table_id, session=session, held=held)
 
     def read(self, api_for: ApiFor, id_: str, state: Props, stored: Props, *, urn: str) -> Found | None:
         if not state:  # `pulumi import`: the runs the id names, as a table
@@ -187,21 +172,7 @@ class TableHandler:
         inputs = _checked(news)
         table_key = str(olds["table_key"])
         state = core_table_state(olds, _normal(old_inputs))
-        try:
-            applied = apply_table(
-                api_for(inputs),
-                inputs,
-                state,
-                table_key,
-                now_ms(),
-                progress=TenthsProgress(session.say),
-                stop=session.stop,
-                origin=RunOrigin.of_urn(session.urn),
-            )
-        except TableFailed as exc:
-            exc.left_behind = {"run_id": id_, "state": plugin_table_state(exc.state, inputs, table_key)}
-            raise
-        return plugin_table_state(applied.state, inputs, table_key)
+        return _applied(api_for, inputs, state, table_key, table_id=id_, session=session)
 
     def delete(self, api_for: ApiFor, id_: str, state: Props, old_inputs: Props) -> str | None:
         """Every run, at most the table's ``maxParallel`` at a time (what the server was sized for), as writes."""
@@ -217,3 +188,33 @@ class TableHandler:
         """The table as a failed step left it: ``left`` holds its id (``run_id``, the name the protocol reads)
         and the plugin's state, made where the inputs were at hand."""
         return dict(left["state"])
+
+
+def _applied(
+    api_for: ApiFor,
+    inputs: Props,
+    state: Mapping[str, Any],
+    table_key: str,
+    *,
+    table_id: str,
+    session: Session,
+    held: Collection[str] | None = None,
+) -> Props:
+    """The table after its create or update: its progress in the engine's log, stopped by a Ctrl-C, each run named
+    after the table's resource; a partial failure answers with the table as it is."""
+    try:
+        applied = apply_table(
+            api_for(inputs),
+            inputs,
+            state,
+            table_key,
+            now_ms(),
+            held=held,
+            progress=TenthsProgress(session.say),
+            stop=session.stop,
+            origin=RunOrigin.of_urn(session.urn),
+        )
+    except TableFailed as exc:
+        exc.left_behind = {"run_id": table_id, "state": plugin_table_state(exc.state, inputs, table_key)}
+        raise
+    return plugin_table_state(applied.state, inputs, table_key)
