@@ -79,9 +79,13 @@ export class RunTable extends pulumi.CustomResource {
      */
     declare public /*out*/ readonly runStates: pulumi.Output<any>;
     /**
-     * The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+     * The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
      */
-    declare public readonly runs: pulumi.Output<{[key: string]: outputs.RunTableEntry}>;
+    declare public readonly runs: pulumi.Output<{[key: string]: outputs.RunTableEntry} | undefined>;
+    /**
+     * The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+     */
+    declare public readonly runsFile: pulumi.Output<pulumi.asset.Asset | pulumi.asset.Archive | undefined>;
     /**
      * What the table's runs are marked with: their `pulumi.resource_key` tag is `<tableKey>.<a digest of the entry key>` (from the table's URN, so a failed or killed `up`'s runs are found and finished).
      */
@@ -101,14 +105,12 @@ export class RunTable extends pulumi.CustomResource {
             if (args?.experimentId === undefined && !opts.urn) {
                 throw new Error("Missing required property 'experimentId'");
             }
-            if (args?.runs === undefined && !opts.urn) {
-                throw new Error("Missing required property 'runs'");
-            }
             resourceInputs["deploymentName"] = args?.deploymentName;
             resourceInputs["experimentId"] = args?.experimentId;
             resourceInputs["host"] = args?.host;
             resourceInputs["maxParallel"] = args?.maxParallel;
             resourceInputs["runs"] = args?.runs;
+            resourceInputs["runsFile"] = args?.runsFile;
             resourceInputs["latestMetrics"] = undefined /*out*/;
             resourceInputs["retiredRunIds"] = undefined /*out*/;
             resourceInputs["runIds"] = undefined /*out*/;
@@ -124,6 +126,7 @@ export class RunTable extends pulumi.CustomResource {
             resourceInputs["runIds"] = undefined /*out*/;
             resourceInputs["runStates"] = undefined /*out*/;
             resourceInputs["runs"] = undefined /*out*/;
+            resourceInputs["runsFile"] = undefined /*out*/;
             resourceInputs["tableKey"] = undefined /*out*/;
         }
         opts = pulumi.mergeOptions(utilities.resourceOptsDefaults(), opts);
@@ -154,7 +157,11 @@ export interface RunTableArgs {
      */
     maxParallel?: pulumi.Input<number | undefined>;
     /**
-     * The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+     * The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
      */
-    runs: pulumi.Input<{[key: string]: pulumi.Input<inputs.RunTableEntryArgs>}>;
+    runs?: pulumi.Input<{[key: string]: pulumi.Input<inputs.RunTableEntryArgs>} | undefined>;
+    /**
+     * The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+     */
+    runsFile?: pulumi.Input<pulumi.asset.Asset | pulumi.asset.Archive | undefined>;
 }

@@ -46,11 +46,23 @@ def _runs(entry: d.Prop) -> d.Prop:
         "map",
         "The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry "
         "creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by "
-        "`ExperimentRun`'s rules: a replace of one run is an update of the table.",
-        required=True,
+        "`ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` "
+        "gives the entries; with both, each key is in one of them.",
         items=entry,
         change=None,
     )
+
+
+_RUNS_FILE = d.Prop(
+    "runs_file",
+    "asset",
+    "The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the "
+    "provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the "
+    "entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, "
+    "`metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. "
+    "Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand "
+    "entries cost a preview no work in the program's language.",
+)
 
 
 _SERVER = tuple(p for p in d.RUN_INPUTS if p.name in TABLE_RUN_KEYS)
@@ -60,9 +72,9 @@ _MAX_PARALLEL = d.Prop(
     f"Requests in flight for the table's writes (1-{MAX_PARALLEL_LIMIT}, default {MAX_PARALLEL_DEFAULT}, which "
     "suits a one-worker server); raise it for a server with more workers.",
 )
-TABLE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(RUN_TABLE_ENTRY), _MAX_PARALLEL)
+TABLE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(RUN_TABLE_ENTRY), _RUNS_FILE, _MAX_PARALLEL)
 """The schema's inputs: the experiment and the connection (a change replaces the table), the runs, the bound."""
-TABLE_WIRE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(WIRE_ENTRY), _MAX_PARALLEL)
+TABLE_WIRE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(WIRE_ENTRY), _RUNS_FILE, _MAX_PARALLEL)
 
 TABLE_OUTPUTS: tuple[d.Prop, ...] = (
     d.Prop("run_ids", "map", "The run id of each entry, by its key.", items=d.Prop("id", "string", "")),

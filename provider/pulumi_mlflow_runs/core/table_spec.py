@@ -15,13 +15,13 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY
-from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown
+from pulumi_mlflow_runs.core.run_spec import INPUT_KEYS, OUTPUT_KEYS, check_inputs, is_unknown, summary_to_reuse
 
 TABLE_RUN_KEYS = ("experiment_id", "host", "deployment_name")
 """Inputs of every run that the table gives once: a change of one replaces the whole table."""
 ENTRY_KEYS = (*(k for k in INPUT_KEYS if k not in TABLE_RUN_KEYS), "adopt_run_id")
 """What an entry may hold: every other ``ExperimentRun`` input, and ``adopt_run_id``."""
-TABLE_KEYS = (*TABLE_RUN_KEYS, "runs", "max_parallel")
+TABLE_KEYS = (*TABLE_RUN_KEYS, "runs", "runs_file", "max_parallel")
 MAX_PARALLEL_DEFAULT = 4
 """Requests in flight for a table's writes when the program names none: what a one-worker server keeps up with."""
 MAX_PARALLEL_LIMIT = 32
@@ -50,6 +50,29 @@ def max_parallel(table: Mapping[str, Any]) -> int:
     return MAX_PARALLEL_DEFAULT if value is None else int(value)
 
 
+def summaries_to_reuse(
+    olds: Mapping[str, Any], news: Mapping[str, Any], same_file: Callable[[Any, Any], bool] | None = None
+) -> dict[str, Any]:
+    """Per entry key, the metrics file's summary an earlier Check gave where it still holds, as
+    ``run_spec.summary_to_reuse`` says for a run: ``same_file(old asset, new asset)`` is the door's word that the
+    file is unchanged (the plugin's engine hash; an entry it says no for is read again); without it, the file's
+    bytes are hashed against the summary."""
+    old_runs, new_runs = olds.get("runs"), news.get("runs")
+    if not isinstance(old_runs, Mapping) or not isinstance(new_runs, Mapping):
+        return {}
+    found: dict[str, Any] = {}
+    for key, new in new_runs.items():
+        old = old_runs.get(key)
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            continue
+        if same_file is not None and not same_file(old.get("metrics_file"), new.get("metrics_file")):
+            continue
+        summary = summary_to_reuse(old, new, engine_unchanged=same_file is not None)
+        if summary is not None:
+            found[key] = summary
+    return found
+
+
 def _whole_number(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -60,7 +83,7 @@ def _whole_number(value: Any) -> int | None:
 
 def _check_entry(
     table: Mapping[str, Any], key: Any, entry: Any, failures: list[tuple[str, str]], *, read_files: bool,
-    reuse: Mapping[str, Any], name: Callable[[str], str],
+    reuse: Mapping[str, Any], name: Callable[[str], str], source: str,
 ) -> dict[str, Any] | None:  # fmt: skip
     if not isinstance(key, str) or not key:
         failures.append(("runs", f"an entry's key must be a non-empty string, got {key!r}"))
@@ -78,12 +101,12 @@ def _check_entry(
             )
         else:
             known = ", ".join(map(name, ENTRY_KEYS))
-            failures.append((entry_path(key, name(field)), f"is not an input of a run (inputs: {known})"))
+            failures.append((entry_path(key, name(field)), f"is not an input of a run (inputs: {known}){source}"))
     given = {k: v for k, v in entry.items() if k in (*ENTRY_KEYS, METRICS_FILE_SUMMARY.name)}
     inputs, found = check_inputs(
         run_inputs(table, key, given), OUTPUT_KEYS, read_files=read_files, reuse_summary=reuse.get(key)
     )
-    failures += [(entry_path(key, name(prop)), reason) for prop, reason in found if prop not in TABLE_RUN_KEYS]
+    failures += [(entry_path(key, name(prop)), reason + source) for prop, reason in found if prop not in TABLE_RUN_KEYS]
     if len(failures) > before:
         return None
     for table_key in TABLE_RUN_KEYS:
@@ -100,12 +123,14 @@ def check_table(
     read_files: bool = False,
     reuse_summaries: Mapping[str, Any] | None = None,
     name: Callable[[str], str] = str,
+    file_keys: Collection[str] = (),
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate and normalize a table's inputs: ``(inputs, failures)``, as ``run_spec.check_inputs`` for a run.
 
     ``outputs``: the door's output names (a program may send them as None). ``read_files`` and
     ``reuse_summaries`` (a metrics file's summary per entry key) are Check's, as for a run. ``name``: an
-    entry's property path as the door names it (the plugin's camelCase).
+    entry's property path as the door names it (the plugin's camelCase). ``file_keys``: the entries Check read
+    from ``runs_file`` (``core.table_file``), whose failures say so.
     """
     failures: list[tuple[str, str]] = []
     for unknown in sorted(set(news) - set(TABLE_KEYS) - set(outputs) - {"__provider"}):
@@ -126,17 +151,25 @@ def check_table(
         else:
             out["max_parallel"] = number
     runs = given.get("runs")
-    if runs is None:
-        failures.append(("runs", "is required (a map from a key you choose to a run's inputs; {} for none)"))
-    elif not is_unknown(runs):
+    if runs is None and given.get("runs_file") is None:
+        failures.append(
+            ("runs", "is required (a map from a key you choose to a run's inputs; {} for none), or runsFile")
+        )
+    elif runs is not None and not is_unknown(runs):
         if not isinstance(runs, Mapping):
             failures.append(("runs", "must be a map from a key you choose to a run's inputs"))
         else:
             entries: dict[str, Any] = {}
             for key, entry in runs.items():
+                source = f" (an entry of the runs file {_path(given.get('runs_file'))})" if key in file_keys else ""
                 checked = _check_entry(
-                    out, key, entry, failures, read_files=read_files, reuse=reuse_summaries or {}, name=name
-                )
+                    out, key, entry, failures, read_files=read_files, reuse=reuse_summaries or {}, name=name,
+                    source=source,
+                )  # fmt: skip
                 entries[key] = checked if checked is not None else entry
             out["runs"] = entries
     return out, failures
+
+
+def _path(asset: Any) -> str:
+    return str(getattr(asset, "path", "") or "")

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi.dynamic as dyn
 
 from pulumi_mlflow_runs.core import state_seen
-from pulumi_mlflow_runs.core.artifacts.files import drifted
+from pulumi_mlflow_runs.core.artifacts.files import drifted, holds_elided
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import now_ms
@@ -29,6 +29,7 @@ from pulumi_mlflow_runs.core.run_spec import is_unknown, known_text
 from pulumi_mlflow_runs.core.run_table import apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_file import with_file_entries
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
@@ -100,8 +101,9 @@ class RunTableProvider(BaseProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         table_key = known_text(news.get("table_key"))
         state_seen.checked(table_key, in_state=bool(olds))
-        inputs, failures = check_table(news, _NOT_REFUSED)
-        failures += _not_in_tables(news)
+        news, file_keys, failures = with_file_entries(news)
+        inputs, found = check_table(news, _NOT_REFUSED, file_keys=file_keys or ())
+        failures += found + _not_in_tables(news)
         urn = _request_urn()
         for key, entry in _entries(news).items():
             if isinstance(entry, Mapping) and entry.get("artifacts") is not None:
@@ -163,7 +165,9 @@ class RunTableProvider(BaseProvider):
         fresh = refresh_table(self.api_for(core), core, stored)
         recorded = fresh.inputs if fresh.inputs is not None else (stored or props)
         outputs = dynamic_state(fresh.state, {**recorded, "max_parallel": props.get("max_parallel")}, table_key)
-        inputs = None if fresh.inputs is None or request is None else {**fresh.inputs, "table_key": table_key}
+        # Inputs holding a runs file without its contents cannot be handed back: the engine keeps them as they were.
+        kept = fresh.inputs is None or request is None or holds_elided(fresh.inputs.get("runs_file"))
+        inputs = None if kept else {**(fresh.inputs or {}), "table_key": table_key}
         return dyn.ReadResult(id_, outputs, inputs=inputs)
 
     @user_facing

@@ -28,6 +28,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from pulumi_mlflow_runs.core import definitions as d
+from pulumi_mlflow_runs.core.artifacts.files import Elided
 from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
@@ -80,6 +81,18 @@ def _snake(struct: struct_pb2.Struct | None, props: tuple[d.Prop, ...]) -> tuple
 def _camel(values: Mapping[str, Any], props: tuple[d.Prop, ...], secret: set[str]) -> struct_pb2.Struct:
     out = convert(values, props, to_snake=False)
     return wire.encode(out, {d.camel(k) for k in secret})
+
+
+def _read_inputs(
+    inputs: Mapping[str, Any], stored: struct_pb2.Struct, props: tuple[d.Prop, ...], secret: set[str]
+) -> struct_pb2.Struct:
+    """Refreshed inputs for the engine; an input that is a whole asset the engine sent without its contents (a
+    table's ``runsFile``) is handed back as stored."""
+    elided = {k for k, v in inputs.items() if isinstance(v, Elided)}
+    out = _camel({k: v for k, v in inputs.items() if k not in elided}, props, secret)
+    for name in elided:
+        out.fields[d.camel(name)].CopyFrom(stored.fields[d.camel(name)])
+    return out
 
 
 _STABLE = {"runId", "artifactUri", "userId", "experimentId"}
@@ -290,7 +303,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         if found is None:
             return provider_pb2.ReadResponse(id="")  # gone for good: the engine drops it from state
         inputs = (
-            _camel(found.inputs, handler.props, stored_secret)
+            _read_inputs(found.inputs, request.inputs, handler.props, stored_secret)
             if found.inputs is not None
             else request.inputs  # kept as stored (assets without their contents cannot be handed back)
         )

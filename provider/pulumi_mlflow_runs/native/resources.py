@@ -114,8 +114,9 @@ class Experiment(_NativeResource):
 
 class RunTable(_NativeResource):
     """A table of runs in one experiment as one resource, on the ``mlflow-runs`` plugin. Arguments as the dynamic
-    ``pulumi_mlflow_runs.RunTable``: ``experiment_id`` (required), ``runs`` (required: a key you choose to the
-    arguments of an ``ExperimentRun`` but the experiment and the connection, in snake_case), ``max_parallel``,
+    ``pulumi_mlflow_runs.RunTable``: ``experiment_id`` (required), ``runs`` (a key you choose to the arguments
+    of an ``ExperimentRun`` but the experiment and the connection, in snake_case) or ``runs_file`` (a
+    ``pulumi.FileAsset`` of entries, CSV, YAML or JSON, that the plugin reads) or both, ``max_parallel``,
     ``host``, ``deployment_name``. Outputs: ``run_ids``, ``latest_metrics``, ``table_key``, ``run_states``,
     ``retired_run_ids``."""
 

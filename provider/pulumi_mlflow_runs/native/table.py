@@ -25,6 +25,7 @@ from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
 from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
 from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_file import with_file_entries
 from pulumi_mlflow_runs.core.table_import import import_table
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
@@ -77,14 +78,17 @@ class TableHandler:
 
     def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
         state_seen.checked(of_urn(urn), in_state=bool(olds))
-        _, failures = check_table(news, _OUTPUT_NAMES, name=_entry_name)
+        news, file_keys, failures = with_file_entries(news)
+        failures += check_table(news, _OUTPUT_NAMES, name=_entry_name, file_keys=file_keys or ())[1]
+        # A runs file's entries go to the engine as the table's `runs`: what every later step reads.
+        added = {"runs": news["runs"]} if file_keys is not None else {}
         runs = news.get("runs")
         for key, entry in sorted(runs.items()) if isinstance(runs, Mapping) else ():
             for name in NOT_IN_TABLES if isinstance(entry, Mapping) else ():
                 if entry.get(name) is not None:
                     reason = "is not taken by a RunTable in this version; declare this run as an ExperimentRun"
                     failures.append((entry_path(str(key), camel(name)), reason))
-        return {}, failures
+        return added, failures
 
     def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change:
         table_key = str(olds.get("table_key") or of_urn(urn))

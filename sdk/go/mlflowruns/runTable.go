@@ -32,8 +32,10 @@ type RunTable struct {
 	RunIds pulumi.StringMapOutput `pulumi:"runIds"`
 	// Per entry, what the state needs of its run beyond the inputs and the outputs above: the `ExperimentRun` state of the plugin (`artifactUri`, `lifecycleStage`, `userId`, `run`, `stampedAt`, ...) without what repeats an input.
 	RunStates pulumi.AnyOutput `pulumi:"runStates"`
-	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
 	Runs RunTableEntryMapOutput `pulumi:"runs"`
+	// The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+	RunsFile pulumi.AssetOrArchiveOutput `pulumi:"runsFile"`
 	// What the table's runs are marked with: their `pulumi.resource_key` tag is `<tableKey>.<a digest of the entry key>` (from the table's URN, so a failed or killed `up`'s runs are found and finished).
 	TableKey pulumi.StringOutput `pulumi:"tableKey"`
 }
@@ -47,9 +49,6 @@ func NewRunTable(ctx *pulumi.Context,
 
 	if args.ExperimentId == nil {
 		return nil, errors.New("invalid value for required argument 'ExperimentId'")
-	}
-	if args.Runs == nil {
-		return nil, errors.New("invalid value for required argument 'Runs'")
 	}
 	replaceOnChanges := pulumi.ReplaceOnChanges([]string{
 		"deploymentName",
@@ -104,8 +103,10 @@ type runTableArgs struct {
 	Host *string `pulumi:"host"`
 	// Requests in flight for the table's writes (1-32, default 4, which suits a one-worker server); raise it for a server with more workers.
 	MaxParallel *int `pulumi:"maxParallel"`
-	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
 	Runs map[string]RunTableEntry `pulumi:"runs"`
+	// The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+	RunsFile pulumi.AssetOrArchive `pulumi:"runsFile"`
 }
 
 // The set of arguments for constructing a RunTable resource.
@@ -118,8 +119,10 @@ type RunTableArgs struct {
 	Host pulumi.StringPtrInput
 	// Requests in flight for the table's writes (1-32, default 4, which suits a one-worker server); raise it for a server with more workers.
 	MaxParallel pulumi.IntPtrInput
-	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+	// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
 	Runs RunTableEntryMapInput
+	// The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+	RunsFile pulumi.AssetOrArchiveInput
 }
 
 func (RunTableArgs) ElementType() reflect.Type {
@@ -199,9 +202,14 @@ func (o RunTableOutput) RunStates() pulumi.AnyOutput {
 	return o.ApplyT(func(v *RunTable) pulumi.AnyOutput { return v.RunStates }).(pulumi.AnyOutput)
 }
 
-// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+// The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
 func (o RunTableOutput) Runs() RunTableEntryMapOutput {
 	return o.ApplyT(func(v *RunTable) RunTableEntryMapOutput { return v.Runs }).(RunTableEntryMapOutput)
+}
+
+// The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+func (o RunTableOutput) RunsFile() pulumi.AssetOrArchiveOutput {
+	return o.ApplyT(func(v *RunTable) pulumi.AssetOrArchiveOutput { return v.RunsFile }).(pulumi.AssetOrArchiveOutput)
 }
 
 // What the table's runs are marked with: their `pulumi.resource_key` tag is `<tableKey>.<a digest of the entry key>` (from the table's URN, so a failed or killed `up`'s runs are found and finished).

@@ -22,27 +22,32 @@ __all__ = ['RunTableArgs', 'RunTable']
 class RunTableArgs:
     def __init__(__self__, *,
                  experiment_id: pulumi.Input[_builtins.str],
-                 runs: pulumi.Input[Mapping[str, pulumi.Input['RunTableEntryArgs']]],
                  deployment_name: pulumi.Input[Optional[_builtins.str]] = None,
                  host: pulumi.Input[Optional[_builtins.str]] = None,
-                 max_parallel: pulumi.Input[Optional[_builtins.int]] = None):
+                 max_parallel: pulumi.Input[Optional[_builtins.int]] = None,
+                 runs: pulumi.Input[Optional[Mapping[str, pulumi.Input['RunTableEntryArgs']]]] = None,
+                 runs_file: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]] = None):
         """
         The set of arguments for constructing a RunTable resource.
 
         :param pulumi.Input[_builtins.str] experiment_id: The experiment that holds the run.
-        :param pulumi.Input[Mapping[str, pulumi.Input['RunTableEntryArgs']]] runs: The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
         :param pulumi.Input[_builtins.str] deployment_name: A Databricks workspace: `https://<deployment_name>.cloud.databricks.com`.
         :param pulumi.Input[_builtins.str] host: The base URL of a workspace or tracking server (overrides the provider's).
         :param pulumi.Input[_builtins.int] max_parallel: Requests in flight for the table's writes (1-32, default 4, which suits a one-worker server); raise it for a server with more workers.
+        :param pulumi.Input[Mapping[str, pulumi.Input['RunTableEntryArgs']]] runs: The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
+        :param pulumi.Input[Union[pulumi.Asset, pulumi.Archive]] runs_file: The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
         """
         pulumi.set(__self__, "experiment_id", experiment_id)
-        pulumi.set(__self__, "runs", runs)
         if deployment_name is not None:
             pulumi.set(__self__, "deployment_name", deployment_name)
         if host is not None:
             pulumi.set(__self__, "host", host)
         if max_parallel is not None:
             pulumi.set(__self__, "max_parallel", max_parallel)
+        if runs is not None:
+            pulumi.set(__self__, "runs", runs)
+        if runs_file is not None:
+            pulumi.set(__self__, "runs_file", runs_file)
 
     @_builtins.property
     @pulumi.getter(name="experimentId")
@@ -55,18 +60,6 @@ class RunTableArgs:
     @experiment_id.setter
     def experiment_id(self, value: pulumi.Input[_builtins.str]):
         pulumi.set(self, "experiment_id", value)
-
-    @_builtins.property
-    @pulumi.getter
-    def runs(self) -> pulumi.Input[Mapping[str, pulumi.Input['RunTableEntryArgs']]]:
-        """
-        The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
-        """
-        return pulumi.get(self, "runs")
-
-    @runs.setter
-    def runs(self, value: pulumi.Input[Mapping[str, pulumi.Input['RunTableEntryArgs']]]):
-        pulumi.set(self, "runs", value)
 
     @_builtins.property
     @pulumi.getter(name="deploymentName")
@@ -104,6 +97,30 @@ class RunTableArgs:
     def max_parallel(self, value: pulumi.Input[Optional[_builtins.int]]):
         pulumi.set(self, "max_parallel", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def runs(self) -> pulumi.Input[Optional[Mapping[str, pulumi.Input['RunTableEntryArgs']]]]:
+        """
+        The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
+        """
+        return pulumi.get(self, "runs")
+
+    @runs.setter
+    def runs(self, value: pulumi.Input[Optional[Mapping[str, pulumi.Input['RunTableEntryArgs']]]]):
+        pulumi.set(self, "runs", value)
+
+    @_builtins.property
+    @pulumi.getter(name="runsFile")
+    def runs_file(self) -> pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]]:
+        """
+        The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+        """
+        return pulumi.get(self, "runs_file")
+
+    @runs_file.setter
+    def runs_file(self, value: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]]):
+        pulumi.set(self, "runs_file", value)
+
 
 @pulumi.type_token("mlflow-runs:index:RunTable")
 class RunTable(pulumi.CustomResource):
@@ -116,6 +133,7 @@ class RunTable(pulumi.CustomResource):
                  host: pulumi.Input[Optional[_builtins.str]] = None,
                  max_parallel: pulumi.Input[Optional[_builtins.int]] = None,
                  runs: pulumi.Input[Optional[Mapping[str, pulumi.Input[Union['RunTableEntryArgs', 'RunTableEntryArgsDict', 'outputs.RunTableEntry']]]]] = None,
+                 runs_file: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]] = None,
                  __props__=None):
         """
         A table of MLflow runs as one resource: `runs` maps a key you choose to what an `ExperimentRun` takes, in one experiment on one server. The runs are written in parallel (`maxParallel` requests in flight), each exactly once; an added, removed or changed entry creates, deletes, updates or replaces that run alone, and only a change of the experiment or the connection replaces the table.
@@ -126,7 +144,8 @@ class RunTable(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] experiment_id: The experiment that holds the run.
         :param pulumi.Input[_builtins.str] host: The base URL of a workspace or tracking server (overrides the provider's).
         :param pulumi.Input[_builtins.int] max_parallel: Requests in flight for the table's writes (1-32, default 4, which suits a one-worker server); raise it for a server with more workers.
-        :param pulumi.Input[Mapping[str, pulumi.Input[Union['RunTableEntryArgs', 'RunTableEntryArgsDict', 'outputs.RunTableEntry']]]] runs: The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+        :param pulumi.Input[Mapping[str, pulumi.Input[Union['RunTableEntryArgs', 'RunTableEntryArgsDict', 'outputs.RunTableEntry']]]] runs: The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
+        :param pulumi.Input[Union[pulumi.Asset, pulumi.Archive]] runs_file: The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
         """
         ...
     @overload
@@ -157,6 +176,7 @@ class RunTable(pulumi.CustomResource):
                  host: pulumi.Input[Optional[_builtins.str]] = None,
                  max_parallel: pulumi.Input[Optional[_builtins.int]] = None,
                  runs: pulumi.Input[Optional[Mapping[str, pulumi.Input[Union['RunTableEntryArgs', 'RunTableEntryArgsDict', 'outputs.RunTableEntry']]]]] = None,
+                 runs_file: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -172,9 +192,8 @@ class RunTable(pulumi.CustomResource):
             __props__.__dict__["experiment_id"] = experiment_id
             __props__.__dict__["host"] = host
             __props__.__dict__["max_parallel"] = max_parallel
-            if runs is None and not opts.urn:
-                raise TypeError("Missing required property 'runs'")
             __props__.__dict__["runs"] = runs
+            __props__.__dict__["runs_file"] = runs_file
             __props__.__dict__["latest_metrics"] = None
             __props__.__dict__["retired_run_ids"] = None
             __props__.__dict__["run_ids"] = None
@@ -213,6 +232,7 @@ class RunTable(pulumi.CustomResource):
         __props__.__dict__["run_ids"] = None
         __props__.__dict__["run_states"] = None
         __props__.__dict__["runs"] = None
+        __props__.__dict__["runs_file"] = None
         __props__.__dict__["table_key"] = None
         return RunTable(resource_name, opts=opts, __props__=__props__)
 
@@ -288,11 +308,19 @@ class RunTable(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
-    def runs(self) -> pulumi.Output[Mapping[str, 'outputs.RunTableEntry']]:
+    def runs(self) -> pulumi.Output[Optional[Mapping[str, 'outputs.RunTableEntry']]]:
         """
-        The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table.
+        The table's runs by a key you choose (the run's name unless the entry gives `runName`). An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone, by `ExperimentRun`'s rules: a replace of one run is an update of the table. Required unless `runsFile` gives the entries; with both, each key is in one of them.
         """
         return pulumi.get(self, "runs")
+
+    @_builtins.property
+    @pulumi.getter(name="runsFile")
+    def runs_file(self) -> pulumi.Output[Optional[Union[pulumi.Asset, pulumi.Archive]]]:
+        """
+        The table's entries from a file (a FileAsset, its path relative to the program's folder), read by the provider at each preview and `up`: YAML or JSON (`.yaml`, `.yml`, `.json`), a map from an entry's key to the entry as in `runs`; or CSV, a row per run: `key` (or `runName`), `params.<name>`, `tags.<name>`, `metrics.<name>` (one point at step 0) and the entry's plain properties by name; an empty cell is no value. Its entries are the table's as if written in `runs` (the state, the diff and every step): a thousand entries cost a preview no work in the program's language.
+        """
+        return pulumi.get(self, "runs_file")
 
     @_builtins.property
     @pulumi.getter(name="tableKey")
