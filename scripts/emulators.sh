@@ -5,8 +5,9 @@
 # lock), so the tests' own call waits for CI's early one (.ci/run starts it in the background). Prints the
 # folder of the installed commands.
 #
-# GCS has none here: fake-gcs-server serves GCS's JSON API, while obstore (the provider's store library) writes
-# through GCS's XML API, which fake-gcs-server answers "400 invalid uploadType" (docs/reference.md).
+# GCS has none here: obstore (the provider's store library) writes through GCS's XML API, which fake-gcs-server
+# 1.56.1 answers "400 invalid uploadType" and gcp-storage-emulator serves in part (no listing, delete or
+# multipart); tests/artifacts/test_gcs_artifacts.py has moto's server (the test extra's) answer it instead.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.pulumi-local/emulators"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pulumi
 import pytest
-from mlflow.entities import ViewType
 
-from support.host import DynamicHost, HostError, isolated_env, secret, without_provider
+from support.failed_create import failed_create
+from support.host import DynamicHost, isolated_env, secret, without_provider
 from support.mlflow_server import MlflowServer
 from support.object_stores import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer, direct_root_server, start_azurite
 from support.runs import create_run, run_props, unique
@@ -105,13 +105,6 @@ def test_files_land_in_the_container_and_only_changes_are_sent(azure_host, azure
     assert files["keep.txt"] == outs["artifact_files"]["keep.txt"]
 
 
-def _failed_create(host: DynamicHost, client: Any, experiment: str) -> str:
-    with pytest.raises(HostError) as failed:
-        create_run(host, experiment_id=experiment, artifacts={"a.txt": pulumi.StringAsset("x")})
-    assert client.search_runs([experiment], run_view_type=ViewType.ACTIVE_ONLY) == [], "the run was rolled back"
-    return str(failed.value.details)
-
-
 def test_a_missing_container_and_a_wrong_key_are_named(azure_mlflow, azure_client, azurite) -> None:
     experiment = azure_client.create_experiment(
         unique("az"), artifact_location=f"wasbs://missing@{AZURITE_ACCOUNT}.blob.core.windows.net/x"
@@ -119,7 +112,7 @@ def test_a_missing_container_and_a_wrong_key_are_named(azure_mlflow, azure_clien
     env = isolated_env(MLFLOW_TRACKING_URI=azure_mlflow.url, AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string)
     with DynamicHost(env=env) as host:
         host.configure({})
-        message = _failed_create(host, azure_client, experiment)
+        message = failed_create(host, azure_client, experiment)
     assert "ContainerNotFound" in message and "does not exist" in message
     assert "(from env AZURE_STORAGE_CONNECTION_STRING)" in message and AZURITE_KEY not in message
 
@@ -127,7 +120,7 @@ def test_a_missing_container_and_a_wrong_key_are_named(azure_mlflow, azure_clien
     wrong = azurite.connection_string.replace(AZURITE_KEY, wrong_key)
     with DynamicHost(env={**env, "AZURE_STORAGE_CONNECTION_STRING": wrong}) as host:
         host.configure({})
-        message = _failed_create(host, azure_client, azure_client.create_experiment(unique("az")))
+        message = failed_create(host, azure_client, azure_client.create_experiment(unique("az")))
     assert "Azure Blob refused the credentials" in message and "env AZURE_STORAGE_CONNECTION_STRING" in message
     assert wrong_key not in message and AZURITE_KEY not in message
 

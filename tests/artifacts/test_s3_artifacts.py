@@ -17,10 +17,10 @@ from typing import Any
 
 import pulumi
 import pytest
-from mlflow.entities import ViewType
 
+from support.failed_create import failed_create
 from support.fault_proxy import ANY, FaultProxy
-from support.host import DynamicHost, HostError, isolated_env, secret, without_provider
+from support.host import DynamicHost, isolated_env, secret, without_provider
 from support.mlflow_proxy import RecordingProxy
 from support.mlflow_server import MlflowServer
 from support.object_stores import S3_SECRET, S3Server, direct_root_server, start_s3
@@ -216,18 +216,9 @@ def test_uploads_ride_out_a_503_and_a_lost_answer(s3_host, s3_proxy, s3_client, 
     assert set(outs["artifact_files"]) == {"a.txt", "b.txt"}
 
 
-def _failed_create(host: DynamicHost, client: Any, experiment: str) -> str:
-    """A create whose upload fails: the error text; no run is left active."""
-    declared = {"a.txt": pulumi.StringAsset("x")}
-    with pytest.raises(HostError) as failed:
-        create_run(host, experiment_id=experiment, artifacts=declared)
-    assert client.search_runs([experiment], run_view_type=ViewType.ACTIVE_ONLY) == [], "the run was rolled back"
-    return str(failed.value.details)
-
-
 def test_a_missing_bucket_names_the_bucket_and_the_endpoint_setting(s3_host, s3_proxy, s3_client) -> None:
     experiment = s3_client.create_experiment(unique("s3"), artifact_location="s3://no-such-bucket/x")
-    message = _failed_create(s3_host, s3_client, experiment)
+    message = failed_create(s3_host, s3_client, experiment)
     assert "artifacts.a.txt" in message and "s3://no-such-bucket/x/" in message
     assert "does not exist" in message and "NoSuchBucket" in message
     assert f"{s3_proxy.url} (from env MLFLOW_S3_ENDPOINT_URL)" in message
@@ -241,7 +232,7 @@ def test_an_unreachable_endpoint_is_named(s3_mlflow, s3_server, s3_client, tmp_p
     env = _host_env(s3_mlflow, s3_server, closed.url, PULUMI_MLFLOW_RUNS_RETRY_DEADLINE="2")
     with DynamicHost(env=env) as host:
         host.configure({})
-        message = _failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
+        message = failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
     assert f"cannot reach S3 at {closed.url} (from env MLFLOW_S3_ENDPOINT_URL)" in message
     assert S3_SECRET not in message
 
@@ -274,7 +265,7 @@ def test_stack_config_keys_and_profiles_give_the_credentials(s3_mlflow, s3_serve
 
     with DynamicHost(env={**env, "AWS_PROFILE": "nobody", "MLFLOW_S3_ENDPOINT_URL": s3_server.url}) as host:
         host.configure({})
-        message = _failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
+        message = failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
     assert "env AWS_PROFILE names the AWS profile 'nobody'" in message and str(credentials) in message
 
 
@@ -287,7 +278,7 @@ def test_refused_credentials_say_where_they_came_from(s3_mlflow, s3_client, tmp_
         env = isolated_env(MLFLOW_TRACKING_URI=s3_mlflow.url, **{**strict.env, "AWS_SECRET_ACCESS_KEY": wrong})
         with DynamicHost(env=env) as host:
             host.configure({})
-            message = _failed_create(host, s3_client, experiment)
+            message = failed_create(host, s3_client, experiment)
         assert "S3 refused the credentials for the run's artifact root s3://strict/x/" in message
         assert "SignatureDoesNotMatch" in message and "env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in message
         assert wrong not in message and strict.env["AWS_SECRET_ACCESS_KEY"] not in message
@@ -426,6 +417,6 @@ def test_an_https_endpoint_of_a_private_ca_is_trusted_through_aws_ca_bundle(
         env.pop("AWS_CA_BUNDLE", None)  # a machine's own (this one's names the system bundle)
         with DynamicHost(env=env) as host:
             host.configure({})
-            message = _failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
+            message = failed_create(host, s3_client, s3_client.create_experiment(unique("s3")))
     assert f"the TLS certificate of S3 at {tls.url} (from env MLFLOW_S3_ENDPOINT_URL) does not verify" in message
     assert "set env AWS_CA_BUNDLE" in message, message
