@@ -23,6 +23,7 @@ from support.mlflow_proxy import RecordingProxy  # noqa: E402
 from support.mlflow_server import MlflowServer  # noqa: E402
 from support.object_stores import S3Server, start_s3  # noqa: E402
 from support.once import built_once, locked, shared_root  # noqa: E402
+from support.project import PACKAGE_VENV  # noqa: E402
 from support.server_profile import on_postgres, profile_server  # noqa: E402
 from support.server_version import SERVER_PYTHON_ENV, server_is_mlflow3, server_python, server_version  # noqa: E402
 
@@ -39,6 +40,8 @@ def host(mlflow_server: MlflowServer) -> Iterator[DynamicHost]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once per run, before any worker starts a CLI
+        _forget_cached_schema()
     config.addinivalue_line(
         "markers", "mlflow3: needs an MLflow 3 server (skipped when MLFLOW_SERVER_PYTHON runs an older one)"
     )
@@ -81,6 +84,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _expected_length(item: pytest.Item) -> float:
     marker = item.get_closest_marker("timeout")
     return float(marker.args[0]) if marker is not None and marker.args else 0.0
+
+
+def _forget_cached_schema() -> None:
+    """The CLI keeps the plugin's schema beside the plugin it found (``<venv>/schema-mlflow-runs.json``) and trusts
+    it while the plugin file is older. An editable install's plugin is a script that never changes while the
+    schema does, so a stale copy would have the YAML host check programs against an old schema: drop it."""
+    (PACKAGE_VENV / "schema-mlflow-runs.json").unlink(missing_ok=True)
 
 
 def _cli_only(request: pytest.FixtureRequest) -> None:

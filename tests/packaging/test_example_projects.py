@@ -45,7 +45,7 @@ def test_the_repository_has_the_projects_it_documents() -> None:
     """A walk that found nothing would make the lifecycle test below pass vacuously."""
     found = {str(p.relative_to(ROOT)) for p in project_folders()}
     documented = {".", "examples/evaluation-as-data", "examples/yaml-native", "examples/python-native"}
-    documented |= {"examples/training-curve", "examples/eval-table"}
+    documented |= {"examples/training-curve", "examples/eval-table", "examples/eval-table-yaml"}
     assert documented | {"examples/typescript-native"} <= found, found
 
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from pulumi_mlflow_runs.core.client import MlflowApi
+    from pulumi_mlflow_runs.core.retries import RetryPolicy
 
     from .host import DynamicHost
     from .mlflow_proxy import Request
@@ -50,13 +51,14 @@ def create_run(host: DynamicHost, **inputs: Any) -> tuple[str, dict[str, Any], d
 
 
 @contextmanager
-def core_api(url: str) -> Iterator[MlflowApi]:
-    """The core's client of the server at ``url``, on a connection pool of its own that is closed after."""
+def core_api(url: str, policy: RetryPolicy | None = None) -> Iterator[MlflowApi]:
+    """The core's client of the server at ``url``, on a connection pool of its own that is closed after;
+    ``policy``: its retries (a short deadline, where a test faults a request for good)."""
     from pulumi_mlflow_runs.core.auth import Connection
     from pulumi_mlflow_runs.core.client import MlflowApi
     from pulumi_mlflow_runs.core.transport import TransportPool
 
-    pool = TransportPool()
+    pool = TransportPool() if policy is None else TransportPool(policy=policy)
     try:
         yield MlflowApi(pool.get(Connection(url, "test", False)))
     finally:

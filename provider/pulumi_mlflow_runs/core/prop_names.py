@@ -27,14 +27,33 @@ def _by(props: Sequence[Prop], camel_keys: bool) -> dict[str, tuple[str, Prop]]:
     return found[1]
 
 
+def _renames(prop: Prop | None) -> bool:
+    """Whether a value of ``prop`` holds names to rename (an object's fields), at any depth: the others (a map of
+    the user's tags, a list of strings) are copied as they are, not walked value by value."""
+    if prop is None:
+        return False
+    found = _RENAMES.get(id(prop))
+    if found is None or found[0] is not prop:
+        deep = prop.type == "object" or (prop.type in ("array", "map") and _renames(prop.items))
+        found = _RENAMES[id(prop)] = (prop, deep)
+    return found[1]
+
+
+_RENAMES: dict[int, tuple[Prop, bool]] = {}
+
+
 def _convert(value: Any, prop: Prop | None, to_snake: bool) -> Any:
     if prop is None or value is None:
         return value
     if prop.type == "array" and isinstance(value, list):
+        if not _renames(prop.items):
+            return list(value)
         return [_convert(item, prop.items, to_snake) for item in value]
     if prop.type == "object" and isinstance(value, Mapping):
         return convert(value, prop.fields, to_snake=to_snake)
     if prop.type == "map" and isinstance(value, Mapping):
+        if not _renames(prop.items):
+            return dict(value)
         return {k: _convert(v, prop.items, to_snake) for k, v in value.items()}
     return value
 

@@ -83,25 +83,44 @@ _LEAVES = frozenset({int, float, bool, type(None)})
 def is_unknown(value: Any) -> bool:
     """True if ``value`` is, or contains, a preview-time unknown (the host's ``Unknown`` or the wire string).
 
-    Check and Diff walk every input with this, so the plain JSON types state holds go first.
+    Check and Diff walk every input with this (a table of a thousand entries, every value of each): one loop
+    over a stack of what is left to look at, the plain JSON types state holds first.
     """
     kind = type(value)
     if kind is str:
         return bool(value == UNKNOWN)
     if kind in _LEAVES:
         return False
-    if kind is dict:
-        return any(type(v) not in _LEAVES and is_unknown(v) for v in value.values()) or UNKNOWN in value
-    if kind is list:
-        return any(type(v) not in _LEAVES and is_unknown(v) for v in value)
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, str):
-        return value == UNKNOWN
-    if isinstance(value, Mapping):
-        return any(is_unknown(k) or is_unknown(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(is_unknown(v) for v in value)
+    left = [value]
+    while left:
+        item = left.pop()
+        kind = type(item)
+        if kind is dict:
+            if UNKNOWN in item:
+                return True
+            values: Any = item.values()
+        elif kind is list:
+            values = item
+        elif isinstance(item, Unknown):
+            return True
+        elif isinstance(item, str):
+            if item == UNKNOWN:
+                return True
+            continue
+        elif isinstance(item, Mapping):
+            left.extend(item.keys())
+            values = item.values()
+        elif isinstance(item, (list, tuple)):
+            values = item
+        else:
+            continue
+        for v in values:
+            vk = type(v)
+            if vk is str:
+                if v == UNKNOWN:
+                    return True
+            elif vk not in _LEAVES:
+                left.append(v)
     return False
 
 

@@ -324,18 +324,23 @@ def delete_table(api: MlflowApi, state: Mapping[str, Any], parallel: int) -> lis
 # ---- refresh ----------------------------------------------------------------------------------------------
 
 
-def read_runs(api: MlflowApi, experiment_id: str, ids: list[str]) -> dict[str, m.Run]:
-    """The runs of ``ids`` that exist (deleted ones too), by id: one search per ``SEARCH_CHUNK`` ids."""
+def read_runs(api: MlflowApi, experiment_id: str, ids: list[str], parallel: int = 1) -> dict[str, m.Run]:
+    """The runs of ``ids`` that exist (deleted ones too), by id: one search per ``SEARCH_CHUNK`` ids, at most
+    ``parallel`` at a time (the table's ``maxParallel``: what its server was sized for)."""
     from pulumi_mlflow_runs.core import models as m
 
-    found: dict[str, m.Run] = {}
-    for start in range(0, len(ids), SEARCH_CHUNK):
-        chunk = ids[start : start + SEARCH_CHUNK]
+    def search(chunk: list[str]) -> list[m.Run]:
         quoted = ", ".join(f"'{run_id}'" for run_id in chunk)
-        search = m.SearchRuns(
+        query = m.SearchRuns(
             experiment_ids=[experiment_id], filter=f"attributes.run_id IN ({quoted})", run_view_type="ALL"
         )
-        found.update((run.info.run_id, run) for run in api.search_runs(search))
+        return list(api.search_runs(query))
+
+    chunks = [ids[start : start + SEARCH_CHUNK] for start in range(0, len(ids), SEARCH_CHUNK)]
+    found: dict[str, m.Run] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(chunks))), thread_name_prefix="run-table") as pool:
+        for runs in pool.map(search, chunks):
+            found.update((run.info.run_id, run) for run in runs)
     return found
 
 
@@ -351,7 +356,8 @@ def refresh_table(api: MlflowApi, state: Mapping[str, Any], stored: Mapping[str,
     ``run_lifecycle.refresh`` does one (a metric's history read only where the state needs it); a run gone for
     good leaves the table, so the next ``up`` creates it again. ``stored``: the table's recorded inputs."""
     olds: Mapping[str, Any] = state.get("runs") or {}
-    servers = read_runs(api, state["experiment_id"], sorted({run["run_id"] for run in olds.values()}))
+    ids = sorted({run["run_id"] for run in olds.values()})
+    servers = read_runs(api, state["experiment_id"], ids, max_parallel(stored or {}))
     stored_runs = dict((stored or {}).get("runs") or {})
     runs: dict[str, Any] = {}
     entries: dict[str, Any] | None = dict(stored_runs) if stored is not None else None

@@ -8,14 +8,12 @@ import dataclasses
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core.table_spec import MAX_PARALLEL_DEFAULT, MAX_PARALLEL_LIMIT, TABLE_RUN_KEYS
 
-NOT_IN_TABLES = ("metrics_file",)
-"""Run inputs a table's entry does not take in this version (the plugin's Check says so)."""
 _ENTRY_FIELDS = tuple(
     # No change rule in the schema: one of a field would make the engine replace the whole table
     # (``replaceOnChanges``); which change replaces an entry's run is the table's to say (``core.table_diff``).
     dataclasses.replace(p, change=None)
     for p in (*d.RUN_INPUTS, *d.RUN_CREATE_ONLY)
-    if p.name not in (*TABLE_RUN_KEYS, *NOT_IN_TABLES)
+    if p.name not in TABLE_RUN_KEYS
 )
 RUN_TABLE_ENTRY = d.Prop(
     "run_table_entry",
@@ -33,11 +31,11 @@ WIRE_ENTRY = d.Prop(
     fields=(
         *_ENTRY_FIELDS,
         d.METRICS_FILE_SUMMARY,
-        *(p for p in d.RUN_INPUTS if p.name in (*TABLE_RUN_KEYS, *NOT_IN_TABLES)),
+        *(p for p in d.RUN_INPUTS if p.name in TABLE_RUN_KEYS),
     ),
 )
-"""The entry as it travels: with what Check may add (no program sets it, so not in the schema), the table's own
-inputs and those an entry does not take, so that Check names one given in an entry by its own name."""
+"""The entry as it travels: with what Check adds (a metrics file's summary: no program sets it, so not in the
+schema) and the table's own inputs, so that Check names one given in an entry by its own name."""
 
 
 def _runs(entry: d.Prop) -> d.Prop:

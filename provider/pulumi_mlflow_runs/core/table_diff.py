@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pulumi_mlflow_runs.core import metrics_file
 from pulumi_mlflow_runs.core.definitions import RUN_INPUTS
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_props, diff_run
 from pulumi_mlflow_runs.core.run_spec import is_unknown
-from pulumi_mlflow_runs.core.table_spec import TABLE_RUN_KEYS, run_inputs
+from pulumi_mlflow_runs.core.table_spec import TABLE_RUN_KEYS, entry_path, run_inputs
 
 Action = Literal["create", "update", "replace", "delete"]
 EntryDiff = Callable[[str, Mapping[str, Any], dict[str, Any]], RunDiff]
@@ -90,3 +91,11 @@ def diff_table(state: Mapping[str, Any], news: Mapping[str, Any], rule: EntryDif
             entries[key] = change
     entries.update({key: EntryChange("delete") for key in olds if key not in runs})
     return TableDiff(entries=entries, retired=retired)
+
+
+def file_replace_reason(key: str, state: Mapping[str, Any], news: Mapping[str, Any]) -> str:
+    """Why entry ``key``'s metrics file replaces its run, as a lone run's preview says it
+    (``metrics_file.replace_reason``): ``state`` the table's (core form), ``news`` its checked inputs."""
+    entry = (news.get("runs") or {}).get(key) or {}
+    logged = state["runs"][key].get(metrics_file.LOGGED)
+    return f"{entry_path(key)}: {metrics_file.replace_reason(logged, entry.get(metrics_file.SUMMARY))}"

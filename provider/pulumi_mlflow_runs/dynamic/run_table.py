@@ -27,8 +27,8 @@ _ECHOING = ("run_states", "latest_metrics")
 
 class RunTable(dyn.Resource, module="mlflow", name="RunTable"):
     """A table of MLflow runs in one experiment, as one resource: ``runs`` maps a key you choose to what an
-    ``ExperimentRun`` takes besides the experiment and the connection (snake_case, ``adopt_run_id`` included;
-    not ``metrics_file`` in this version). The run's name is its key unless the entry gives ``run_name``.
+    ``ExperimentRun`` takes besides the experiment and the connection (snake_case, ``adopt_run_id`` and
+    ``metrics_file`` included). The run's name is its key unless the entry gives ``run_name``.
 
     ``runs_file`` names a file of entries the provider reads instead (or beside: each key in one of them).
     An added entry creates its run, a removed one deletes it, a changed one updates or replaces that run alone,

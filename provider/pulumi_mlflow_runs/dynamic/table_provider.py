@@ -27,11 +27,10 @@ from pulumi_mlflow_runs.core.run_lifecycle import now_ms
 from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_spec import is_unknown, known_text
 from pulumi_mlflow_runs.core.run_table import apply_table, delete_table, held_runs, refresh_table
-from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES
-from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table, file_replace_reason
 from pulumi_mlflow_runs.core.table_file import with_file_entries
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
-from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
+from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel, summaries_to_reuse
 from pulumi_mlflow_runs.dynamic.elided_assets import as_checked, remember_checked, tolerate_elided_assets
 from pulumi_mlflow_runs.dynamic.experiment_run import _request_props, _request_urn
 from pulumi_mlflow_runs.dynamic.provider_base import BaseProvider, user_facing
@@ -84,16 +83,6 @@ def _checked(props: Mapping[str, Any]) -> dict[str, Any]:
     return inputs
 
 
-def _not_in_tables(news: Mapping[str, Any]) -> list[tuple[str, str]]:
-    failures = []
-    for key, entry in sorted(_entries(news).items()):
-        for name in NOT_IN_TABLES if isinstance(entry, Mapping) else ():
-            if entry.get(name) is not None:
-                reason = "is not taken by a RunTable in this version; declare this run as an ExperimentRun"
-                failures.append((entry_path(str(key), name), reason))
-    return failures
-
-
 class RunTableProvider(BaseProvider):
     """The dynamic provider behind ``RunTable``. Constructible with no arguments."""
 
@@ -102,8 +91,12 @@ class RunTableProvider(BaseProvider):
         table_key = known_text(news.get("table_key"))
         state_seen.checked(table_key, in_state=bool(olds))
         news, file_keys, failures = with_file_entries(news)
-        inputs, found = check_table(news, _NOT_REFUSED, file_keys=file_keys or ())
-        failures += found + _not_in_tables(news)
+        # Not handed the engine's hash: an entry's metrics file still holding its old summary is hashed, not parsed.
+        reuse = summaries_to_reuse(olds, news)
+        inputs, found = check_table(
+            news, _NOT_REFUSED, read_files=True, reuse_summaries=reuse, file_keys=file_keys or ()
+        )
+        failures += found
         urn = _request_urn()
         for key, entry in _entries(news).items():
             if isinstance(entry, Mapping) and entry.get("artifacts") is not None:
@@ -136,7 +129,7 @@ class RunTableProvider(BaseProvider):
             return dyn.DiffResult(changes=True, replaces=list(plan.replaces), delete_before_replace=False)
         if not plan.changes:
             return dyn.DiffResult(changes=False, replaces=[], delete_before_replace=False)
-        _say_replaced(plan.entries, state)
+        _say_replaced(plan.entries, state, use)
         # "Unknown" hands the display to the engine's own diff of the inputs, which names each changed entry
         # and property under ``runs`` (a replaced run shows as its changed property: the table is updated).
         # Only where that diff shows every entry that changes; otherwise a plain "some".
@@ -197,7 +190,7 @@ def _progress() -> TenthsProgress:
     return TenthsProgress(lambda line: print(line, file=sys.stderr, flush=True))
 
 
-def _say_replaced(entries: Mapping[str, EntryChange], state: Mapping[str, Any]) -> None:
+def _say_replaced(entries: Mapping[str, EntryChange], state: Mapping[str, Any], news: Mapping[str, Any]) -> None:
     """A line per replaced run on this host's stderr, which the engine shows: the inputs' diff shows only the
     changed property, not that it takes a new run (a replace kind would replace the whole table)."""
     for key, change in sorted(entries.items()):
@@ -210,6 +203,8 @@ def _say_replaced(entries: Mapping[str, EntryChange], state: Mapping[str, Any]) 
                 file=sys.stderr,
                 flush=True,
             )
+            if "metrics_file" in change.verdict.replaces:
+                print(f"RunTable: {file_replace_reason(key, state, news)}", file=sys.stderr, flush=True)
 
 
 def _engine_sees(news: Mapping[str, Any], entries: Mapping[str, EntryChange], unknown: set[str]) -> bool:

@@ -258,7 +258,8 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         # The inputs as sent: the engine keeps them (assets whole, secrets marked); the core normalizes again.
         inputs = struct_pb2.Struct()
         inputs.CopyFrom(request.news)
-        inputs.MergeFrom(_camel(added, handler.props, set(added) & handler.secret_outputs(secret)))
+        added_struct = _camel(added, handler.props, set(added) & handler.secret_outputs(secret))
+        wire.merge(inputs, added_struct, whole={d.camel(k) for k in CHECKED_KEYS})  # a table's inside its entries
         return provider_pb2.CheckResponse(
             inputs=inputs,
             failures=[provider_pb2.CheckFailure(property=camel_path(p, handler.props), reason=r) for p, r in failures],

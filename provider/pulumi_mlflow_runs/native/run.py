@@ -25,6 +25,7 @@ from pulumi_mlflow_runs.native.state import (
     run_state,
     unread_form,
 )
+from pulumi_mlflow_runs.native.wire import same_engine_hash
 
 _OUTPUT_NAMES = tuple(p.name for p in STATE_OUTPUTS)
 _ECHOED = {**run_spec.ECHOED_IN, "logged_points": ("metrics",), METRICS_FILE_SUMMARY.name: ("metrics_file",)}
@@ -39,8 +40,7 @@ class RunHandler:
     def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
         state_seen.checked(input_of_urn(urn), in_state=bool(olds))
         # A metrics file whose hash the engine says is unchanged is not read again: its summary stands.
-        new_hash, old_hash = (getattr(x.get("metrics_file"), "engine_hash", None) for x in (news, olds))
-        unchanged = new_hash is not None and new_hash == old_hash
+        unchanged = same_engine_hash(olds.get("metrics_file"), news.get("metrics_file"))
         reuse = run_spec.summary_to_reuse(olds, news, engine_unchanged=unchanged) if unchanged else None
         inputs, failures = run_spec.check_inputs(news, _OUTPUT_NAMES, read_files=True, reuse_summary=reuse)
         added = {k: inputs[k] for k in run_spec.CHECKED_KEYS if k in inputs}

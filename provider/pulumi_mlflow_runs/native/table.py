@@ -16,25 +16,26 @@ from typing import Any
 
 from pulumi_mlflow_runs.core import state_seen
 from pulumi_mlflow_runs.core.artifacts.files import drifted
-from pulumi_mlflow_runs.core.definitions import camel
+from pulumi_mlflow_runs.core.definitions import METRICS_FILE_SUMMARY, camel
 from pulumi_mlflow_runs.core.errors import InputError
 from pulumi_mlflow_runs.core.resource_key import of_urn
 from pulumi_mlflow_runs.core.run_diff import RunDiff, diff_run
 from pulumi_mlflow_runs.core.run_lifecycle import now_ms
 from pulumi_mlflow_runs.core.run_origin import RunOrigin
 from pulumi_mlflow_runs.core.run_table import TableFailed, apply_table, delete_table, held_runs, refresh_table
-from pulumi_mlflow_runs.core.table_definitions import NOT_IN_TABLES, TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
-from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table
+from pulumi_mlflow_runs.core.table_definitions import TABLE_OUTPUTS, TABLE_WIRE_INPUTS, WIRE_ENTRY
+from pulumi_mlflow_runs.core.table_diff import EntryChange, diff_table, file_replace_reason
 from pulumi_mlflow_runs.core.table_file import with_file_entries
 from pulumi_mlflow_runs.core.table_import import import_table
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
-from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel
+from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel, summaries_to_reuse
 from pulumi_mlflow_runs.native import diff as detail
 from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.names import camel_path
 from pulumi_mlflow_runs.native.schema import TABLE_TOKEN
 from pulumi_mlflow_runs.native.state import as_uploaded
 from pulumi_mlflow_runs.native.table_state import core_table_state, plugin_table_state
+from pulumi_mlflow_runs.native.wire import same_engine_hash
 
 _OUTPUT_NAMES = tuple(p.name for p in TABLE_OUTPUTS)
 _ECHOING = {"run_states", "latest_metrics"}
@@ -71,6 +72,23 @@ def _entry(table: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(entry) if isinstance(entry, Mapping) else {}
 
 
+def _with_summaries(added: Props, checked: Mapping[str, Any]) -> Props:
+    """``added`` with what Check read of each entry's metrics file (``runs["<key>"].metricsFileSummary``), which
+    the engine then hands every later step beside the entry as sent."""
+    runs = checked.get("runs")
+    summaries = {
+        key: entry[METRICS_FILE_SUMMARY.name]
+        for key, entry in (runs.items() if isinstance(runs, Mapping) else ())
+        if isinstance(entry, Mapping) and entry.get(METRICS_FILE_SUMMARY.name) is not None
+    }
+    if not summaries:
+        return added
+    entries = dict(added.get("runs") or {})
+    for key, summary in summaries.items():
+        entries[key] = {**(entries.get(key) or {}), METRICS_FILE_SUMMARY.name: summary}
+    return {**added, "runs": entries}
+
+
 class TableHandler:
     token = TABLE_TOKEN
     props = (*TABLE_WIRE_INPUTS, *TABLE_OUTPUTS)
@@ -79,16 +97,15 @@ class TableHandler:
     def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
         state_seen.checked(of_urn(urn), in_state=bool(olds))
         news, file_keys, failures = with_file_entries(news)
-        failures += check_table(news, _OUTPUT_NAMES, name=_entry_name, file_keys=file_keys or ())[1]
+        # An entry's metrics file whose hash the engine says is unchanged is not read again: its summary stands.
+        reuse = summaries_to_reuse(olds, news, same_engine_hash)
+        checked, found = check_table(
+            news, _OUTPUT_NAMES, read_files=True, reuse_summaries=reuse, name=_entry_name, file_keys=file_keys or ()
+        )
+        failures += found
         # A runs file's entries go to the engine as the table's `runs`: what every later step reads.
         added = {"runs": news["runs"]} if file_keys is not None else {}
-        runs = news.get("runs")
-        for key, entry in sorted(runs.items()) if isinstance(runs, Mapping) else ():
-            for name in NOT_IN_TABLES if isinstance(entry, Mapping) else ():
-                if entry.get(name) is not None:
-                    reason = "is not taken by a RunTable in this version; declare this run as an ExperimentRun"
-                    failures.append((entry_path(str(key), camel(name)), reason))
-        return added, failures
+        return _with_summaries(added, checked), failures
 
     def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change:
         table_key = str(olds.get("table_key") or of_urn(urn))
@@ -125,6 +142,8 @@ class TableHandler:
                     f"{entry_path(key)} is replaced: a new run, and its old run {state['runs'][key]['run_id']} is "
                     f"deleted ({why} changed, which MLflow cannot change in place)"
                 )
+                if "metrics_file" in change.verdict.replaces:
+                    notes.append(file_replace_reason(key, state, use))
         unread = any(change.unread for change in plan.entries.values())
         return Change(
             diffs=("runs",) if paths else (),

@@ -9,7 +9,7 @@ too. Numbers arrive as floats, as in the dynamic door; ``run_spec`` turns whole 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -51,6 +51,12 @@ class HashedFileAsset(FileAsset):
     file is unchanged without reading it)."""
 
     engine_hash: str | None = None
+
+
+def same_engine_hash(old: Any, new: Any) -> bool:
+    """The engine's word that a file is unchanged (it need not be read again): the same hash of both assets."""
+    new_hash = getattr(new, "engine_hash", None)
+    return new_hash is not None and new_hash == getattr(old, "engine_hash", None)
 
 
 def _asset(fields: Mapping[str, Any]) -> Any:
@@ -122,3 +128,44 @@ def encode(props: Mapping[str, Any], secret: Iterable[str] = ()) -> struct_pb2.S
         plain = _value(value)
         out[key] = {SIG: SECRET_SIG, "value": plain} if key in marked else plain
     return out
+
+
+def merge(into: struct_pb2.Struct, added: struct_pb2.Struct, whole: Collection[str] = ()) -> None:
+    """``added`` written into ``into``, objects merged key by key at any depth but under the keys of ``whole``
+    (replaced as they are): Check adds a value inside a table's entry (its metrics file's summary) beside what
+    the program sent, which is kept as sent (assets cannot be encoded again). What ``added`` marks secret is
+    written as a secret, unless it lands inside a value ``into`` already holds as one."""
+    _merge(into, added, whole, secret=False)
+
+
+def _secret_inner(value: struct_pb2.Value) -> struct_pb2.Value | None:
+    if value.HasField("struct_value"):
+        fields = value.struct_value.fields
+        if SIG in fields and fields[SIG].string_value == SECRET_SIG:
+            return fields["value"]
+    return None
+
+
+def _is_object(value: struct_pb2.Value) -> bool:
+    return value.HasField("struct_value") and SIG not in value.struct_value.fields
+
+
+def _merge(into: struct_pb2.Struct, added: struct_pb2.Struct, whole: Collection[str], *, secret: bool) -> None:
+    for key, value in added.fields.items():
+        inner = _secret_inner(value)
+        marked = secret or inner is not None
+        plain = inner if inner is not None else value
+        place = into.fields.get(key)
+        held = _secret_inner(place) if place is not None else None
+        if held is not None:  # already a secret where it lands: what goes inside is secret with it
+            place, marked = held, False
+        if place is not None and key not in whole and _is_object(place) and _is_object(plain):
+            _merge(place.struct_value, plain.struct_value, whole, secret=marked)
+            continue
+        target = place if place is not None else into.fields[key]
+        if marked:
+            target.struct_value.Clear()
+            target.struct_value.fields[SIG].string_value = SECRET_SIG
+            target.struct_value.fields["value"].CopyFrom(plain)
+        else:
+            target.CopyFrom(plain)

@@ -680,6 +680,8 @@ type RunTableEntry struct {
 	EndTime *int `pulumi:"endTime"`
 	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 	Metrics []MetricPoint `pulumi:"metrics"`
+	// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+	MetricsFile pulumi.AssetOrArchive `pulumi:"metricsFile"`
 	// Logged models the run used (MLflow 3); appending is an update.
 	ModelInputs []ModelInput `pulumi:"modelInputs"`
 	// Logged models the run produced (MLflow 3); appending is an update.
@@ -721,6 +723,8 @@ type RunTableEntryArgs struct {
 	EndTime pulumi.IntPtrInput `pulumi:"endTime"`
 	// Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 	Metrics MetricPointArrayInput `pulumi:"metrics"`
+	// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+	MetricsFile pulumi.AssetOrArchiveInput `pulumi:"metricsFile"`
 	// Logged models the run used (MLflow 3); appending is an update.
 	ModelInputs ModelInputArrayInput `pulumi:"modelInputs"`
 	// Logged models the run produced (MLflow 3); appending is an update.
@@ -817,6 +821,11 @@ func (o RunTableEntryOutput) EndTime() pulumi.IntPtrOutput {
 // Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
 func (o RunTableEntryOutput) Metrics() MetricPointArrayOutput {
 	return o.ApplyT(func(v RunTableEntry) []MetricPoint { return v.Metrics }).(MetricPointArrayOutput)
+}
+
+// Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+func (o RunTableEntryOutput) MetricsFile() pulumi.AssetOrArchiveOutput {
+	return o.ApplyT(func(v RunTableEntry) pulumi.AssetOrArchive { return v.MetricsFile }).(pulumi.AssetOrArchiveOutput)
 }
 
 // Logged models the run used (MLflow 3); appending is an update.

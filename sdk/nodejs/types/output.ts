@@ -166,6 +166,10 @@ export interface RunTableEntry {
      */
     metrics?: outputs.MetricPoint[];
     /**
+     * Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+     */
+    metricsFile?: pulumi.asset.Asset | pulumi.asset.Archive;
+    /**
      * Logged models the run used (MLflow 3); appending is an update.
      */
     modelInputs?: outputs.ModelInput[];

@@ -477,6 +477,10 @@ class RunTableEntryArgsDict(TypedDict):
     """
     Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
     """
+    metrics_file: NotRequired[pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]]]
+    """
+    Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+    """
     model_inputs: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['ModelInputArgsDict']]]]]
     """
     Logged models the run used (MLflow 3); appending is an update.
@@ -515,6 +519,7 @@ class RunTableEntryArgs:
                  description: pulumi.Input[Optional[_builtins.str]] = None,
                  end_time: pulumi.Input[Optional[_builtins.int]] = None,
                  metrics: pulumi.Input[Optional[Sequence[pulumi.Input['MetricPointArgs']]]] = None,
+                 metrics_file: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]] = None,
                  model_inputs: pulumi.Input[Optional[Sequence[pulumi.Input['ModelInputArgs']]]] = None,
                  model_outputs: pulumi.Input[Optional[Sequence[pulumi.Input['ModelOutputArgs']]]] = None,
                  params: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
@@ -531,6 +536,7 @@ class RunTableEntryArgs:
         :param pulumi.Input[_builtins.str] description: The run's description (the `mlflow.note.content` tag the MLflow UI shows).
         :param pulumi.Input[_builtins.int] end_time: Milliseconds since the epoch; 'now' when the run ends without one.
         :param pulumi.Input[Sequence[pulumi.Input['MetricPointArgs']]] metrics: Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+        :param pulumi.Input[Union[pulumi.Asset, pulumi.Archive]] metrics_file: Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
         :param pulumi.Input[Sequence[pulumi.Input['ModelInputArgs']]] model_inputs: Logged models the run used (MLflow 3); appending is an update.
         :param pulumi.Input[Sequence[pulumi.Input['ModelOutputArgs']]] model_outputs: Logged models the run produced (MLflow 3); appending is an update.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] params: Write-once strings: a new key is an update, a changed or removed one a replace.
@@ -551,6 +557,8 @@ class RunTableEntryArgs:
             pulumi.set(__self__, "end_time", end_time)
         if metrics is not None:
             pulumi.set(__self__, "metrics", metrics)
+        if metrics_file is not None:
+            pulumi.set(__self__, "metrics_file", metrics_file)
         if model_inputs is not None:
             pulumi.set(__self__, "model_inputs", model_inputs)
         if model_outputs is not None:
@@ -637,6 +645,18 @@ class RunTableEntryArgs:
     @metrics.setter
     def metrics(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['MetricPointArgs']]]]):
         pulumi.set(self, "metrics", value)
+
+    @_builtins.property
+    @pulumi.getter(name="metricsFile")
+    def metrics_file(self) -> pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]]:
+        """
+        Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+        """
+        return pulumi.get(self, "metrics_file")
+
+    @metrics_file.setter
+    def metrics_file(self, value: pulumi.Input[Optional[Union[pulumi.Asset, pulumi.Archive]]]):
+        pulumi.set(self, "metrics_file", value)
 
     @_builtins.property
     @pulumi.getter(name="modelInputs")

@@ -455,6 +455,8 @@ class RunTableEntry(dict):
             suggest = "dataset_inputs"
         elif key == "endTime":
             suggest = "end_time"
+        elif key == "metricsFile":
+            suggest = "metrics_file"
         elif key == "modelInputs":
             suggest = "model_inputs"
         elif key == "modelOutputs":
@@ -482,6 +484,7 @@ class RunTableEntry(dict):
                  description: Optional[_builtins.str] = None,
                  end_time: Optional[_builtins.int] = None,
                  metrics: Optional[Sequence['outputs.MetricPoint']] = None,
+                 metrics_file: Optional[Union[pulumi.Asset, pulumi.Archive]] = None,
                  model_inputs: Optional[Sequence['outputs.ModelInput']] = None,
                  model_outputs: Optional[Sequence['outputs.ModelOutput']] = None,
                  params: Optional[Mapping[str, _builtins.str]] = None,
@@ -498,6 +501,7 @@ class RunTableEntry(dict):
         :param _builtins.str description: The run's description (the `mlflow.note.content` tag the MLflow UI shows).
         :param _builtins.int end_time: Milliseconds since the epoch; 'now' when the run ends without one.
         :param Sequence['MetricPoint'] metrics: Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
+        :param Union[pulumi.Asset, pulumi.Archive] metrics_file: Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
         :param Sequence['ModelInput'] model_inputs: Logged models the run used (MLflow 3); appending is an update.
         :param Sequence['ModelOutput'] model_outputs: Logged models the run produced (MLflow 3); appending is an update.
         :param Mapping[str, _builtins.str] params: Write-once strings: a new key is an update, a changed or removed one a replace.
@@ -518,6 +522,8 @@ class RunTableEntry(dict):
             pulumi.set(__self__, "end_time", end_time)
         if metrics is not None:
             pulumi.set(__self__, "metrics", metrics)
+        if metrics_file is not None:
+            pulumi.set(__self__, "metrics_file", metrics_file)
         if model_inputs is not None:
             pulumi.set(__self__, "model_inputs", model_inputs)
         if model_outputs is not None:
@@ -580,6 +586,14 @@ class RunTableEntry(dict):
         Metric points. Appending points is an update that logs only the new ones; removing or altering one replaces the run.
         """
         return pulumi.get(self, "metrics")
+
+    @_builtins.property
+    @pulumi.getter(name="metricsFile")
+    def metrics_file(self) -> Optional[Union[pulumi.Asset, pulumi.Archive]]:
+        """
+        Metric points from a file a training job wrote (a FileAsset, its path relative to the program's folder): CSV with a header naming the fields of a metric point (`key`, `value`, and any of `step`, `timestamp`, `dataset_name`, `dataset_digest`, `model_id`), or JSON Lines (`.jsonl`) with those fields. Rows added at its end are an update that logs only them; a change to rows already logged replaces the run. A last line without its newline waits for the next update. The state keeps no point of it.
+        """
+        return pulumi.get(self, "metrics_file")
 
     @_builtins.property
     @pulumi.getter(name="modelInputs")

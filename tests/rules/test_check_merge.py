@@ -1,0 +1,74 @@
+"""What the plugin's Check adds is merged into the inputs as sent (``wire.merge``): a table's metrics file summary
+lands inside its entry beside the entry's assets, which stay as the engine sent them; a summary replaces any
+there; a secret stays a secret, and what is added under a secret is secret too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from pulumi_mlflow_runs.native import wire
+
+WHOLE = {"metricsFileSummary"}
+ASSET = {wire.SIG: wire.ASSET_SIG, "path": "./metrics/bert.csv", "hash": "ab12"}
+
+
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def _secret(value: Any) -> dict[str, Any]:
+    return {wire.SIG: wire.SECRET_SIG, "value": value}
+
+
+def test_a_summary_lands_in_its_entry_and_the_assets_stay_as_sent() -> None:
+    sent = _struct({"experimentId": "1", "runs": {"bert": {"metricsFile": ASSET, "tags": {"a": "b"}}, "t5": {}}})
+    added = _struct({"runs": {"bert": {"metricsFileSummary": {"rows": 3, "points": {"loss": 3}}}}})
+
+    wire.merge(sent, added, WHOLE)
+
+    assert sent.fields["runs"].struct_value.fields["bert"].struct_value.fields["metricsFile"].struct_value == (
+        _struct(ASSET)
+    ), "the asset is the engine's, untouched"
+    values, secret = wire.decode(sent)
+    bert = values["runs"]["bert"]
+    assert bert["metricsFileSummary"] == {"rows": 3.0, "points": {"loss": 3.0}}
+    assert bert["tags"] == {"a": "b"} and values["runs"]["t5"] == {} and values["experimentId"] == "1"
+    assert secret == set()
+
+
+def test_a_summary_replaces_the_one_there_whole() -> None:
+    sent = _struct(
+        {"metricsFileSummary": {"rows": 3, "waiting": True}, "runs": {"k": {"metricsFileSummary": {"x": 1}}}}
+    )
+    added = _struct({"metricsFileSummary": {"rows": 4}, "runs": {"k": {"metricsFileSummary": {"rows": 5}}}})
+
+    wire.merge(sent, added, WHOLE)
+
+    values, _ = wire.decode(sent)
+    assert values == {"metricsFileSummary": {"rows": 4.0}, "runs": {"k": {"metricsFileSummary": {"rows": 5.0}}}}
+
+
+def test_secrets_stay_secret_and_what_is_added_under_one_is_secret() -> None:
+    # runs secret as a whole: the summary goes inside the secret
+    whole = _struct({"runs": _secret({"bert": {"metricsFile": ASSET}})})
+    wire.merge(whole, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), WHOLE)
+    runs = whole.fields["runs"].struct_value.fields
+    assert runs[wire.SIG].string_value == wire.SECRET_SIG
+    bert = runs["value"].struct_value.fields["bert"].struct_value.fields
+    assert (
+        set(bert) == {"metricsFile", "metricsFileSummary"}
+        and wire.SIG not in bert["metricsFileSummary"].struct_value.fields
+    )
+
+    # a secret deeper in one entry: it stays, and the summary Check marks secret is written as one
+    deep = _struct({"runs": {"bert": {"tags": {"token": _secret("s3cr3t")}, "metricsFile": ASSET}}})
+    wire.merge(deep, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), WHOLE)
+    bert = deep.fields["runs"].struct_value.fields["bert"].struct_value.fields
+    assert bert["tags"].struct_value.fields["token"].struct_value == _struct(_secret("s3cr3t"))
+    assert bert["metricsFileSummary"].struct_value == _struct(_secret({"rows": 3}))
+    values, secret = wire.decode(deep)
+    assert values["runs"]["bert"]["metricsFileSummary"] == {"rows": 3.0} and secret == {"runs"}
