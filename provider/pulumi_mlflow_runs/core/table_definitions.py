@@ -71,7 +71,8 @@ _MAX_PARALLEL = d.Prop(
     "suits a one-worker server); raise it for a server with more workers.",
 )
 TABLE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(RUN_TABLE_ENTRY), _RUNS_FILE, _MAX_PARALLEL)
-"""The schema's inputs: the experiment and the connection (a change replaces the table), the runs, the bound."""
+"""The schema's inputs: the experiment and the connection (a change replaces the table), the runs (in the program,
+in a file, or both), the bound."""
 TABLE_WIRE_INPUTS: tuple[d.Prop, ...] = (*_SERVER, _runs(WIRE_ENTRY), _RUNS_FILE, _MAX_PARALLEL)
 
 TABLE_OUTPUTS: tuple[d.Prop, ...] = (
