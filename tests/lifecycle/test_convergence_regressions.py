@@ -81,6 +81,22 @@ def test_a_table_whose_ups_are_killed_converges(cli_machine: Callable[[], Any]) 
     assert state.seen["fired: SIGKILL provider"] == 1 and state.seen["fired: SIGINT cli"] == 1, state.seen
 
 
+@TABLES
+def test_a_table_entry_whose_file_writes_are_killed_converges(cli_machine: Callable[[], Any]) -> None:
+    """An entry's metrics file through the CLI, with kills: the provider killed as the append of the file's new
+    rows (without timestamps) reaches its log-batch, then a new entry with a file of its own and the CLI killed
+    as its create logs the rows; each next ``up`` converges, every row logged once, with one timestamp per append."""
+    state = cli_machine()
+    state.first_run(name="alpha", lr=0.5, file="csv")
+    state.append_rows(which=0, count=2, stamped=False, value=0.25, written=0)
+    state.up_interrupted(how="SIGKILL provider", endpoint="runs/log-batch", nth=1)
+    state.add_run(which=0, seed=1)
+    state.declare_metrics_file(which=1, fmt="jsonl", key="val", count=3, stamped=True, value=0.75)
+    state.up_interrupted(how="SIGKILL cli", endpoint="runs/log-batch", nth=1)
+    state.teardown()
+    assert state.seen["fired: SIGKILL provider"] == state.seen["fired: SIGKILL cli"] == 1, state.seen
+
+
 @DOORS
 def test_an_up_killed_after_its_log_batch_does_not_log_the_points_twice(cli_machine: Callable[[], Any]) -> None:
     """Found by the model: three points appended without timestamps; the CLI is killed once their log-batch

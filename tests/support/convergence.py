@@ -188,7 +188,7 @@ class Convergence(RuleBasedStateMachine):
     def first_run(self, name: str, lr: float, file: str | None = None, stamped: bool = False) -> None:
         """The first run, with a metrics file of two rows unless ``file`` is None."""
         self.spec["runs"][name] = {"params": {"lr": str(lr)}, "metrics": [{"key": "loss", "value": lr, "step": 0}]}
-        if file and not self.as_table:
+        if file:
             self._new_file(name, file, key="loss", count=2, stamped=stamped, value=lr)
         self.up()
 
@@ -259,7 +259,7 @@ class Convergence(RuleBasedStateMachine):
             file["rows"].append(self._next_row(file, FILE_KEYS[(FILE_KEYS.index(key) + i) % 2], stamped, value))
         self.spec["runs"][name]["metrics_file"] = file
 
-    @precondition(lambda self: self.spec["runs"] and not self.as_table)
+    @precondition(lambda self: self.spec["runs"])
     @rule(
         which=WHICH, fmt=st.sampled_from([*FORMATS, None]), key=st.sampled_from(FILE_KEYS), count=st.integers(0, 3),
         stamped=st.booleans(), value=VALUES,

@@ -40,7 +40,7 @@ for name, declared in sorted(spec["runs"].items()):
         run_ids[name] = ExperimentRun(name, experiment_id=experiment.experiment_id, run_name=name, **args).run_id
 
 pulumi.export("experimentId", experiment.experiment_id)
-if spec.get("as_table"):  # every run in one RunTable (its entries take no metrics file in this version)
+if spec.get("as_table"):  # every run in one RunTable, the entries' metrics files too
     table = RunTable("runs", experiment_id=experiment.experiment_id, runs=entries, max_parallel=2)
     pulumi.export("runIds", table.run_ids)
 else:
