@@ -1,7 +1,8 @@
 """``metricsFile`` in a RunTable's entries through the real CLI from project folders, on both doors: a YAML program
 on the plugin, a Python program on the dynamic door. Each entry's training curve is read from the CSV its job
-wrote; the state keeps no point; a grown file is an update that sends that run its new rows alone, and the
-preview names the entry's file and how many points each key gains; the next preview shows no change.
+wrote; the state keeps no point (and a secret tag of another entry stays ciphertext); a grown file is an update
+that sends that run its new rows alone, and the preview names the entry's file and how many points each key
+gains; the next preview shows no change.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.mlflow2
 FILES = {"bert": "metrics/bert.csv", "roberta": "metrics/roberta.csv"}
 """The entries with a training curve, and their files in the project folder; the entry ``plain`` has none."""
+SECRET = "s3cr3t-value"
+"""A tag of the entry ``plain``, secret: it stays ciphertext, and the other entries' files still preview plainly."""
 
 
 def _runs() -> dict[str, Any]:
@@ -45,6 +48,7 @@ def _yaml_program() -> dict[str, Any]:
     runs = _runs()
     for key, path in FILES.items():
         runs[key]["metricsFile"] = {"fn::fileAsset": f"./{path}"}
+    runs["plain"]["tags"]["token"] = {"fn::secret": SECRET}
     return {
         "name": "run-table-curves",
         "runtime": "yaml",
@@ -72,6 +76,7 @@ spec = json.loads(pathlib.Path("runs.json").read_text())
 runs = spec["runs"]
 for key, path in spec["files"].items():
     runs[key]["metrics_file"] = pulumi.FileAsset(path)
+runs["plain"]["tags"]["token"] = pulumi.Output.secret(spec["secret"])
 experiment = Experiment("evaluations", name=pulumi.Config().require("experimentName"))
 table = RunTable("table", experiment_id=experiment.experiment_id, runs=runs)
 pulumi.export("run_ids", table.run_ids)
@@ -86,7 +91,7 @@ def _project(tmp_path: Path, pulumi_bin: Path, proxy: RecordingProxy, *, door: s
     else:
         (folder / "Pulumi.yaml").write_text("name: dynamic-run-table-curves\nruntime: python\n")
         (folder / "__main__.py").write_text(PYTHON_PROGRAM)
-        (folder / "runs.json").write_text(json.dumps({"runs": _runs(), "files": FILES}))
+        (folder / "runs.json").write_text(json.dumps({"runs": _runs(), "files": FILES, "secret": SECRET}))
     for key in FILES:
         _write_curve(folder, key, 50)
     env = {"MLFLOW_TRACKING_URI": proxy.url}
@@ -114,6 +119,7 @@ def _curves_in_a_table(
     (table,) = [r for r in project.exported()["deployment"]["resources"] if r["urn"].endswith("::table")]
     stored = json.dumps(table)
     assert "0.333333" not in stored and len(stored) < 16_000, f"the state holds no point ({len(stored)} bytes)"
+    assert SECRET not in stored and client.get_run(ids["plain"]).data.tags["token"] == SECRET
     project.pulumi("preview", "--diff", "--expect-no-changes")
 
     _write_curve(project.folder, "roberta", 75)

@@ -1,6 +1,7 @@
 """What the plugin's Check adds is merged into the inputs as sent (``wire.merge``): a table's metrics file summary
 lands inside its entry beside the entry's assets, which stay as the engine sent them; a summary replaces any
-there; a secret stays a secret, and what is added under a secret is secret too."""
+there; a secret stays a secret, what is added under a secret is secret too, and a summary is a secret where its
+file is one (not because another entry holds a secret)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from google.protobuf import struct_pb2
 
 from pulumi_mlflow_runs.native import wire
 
-WHOLE = {"metricsFileSummary"}
+CHECKED = {"metricsFileSummary": "metricsFile"}
 ASSET = {wire.SIG: wire.ASSET_SIG, "path": "./metrics/bert.csv", "hash": "ab12"}
 
 
@@ -28,7 +29,7 @@ def test_a_summary_lands_in_its_entry_and_the_assets_stay_as_sent() -> None:
     sent = _struct({"experimentId": "1", "runs": {"bert": {"metricsFile": ASSET, "tags": {"a": "b"}}, "t5": {}}})
     added = _struct({"runs": {"bert": {"metricsFileSummary": {"rows": 3, "points": {"loss": 3}}}}})
 
-    wire.merge(sent, added, WHOLE)
+    wire.merge(sent, added, CHECKED)
 
     assert sent.fields["runs"].struct_value.fields["bert"].struct_value.fields["metricsFile"].struct_value == (
         _struct(ASSET)
@@ -46,29 +47,35 @@ def test_a_summary_replaces_the_one_there_whole() -> None:
     )
     added = _struct({"metricsFileSummary": {"rows": 4}, "runs": {"k": {"metricsFileSummary": {"rows": 5}}}})
 
-    wire.merge(sent, added, WHOLE)
+    wire.merge(sent, added, CHECKED)
 
     values, _ = wire.decode(sent)
     assert values == {"metricsFileSummary": {"rows": 4.0}, "runs": {"k": {"metricsFileSummary": {"rows": 5.0}}}}
 
 
-def test_secrets_stay_secret_and_what_is_added_under_one_is_secret() -> None:
+def test_secrets_stay_secret_and_a_summary_is_as_secret_as_its_file() -> None:
     # runs secret as a whole: the summary goes inside the secret
     whole = _struct({"runs": _secret({"bert": {"metricsFile": ASSET}})})
-    wire.merge(whole, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), WHOLE)
+    wire.merge(whole, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), CHECKED)
     runs = whole.fields["runs"].struct_value.fields
     assert runs[wire.SIG].string_value == wire.SECRET_SIG
     bert = runs["value"].struct_value.fields["bert"].struct_value.fields
-    assert (
-        set(bert) == {"metricsFile", "metricsFileSummary"}
-        and wire.SIG not in bert["metricsFileSummary"].struct_value.fields
-    )
+    assert set(bert) == {"metricsFile", "metricsFileSummary"}
+    assert bert["metricsFileSummary"].struct_value == _struct({"rows": 3}), "inside the secret: no second wrapper"
 
-    # a secret deeper in one entry: it stays, and the summary Check marks secret is written as one
+    # a secret tag in one entry: it stays, and the summary beside a plain file is plain, though the door marked
+    # what it added secret (it knows only that `runs` holds a secret)
     deep = _struct({"runs": {"bert": {"tags": {"token": _secret("s3cr3t")}, "metricsFile": ASSET}}})
-    wire.merge(deep, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), WHOLE)
+    wire.merge(deep, _struct({"runs": _secret({"bert": {"metricsFileSummary": {"rows": 3}}})}), CHECKED)
     bert = deep.fields["runs"].struct_value.fields["bert"].struct_value.fields
     assert bert["tags"].struct_value.fields["token"].struct_value == _struct(_secret("s3cr3t"))
+    assert bert["metricsFileSummary"].struct_value == _struct({"rows": 3})
+
+    # a secret file: its summary is a secret, in an entry or in a lone run
+    entry = _struct({"runs": {"bert": {"metricsFile": _secret(ASSET)}}})
+    wire.merge(entry, _struct({"runs": {"bert": {"metricsFileSummary": {"rows": 3}}}}), CHECKED)
+    bert = entry.fields["runs"].struct_value.fields["bert"].struct_value.fields
     assert bert["metricsFileSummary"].struct_value == _struct(_secret({"rows": 3}))
-    values, secret = wire.decode(deep)
-    assert values["runs"]["bert"]["metricsFileSummary"] == {"rows": 3.0} and secret == {"runs"}
+    run = _struct({"metricsFile": _secret(ASSET)})
+    wire.merge(run, _struct({"metricsFileSummary": {"rows": 3}}), CHECKED)
+    assert run.fields["metricsFileSummary"].struct_value == _struct(_secret({"rows": 3}))

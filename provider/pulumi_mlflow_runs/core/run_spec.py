@@ -72,6 +72,8 @@ NOT_ECHOED_KEYS = ("artifacts", "metrics_file")
 CHECKED_KEYS = (METRICS_FILE_SUMMARY.name,)
 """Inputs Check adds (``metrics_file_summary``: what it read of the file): never given by a program, kept
 as they are when the engine hands the checked inputs back."""
+CHECKED_FROM = {METRICS_FILE_SUMMARY.name: "metrics_file"}
+"""The input each of ``CHECKED_KEYS`` is read from: it is a secret where that input is one."""
 
 _METRIC_KEYS = field_names(METRIC_POINT)
 _DATASET_KEYS = field_names(DATASET)

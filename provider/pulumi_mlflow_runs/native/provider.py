@@ -33,7 +33,7 @@ from pulumi_mlflow_runs.core.change_rules import canonical
 from pulumi_mlflow_runs.core.errors import ConfigurationError, InputError, MlflowRunsError
 from pulumi_mlflow_runs.core.messages import describe, resource_of
 from pulumi_mlflow_runs.core.retries import RetryPolicy
-from pulumi_mlflow_runs.core.run_spec import CHECKED_KEYS, NOT_ECHOED_KEYS
+from pulumi_mlflow_runs.core.run_spec import CHECKED_FROM, CHECKED_KEYS, NOT_ECHOED_KEYS
 from pulumi_mlflow_runs.core.runtime import Runtime
 from pulumi_mlflow_runs.core.settings import StackConfig
 from pulumi_mlflow_runs.native import schema, wire
@@ -263,7 +263,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         inputs = struct_pb2.Struct()
         inputs.CopyFrom(request.news)
         added_struct = _camel(added, handler.props, set(added) & handler.secret_outputs(secret))
-        wire.merge(inputs, added_struct, whole={d.camel(k) for k in CHECKED_KEYS})  # a table's inside its entries
+        wire.merge(inputs, added_struct, {d.camel(k): d.camel(v) for k, v in CHECKED_FROM.items()})
         return provider_pb2.CheckResponse(
             inputs=inputs,
             failures=[provider_pb2.CheckFailure(property=camel_path(p, handler.props), reason=r) for p, r in failures],

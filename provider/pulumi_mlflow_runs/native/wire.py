@@ -9,7 +9,7 @@ too. Numbers arrive as floats, as in the dynamic door; ``run_spec`` turns whole 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -130,12 +130,13 @@ def encode(props: Mapping[str, Any], secret: Iterable[str] = ()) -> struct_pb2.S
     return out
 
 
-def merge(into: struct_pb2.Struct, added: struct_pb2.Struct, whole: Collection[str] = ()) -> None:
-    """``added`` written into ``into``, objects merged key by key at any depth but under the keys of ``whole``
-    (replaced as they are): Check adds a value inside a table's entry (its metrics file's summary) beside what
-    the program sent, which is kept as sent (assets cannot be encoded again). What ``added`` marks secret is
-    written as a secret, unless it lands inside a value ``into`` already holds as one."""
-    _merge(into, added, whole, secret=False)
+def merge(into: struct_pb2.Struct, added: struct_pb2.Struct, checked: Mapping[str, str]) -> None:
+    """``added`` written into ``into``, objects merged key by key at any depth: Check adds a value inside a table's
+    entry (its metrics file's summary) beside what the program sent, which is kept as sent (assets cannot be
+    encoded again). A key of ``checked`` (a value Check read from the input it names) replaces what is there
+    whole, and is a secret where that input beside it is one; another value is a secret where ``added`` marks it
+    one. Whatever lands inside a secret of ``into`` is secret with it."""
+    _merge(into, added, checked, secret=False)
 
 
 def _secret_inner(value: struct_pb2.Value) -> struct_pb2.Value | None:
@@ -150,17 +151,20 @@ def _is_object(value: struct_pb2.Value) -> bool:
     return value.HasField("struct_value") and SIG not in value.struct_value.fields
 
 
-def _merge(into: struct_pb2.Struct, added: struct_pb2.Struct, whole: Collection[str], *, secret: bool) -> None:
+def _merge(into: struct_pb2.Struct, added: struct_pb2.Struct, checked: Mapping[str, str], *, secret: bool) -> None:
     for key, value in added.fields.items():
         inner = _secret_inner(value)
         marked = secret or inner is not None
         plain = inner if inner is not None else value
+        if key in checked:  # as secret as the input it was read from (a table marks every entry's value alike)
+            source = into.fields.get(checked[key])
+            marked = source is not None and _secret_inner(source) is not None
         place = into.fields.get(key)
         held = _secret_inner(place) if place is not None else None
         if held is not None:  # already a secret where it lands: what goes inside is secret with it
             place, marked = held, False
-        if place is not None and key not in whole and _is_object(place) and _is_object(plain):
-            _merge(place.struct_value, plain.struct_value, whole, secret=marked)
+        if place is not None and key not in checked and _is_object(place) and _is_object(plain):
+            _merge(place.struct_value, plain.struct_value, checked, secret=marked)
             continue
         target = place if place is not None else into.fields[key]
         if marked:
