@@ -23,7 +23,7 @@ from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.client import MlflowApi
 from pulumi_mlflow_runs.core.retries import RetryPolicy
 from pulumi_mlflow_runs.core.run_spec import check_inputs
-from pulumi_mlflow_runs.core.run_table import Applied, TableFailed, apply_table, run_ids
+from pulumi_mlflow_runs.core.run_table import Applied, TableFailed, apply_table, refresh_table, run_ids
 from pulumi_mlflow_runs.core.table_diff import diff_table, file_replace_reason
 from pulumi_mlflow_runs.core.table_spec import check_table, summaries_to_reuse
 
@@ -189,13 +189,14 @@ def test_a_create_sends_the_file_as_an_experiment_run_does(
     assert _steps(mlflow_client, run_id) == _steps(mlflow_client, lone_id) == list(range(600))
 
 
-@pytest.mark.parametrize("fault", ["500-after", "drop-after"])
+@pytest.mark.parametrize(("fault", "refresh"), [("500-after", False), ("drop-after", True)])
 def test_every_row_is_logged_once_under_faults(
     api_of: ApiOf, fault_proxy: FaultProxy, mlflow_client: MlflowClient, experiment_id: str, tmp_path: Path,
-    fault: str,
+    fault: str, refresh: bool,
 ) -> None:  # fmt: skip
     """A create's file batch whose answer is lost, then an append whose second batch fails for good: the table
-    records what each run holds, and the next apply sends only what is missing."""
+    records what each run holds, and the next apply (after a refresh, as ``up --refresh`` does, which takes in
+    how far the file is logged) sends only what is missing."""
     api = api_of(fault_proxy.url)
     key = unique("table").replace("-", "")
     paths = {k: tmp_path / f"{k}.csv" for k in ("a", "b")}
@@ -217,6 +218,9 @@ def test_every_row_is_logged_once_under_faults(
     assert list(failed.value.failures) == ['runs["b"]']
     partial = failed.value.state
     fault_proxy.clear()
+    if refresh:
+        partial = refresh_table(api, partial, grown).state
+        assert partial["runs"]["b"][mf.LOGGED]["rows"] == 1_200 + mf.BATCH_ROWS, "the first batch of the append"
 
     done = _up(api, grown, partial, key)
 
