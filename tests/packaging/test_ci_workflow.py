@@ -80,11 +80,13 @@ def _pytest_selections(script: str) -> list[str]:
     return selections
 
 
-def test_ci_runs_the_whole_suite_on_two_workers_then_the_mlflow2_tests_on_mlflow2_and_postgres() -> None:
+def test_ci_runs_the_whole_suite_on_workers_then_the_mlflow2_tests_on_mlflow2_and_postgres() -> None:
     script = CI_RUN.read_text()
     assert _pytest_selections(script) == ["not cli", "mlflow2 and not cli", "cli", "mlflow2 and cli", "postgres"]
     assert "by_file=(-n 2 --dist loadfile " in script and "by_test=(-n 2 --dist loadgroup " in script
-    assert script.count('"${by_file[@]}"') == 2 and script.count('"${by_test[@]}"') == 3, "every run on two workers"
+    assert "by_cli=(-n 3 --dist loadgroup " in script, "the CLI tests (waiting on processes) three at a time"
+    assert script.count('"${by_file[@]}"') == 2 and script.count('"${by_test[@]}"') == 1, "two workers but the CLI's"
+    assert script.count('"${by_cli[@]}"') == 2, "every run on workers"
     assert 'MLFLOW_SERVER_PYTHON="$mlflow2_python"' in script
     assert "on_postgres() { MLFLOW_SERVER_PROFILE=postgres " in script
     # The one file the first run leaves out (before the MLflow 2.x venv is ready) runs with the mlflow2 tests.

@@ -57,8 +57,13 @@ def summaries_to_reuse(
     ``run_spec.summary_to_reuse`` says for a run: ``same_file(old asset, new asset)`` is the door's word that the
     file is unchanged (the plugin's engine hash; an entry it says no for is read again); without it, the file's
     bytes are hashed against the summary."""
-    old_runs, new_runs = olds.get("runs"), news.get("runs")
-    if not isinstance(old_runs, Mapping) or not isinstance(new_runs, Mapping):
+    new_runs = news.get("runs")
+    if not isinstance(new_runs, Mapping) or not any(
+        isinstance(entry, Mapping) and entry.get("metrics_file") is not None for entry in new_runs.values()
+    ):
+        return {}  # no file to reuse a summary of: the old entries are not read
+    old_runs = olds.get("runs")
+    if not isinstance(old_runs, Mapping):
         return {}
     found: dict[str, Any] = {}
     for key, new in new_runs.items():

@@ -3,6 +3,9 @@ dynamic door's ``Experiment`` uses them; the state is the core's outputs as they
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pulumi_mlflow_runs.core import definitions as d
 from pulumi_mlflow_runs.core import experiment as exp
 from pulumi_mlflow_runs.native import diff as detail
@@ -15,7 +18,7 @@ class ExperimentHandler:
     props = (*d.EXPERIMENT_INPUTS, *d.EXPERIMENT_OUTPUTS)
     computed = d.EXPERIMENT_OUTPUTS
 
-    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Mapping[str, Any]) -> tuple[Props, list[tuple[str, str]]]:
         inputs, failures = exp.check_experiment(news)
         if not failures:  # as the dynamic door: the normalized inputs against the old inputs
             relocation = exp.relocation_failure(olds, inputs)

@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from pulumi_mlflow_runs.core.definitions import Prop
 
 Props = dict[str, Any]
+
+
+class Kept:
+    """What Check adds as ``KEPT``: the input as the old inputs hold it, copied on the wire without being read
+    (a table's thousand entries, read from a file the engine says is unchanged)."""
+
+
+KEPT = Kept()
 ApiFor = Callable[[Mapping[str, Any]], "MlflowApi"]
 """The client for a resource's properties (its ``host`` or ``deployment_name``, else the provider's)."""
 
@@ -66,9 +74,10 @@ class Handler(Protocol):
     computed: tuple[Prop, ...]
     """The outputs only the server knows: unknown in a preview."""
 
-    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Mapping[str, Any]) -> tuple[Props, list[tuple[str, str]]]:
         """``(inputs to add, failures)``: the engine keeps the inputs as sent (assets whole, secrets marked), with
-        what Check adds (a metrics file's summary); the core normalizes them again where it reads them."""
+        what Check adds (a metrics file's summary); the core normalizes them again where it reads them. An input
+        added as ``KEPT`` goes back as the old inputs hold it. ``olds`` decodes a property when it is read."""
         ...
 
     def diff(self, urn: str, id_: str, olds: Props, old_inputs: Props, news: Props) -> Change: ...

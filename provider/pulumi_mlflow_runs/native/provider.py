@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -41,7 +41,7 @@ from pulumi_mlflow_runs.native.config import PLUGIN_KEYS, read_config
 from pulumi_mlflow_runs.native.engine_log import EngineLog
 from pulumi_mlflow_runs.native.experiment import ExperimentHandler
 from pulumi_mlflow_runs.native.functions import FUNCTIONS
-from pulumi_mlflow_runs.native.handler import Handler, Session
+from pulumi_mlflow_runs.native.handler import KEPT, Handler, Session
 from pulumi_mlflow_runs.native.names import camel_path, convert
 from pulumi_mlflow_runs.native.run import RunHandler
 from pulumi_mlflow_runs.native.state import MOVED_FROM_DYNAMIC
@@ -76,6 +76,42 @@ def _snake(struct: struct_pb2.Struct | None, props: tuple[d.Prop, ...]) -> tuple
     renamed = convert(values, props, to_snake=True)
     names = {p.camel: p.name for p in props}
     return renamed, {names.get(k, k) for k in secret}
+
+
+class _OldInputs(Mapping[str, Any]):
+    """Check's old inputs, a top-level property decoded when it is read: a table's Check mostly needs none of its
+    thousand entries."""
+
+    def __init__(self, struct: struct_pb2.Struct, props: tuple[d.Prop, ...]) -> None:
+        self._struct, self._props = struct, props
+        self._names = {d.camel(p.name): p.name for p in props}
+        self._read: dict[str, Any] = {}
+
+    def _wire(self, name: str) -> str | None:
+        wire_name = d.camel(name)
+        fields = self._struct.fields
+        if wire_name == MOVED_FROM_DYNAMIC or wire_name not in fields or fields[wire_name].HasField("null_value"):
+            return None
+        return wire_name
+
+    def __getitem__(self, name: str) -> Any:
+        wire_name = self._wire(name)
+        if wire_name is None:
+            raise KeyError(name)
+        if name not in self._read:
+            one = struct_pb2.Struct()
+            one.fields[wire_name].CopyFrom(self._struct.fields[wire_name])
+            self._read[name] = _snake(one, self._props)[0][name]
+        return self._read[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._wire(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._names.get(k, k) for k in self._struct.fields if self._wire(self._names.get(k, k)) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _wire_bytes(struct: struct_pb2.Struct) -> bytes:
@@ -257,11 +293,13 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
         handler = _handler(request, context)
         news, secret = _snake(request.news, handler.props)
-        olds, _ = _snake(request.olds, handler.props)
-        added, failures = handler.check(request.urn, news, olds)
+        added, failures = handler.check(request.urn, news, _OldInputs(request.olds, handler.props))
         # The inputs as sent: the engine keeps them (assets whole, secrets marked); the core normalizes again.
         inputs = struct_pb2.Struct()
         inputs.CopyFrom(request.news)
+        for name in [k for k, v in added.items() if v is KEPT]:
+            inputs.fields[d.camel(name)].CopyFrom(request.olds.fields[d.camel(name)])
+            del added[name]
         added_struct = _camel(added, handler.props, set(added) & handler.secret_outputs(secret))
         wire.merge(inputs, added_struct, {d.camel(k): d.camel(v) for k, v in CHECKED_FROM.items()})
         return provider_pb2.CheckResponse(

@@ -7,6 +7,9 @@ point again) and its detailed diff (``native.diff``: the path of each change, fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pulumi_mlflow_runs.core import metrics_file, run_spec, state_seen
 from pulumi_mlflow_runs.core import run_lifecycle as lifecycle
 from pulumi_mlflow_runs.core.artifacts.files import drifted
@@ -37,7 +40,7 @@ class RunHandler:
     props = RUN_PROPS
     computed = STATE_OUTPUTS
 
-    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Mapping[str, Any]) -> tuple[Props, list[tuple[str, str]]]:
         state_seen.checked(input_of_urn(urn), in_state=bool(olds))
         # A metrics file whose hash the engine says is unchanged is not read again: its summary stands.
         unchanged = same_engine_hash(olds.get("metrics_file"), news.get("metrics_file"))

@@ -30,7 +30,7 @@ from pulumi_mlflow_runs.core.table_import import import_table
 from pulumi_mlflow_runs.core.table_progress import TenthsProgress
 from pulumi_mlflow_runs.core.table_spec import check_table, entry_path, max_parallel, summaries_to_reuse
 from pulumi_mlflow_runs.native import diff as detail
-from pulumi_mlflow_runs.native.handler import ApiFor, Change, Found, Props, Session
+from pulumi_mlflow_runs.native.handler import KEPT, ApiFor, Change, Found, Props, Session
 from pulumi_mlflow_runs.native.names import camel_path
 from pulumi_mlflow_runs.native.schema import TABLE_TOKEN
 from pulumi_mlflow_runs.native.state import as_uploaded
@@ -52,6 +52,11 @@ def _without_files(table: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(runs, Mapping):
         return dict(table)
     return {**table, "runs": {k: {**e, "artifacts": None} if isinstance(e, Mapping) else e for k, e in runs.items()}}
+
+
+def _same_runs_file(news: Mapping[str, Any], olds: Mapping[str, Any]) -> bool:
+    unchanged = same_engine_hash(olds.get("runs_file"), news.get("runs_file"))
+    return unchanged and news.get("runs") is None and "runs" in olds
 
 
 def _but_file(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,8 +103,13 @@ class TableHandler:
     props = (*TABLE_WIRE_INPUTS, *TABLE_OUTPUTS)
     computed = TABLE_OUTPUTS
 
-    def check(self, urn: str, news: Props, olds: Props) -> tuple[Props, list[tuple[str, str]]]:
+    def check(self, urn: str, news: Props, olds: Mapping[str, Any]) -> tuple[Props, list[tuple[str, str]]]:
         state_seen.checked(of_urn(urn), in_state=bool(olds))
+        if _same_runs_file(news, olds):
+            # Every entry is the runs file's, and the engine's hash says the file is the one the state's entries
+            # were read from: they stand as checked then, and only the table's own inputs are checked again.
+            failures = check_table({**news, "runs": {}}, _OUTPUT_NAMES, name=_entry_name)[1]
+            return {"runs": KEPT}, failures
         news, file_keys, failures = with_file_entries(news)
         # An entry's metrics file whose hash the engine says is unchanged is not read again: its summary stands.
         reuse = summaries_to_reuse(olds, news, same_engine_hash)
