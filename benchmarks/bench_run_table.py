@@ -505,43 +505,22 @@ def rows_for(workers: int, n: int, res: Results, state: str = "file") -> list[bc
             bc.verdict(ratio <= limit),
         )
 
-    rows.append(
-        paired(
-            "preview: table / one resource", "preview: the unchanged table / a program with one Experiment",
-            "preview: table", "preview: one", cpu_of="of the table's", limit=2,
-        )
+    # (ratio, label, the contender, the one it is paired with, whose CPU the row shows, goal)
+    pairs = (
+        ("preview: table / one resource", "preview: the unchanged table / a program with one Experiment",
+         "preview: table", "preview: one", "of the table's", 2),
+        ("preview: file table / one resource", "preview: the unchanged table from a runsFile / one Experiment",
+         "preview: file table", "preview: one", "of the table's", 2),
+        ("preview: dynamic table / one resource", "preview: the dynamic door's table / a Python program "
+         "with one Experiment", "preview: dynamic table", "preview: one python", "of the table's", 2),
+        ("refresh: dynamic table / serial runs/get", f"refresh: the dynamic door's table of {n:,} / serial runs/get",
+         "refresh: refresh dynamic", "refresh: gets", "of the refresh:", 0.5),
+        ("refresh: file table / serial runs/get", f"refresh: the runsFile table's {n:,} runs / serial runs/get",
+         "refresh: refresh file", "refresh: gets", "of the refresh:", 0.5),
+        ("refresh: table / serial runs/get", f"refresh: the table's {n:,} runs / {n:,} serial runs/get",
+         "refresh: refresh", "refresh: gets", "of the refresh:", 0.5),
     )  # fmt: skip
-    rows.append(
-        paired(
-            "preview: file table / one resource", "preview: the unchanged table from a runsFile / one Experiment",
-            "preview: file table", "preview: one", cpu_of="of the table's", limit=2,
-        )
-    )  # fmt: skip
-    rows.append(
-        paired(
-            "preview: dynamic table / one resource",
-            "preview: the dynamic door's table / a Python program with one Experiment",
-            "preview: dynamic table", "preview: one python", cpu_of="of the table's", limit=2,
-        )
-    )  # fmt: skip
-    rows.append(
-        paired(
-            "refresh: dynamic table / serial runs/get", f"refresh: the dynamic door's table of {n:,} / serial runs/get",
-            "refresh: refresh dynamic", "refresh: gets", cpu_of="of the refresh:", limit=0.5,
-        )
-    )  # fmt: skip
-    rows.append(
-        paired(
-            "refresh: file table / serial runs/get", f"refresh: the runsFile table's {n:,} runs / serial runs/get",
-            "refresh: refresh file", "refresh: gets", cpu_of="of the refresh:", limit=0.5,
-        )
-    )  # fmt: skip
-    rows.append(
-        paired(
-            "refresh: table / serial runs/get", f"refresh: the table's {n:,} runs / {n:,} serial runs/get",
-            "refresh: refresh", "refresh: gets", cpu_of="of the refresh:", limit=0.5,
-        )
-    )  # fmt: skip
+    rows += [paired(key, label, a, b, cpu_of=cpu_of, limit=limit) for key, label, a, b, cpu_of, limit in pairs]
     rows.append(
         bc.Row(
             f"destroy ({w}): the table of {n:,} runs (info)",
